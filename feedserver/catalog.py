@@ -1,0 +1,146 @@
+"""An immutable snapshot of what is served: published articles, newest first, indexed by topic
+and provider. A new snapshot replaces the old one by a single reference assignment."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .models import Article
+from .seeds import ParsedSeed
+
+# What an empty feed reports as its update time: fixed, so it never moves on its own.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+ALL = "all"
+TOPIC = "topic"
+PROVIDER = "provider"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with one seed file; `fatal` means the file is not served."""
+
+    file: str
+    reason: str
+    fatal: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """The articles of one feed (everything, a topic or a provider), newest first."""
+
+    kind: str
+    key: str
+    name: str
+    articles: tuple[Article, ...]
+
+    @property
+    def updated(self) -> datetime:
+        """The newest article's date: what the feed reports as its last update."""
+        return self.articles[0].published_at if self.articles else EPOCH
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Everything served at one moment; never changed after it is built."""
+
+    everything: Collection
+    topics: dict[str, Collection]
+    providers: dict[str, Collection]
+    problems: tuple[Problem, ...]
+    files: int
+    built_at: datetime
+    next_release: datetime | None  # when a scheduled article next becomes visible
+
+    def collection(self, kind: str, key: str = "") -> Collection | None:
+        """The collection of a feed, or None when no such topic or provider is served."""
+        if kind == ALL:
+            return self.everything
+        if kind == TOPIC:
+            return self.topics.get(key)
+        if kind == PROVIDER:
+            return self.providers.get(key)
+        return None
+
+
+def _newest_first(article: Article) -> tuple[float, str]:
+    return (-article.published_at.timestamp(), article.url)
+
+
+def _choose_name(names: Counter[str]) -> str:
+    """The most used spelling of a name, ties broken alphabetically, so the choice is stable."""
+    return min(names.items(), key=lambda item: (-item[1], item[0]))[0]
+
+
+def _index(articles: Iterable[Article], kind: str) -> dict[str, Collection]:
+    members: dict[str, list[Article]] = defaultdict(list)
+    names: dict[str, Counter[str]] = defaultdict(Counter)
+    for article in articles:
+        if kind == TOPIC:
+            for topic in article.topics:
+                members[topic.key].append(article)
+                names[topic.key][topic.name] += 1
+        elif article.provider is not None:
+            members[article.provider.key].append(article)
+            names[article.provider.key][article.provider.name] += 1
+    return {
+        key: Collection(kind, key, _choose_name(names[key]), tuple(members[key]))
+        for key in sorted(members)
+    }
+
+
+def _deduplicate(seeds: Iterable[ParsedSeed]) -> tuple[list[Article], list[Problem]]:
+    """One article per webUrl: the most recently modified file wins, the others are reported."""
+    winners: dict[str, ParsedSeed] = {}
+    problems: list[Problem] = []
+    ordered = sorted(
+        (seed for seed in seeds if seed.article is not None),
+        key=lambda seed: (-seed.file.mtime_ns, seed.file.path),
+    )
+    for seed in ordered:
+        assert seed.article is not None
+        winner = winners.setdefault(seed.article.url, seed)
+        if winner is not seed:
+            problems.append(
+                Problem(
+                    seed.file.path,
+                    f"duplicate webUrl {seed.article.url}; {winner.file.path} is served instead",
+                    False,
+                )
+            )
+    return [seed.article for seed in winners.values() if seed.article is not None], problems
+
+
+def build_catalog(
+    seeds: Iterable[ParsedSeed],
+    now: datetime,
+    site_title: str,
+    extra_problems: Iterable[Problem] = (),
+) -> Catalog:
+    """Build the snapshot served at `now` from every parsed seed file."""
+    seeds = list(seeds)
+    problems = list(extra_problems)
+    problems += [
+        Problem(seed.file.path, seed.error, True) for seed in seeds if seed.error is not None
+    ]
+    problems += [
+        Problem(seed.file.path, warning, False) for seed in seeds for warning in seed.warnings
+    ]
+    articles, duplicates = _deduplicate(seeds)
+    problems += duplicates
+    published = [article for article in articles if article.published]
+    visible = sorted((a for a in published if a.published_at <= now), key=_newest_first)
+    scheduled = [a.published_at for a in published if a.published_at > now]
+    problems.sort(key=lambda problem: (problem.file, not problem.fatal, problem.reason))
+    return Catalog(
+        everything=Collection(ALL, "", site_title, tuple(visible)),
+        topics=_index(visible, TOPIC),
+        providers=_index(visible, PROVIDER),
+        problems=tuple(problems),
+        files=len(seeds),
+        built_at=now,
+        next_release=min(scheduled) if scheduled else None,
+    )

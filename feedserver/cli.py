@@ -1,0 +1,107 @@
+"""The `feedserver` command: `serve` runs the app under gunicorn, `check` reports every
+problem in a seeds directory."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .catalog import build_catalog
+from .config import ConfigError, load_config
+from .seeds import parse_seed_file, scan_seed_files
+
+
+def _apply_common(args: argparse.Namespace) -> None:
+    """Command-line choices win over the environment and the config file."""
+    if getattr(args, "config", None):
+        os.environ["FEEDSERVER_CONFIG"] = args.config
+    if getattr(args, "seeds", None):
+        os.environ["FEEDSERVER_SEEDS_DIR"] = args.seeds
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the app under gunicorn with the given address and workers."""
+    from gunicorn.app.base import BaseApplication
+
+    from . import create_app
+
+    _apply_common(args)
+    load_config()  # fail with one clear line before gunicorn starts
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("preload_app", args.preload)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Any:
+            return create_app(reload_in_background=True)
+
+    Server().run()
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """Read every seed file, print one line per problem and a summary; 1 if any is unusable."""
+    _apply_common(args)
+    settings = load_config({"seeds_dir": args.directory} if args.directory else None)
+    root = Path(settings["seeds_dir"])
+    if not root.is_dir():
+        print(f"{root}: not a directory", file=sys.stderr)
+        return 1
+    seeds = [
+        parse_seed_file(root, seed, settings["max_file_bytes"]) for seed in scan_seed_files(root)
+    ]
+    catalog = build_catalog(seeds, datetime.now(UTC), settings["site_title"])
+    for problem in catalog.problems:
+        print(f"{problem.file}: {problem.reason}")
+    articles = [seed.article for seed in seeds if seed.article is not None]
+    unusable = sum(1 for problem in catalog.problems if problem.fatal)
+    print(
+        f"{len(seeds)} files, {len(articles)} articles, "
+        f"{sum(1 for a in articles if a.published)} published "
+        f"({len(catalog.everything.articles)} visible now), "
+        f"{len(catalog.problems)} problems ({unusable} files unusable)"
+    )
+    return 1 if unusable else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="feedserver", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("serve", help="serve the feeds under gunicorn")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--preload", action="store_true", help="load the seeds once, then fork")
+    run.add_argument("--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)")
+    run.add_argument("--config", metavar="FILE", help="config file (default config/feedserver.yaml)")
+    run.set_defaults(handler=serve)
+
+    inspect = commands.add_parser("check", help="report every problem in a seeds directory")
+    inspect.add_argument("directory", nargs="?", help="seeds directory (default: seeds_dir)")
+    inspect.add_argument("--config", metavar="FILE", help="config file")
+    inspect.set_defaults(handler=check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `feedserver` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as error:
+        print(f"feedserver: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The settings table: every setting's name, default, type and help, loaded and validated once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+ENV_PREFIX = "FEEDSERVER_"
+CONFIG_ENV = "FEEDSERVER_CONFIG"
+DEFAULT_CONFIG_FILE = Path("config") / "feedserver.yaml"
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the message is one line naming the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One configurable value: its default, how to read it, and what it means."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("must be an integer")
+        try:
+            number = int(str(value).strip()) if isinstance(value, str) else int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be an integer, got {value!r}") from None
+        if isinstance(value, float) and value != number:
+            raise ValueError(f"must be an integer, got {value!r}")
+        if number < minimum or (maximum is not None and number > maximum):
+            upper = f" and {maximum}" if maximum is not None else ""
+            bound = f"between {minimum}{upper}" if maximum is not None else f">= {minimum}"
+            raise ValueError(f"must be {bound}, got {number}")
+        return number
+
+    return parse
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(f"must be text, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def _nonempty_text(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _base_url(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an absolute http(s) URL such as https://feeds.example.com, got {text!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or fragment")
+    return text.rstrip("/")
+
+
+def _path(value: Any) -> str:
+    return _nonempty_text(value)
+
+
+def _language(value: Any) -> str:
+    text = _nonempty_text(value)
+    if not all(part.isalnum() and len(part) <= 8 for part in text.split("-")):
+        raise ValueError(f"must be a language tag such as en or en-US, got {text!r}")
+    return text
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("seeds_dir", "seeds", _path, "Directory of seed documents, read recursively."),
+    Setting(
+        "reload_interval", 60, _integer(1, 86400), "Seconds between reloads of the seeds directory."
+    ),
+    Setting(
+        "base_url",
+        "",
+        _base_url,
+        "Absolute URL the site is served at; empty means use the request's host.",
+    ),
+    Setting("site_title", "feedserver", _nonempty_text, "Title of the site and its feeds."),
+    Setting(
+        "site_description",
+        "News feeds by topic and provider",
+        _nonempty_text,
+        "Description of the site, used by the all-articles feed.",
+    ),
+    Setting("language", "en", _language, "Language tag of the feeds' content."),
+    Setting("feed_limit", 50, _integer(1, 10000), "Entries in a feed when no limit is asked for."),
+    Setting(
+        "max_feed_limit", 500, _integer(1, 10000), "Largest `limit` query value a client may ask."
+    ),
+    Setting(
+        "max_file_bytes",
+        1024 * 1024,
+        _integer(1024),
+        "Seed files larger than this many bytes are refused unread.",
+    ),
+)
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as error:
+        raise ConfigError(f"config file {path}: cannot be read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: must be a mapping of setting: value")
+    unknown = sorted(str(key) for key in data if key not in SETTINGS_BY_NAME)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting {unknown[0]!r}")
+    return data
+
+
+def _config_file(environ: Mapping[str, str]) -> Path | None:
+    named = environ.get(CONFIG_ENV, "").strip()
+    if named:
+        return Path(named)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge defaults, the config file, FEEDSERVER_* variables and overrides; validate each."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, tuple[Any, str]] = {s.name: (s.default, "default") for s in SETTINGS}
+    path = _config_file(environ)
+    if path is not None:
+        for key, value in _read_config_file(path).items():
+            raw[key] = (value, f"config file {path}")
+    for setting in SETTINGS:
+        variable = ENV_PREFIX + setting.name.upper()
+        if variable in environ:
+            raw[setting.name] = (environ[variable], variable)
+    for key, value in (overrides or {}).items():
+        if key not in SETTINGS_BY_NAME:
+            raise ConfigError(f"config: unknown setting {key!r}")
+        raw[key] = (value, "overrides")
+    config: dict[str, Any] = {}
+    for name, (value, origin) in raw.items():
+        try:
+            config[name] = SETTINGS_BY_NAME[name].parse(value)
+        except ValueError as error:
+            raise ConfigError(f"config: {name} ({origin}) {error}") from None
+    if config["feed_limit"] > config["max_feed_limit"]:
+        raise ConfigError(
+            f"config: feed_limit ({config['feed_limit']}) must not exceed "
+            f"max_feed_limit ({config['max_feed_limit']})"
+        )
+    return config

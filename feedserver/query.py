@@ -1,0 +1,128 @@
+"""A feed's query parameters: reading them strictly, and selecting the page of articles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .models import Article
+
+SORTS = ("date", "heat", "quality")
+MAX_PAGE = 1_000_000
+MAX_QUERY_CHARS = 200
+
+
+class BadParameter(ValueError):
+    """A query parameter has a bad value; the message names it."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"bad value for query parameter '{name}': {reason}")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class FeedQuery:
+    """What a client asked of a feed: which page of which matching articles, in what order."""
+
+    limit: int
+    page: int = 1
+    words: tuple[str, ...] = ()
+    min_quality: float | None = None
+    sort: str = "date"
+
+    def matches(self, article: Article) -> bool:
+        """Whether the article passes the `q` and `min_quality` filters."""
+        if self.min_quality is not None and (
+            article.quality is None or article.quality < self.min_quality
+        ):
+            return False
+        if self.words:
+            text = f"{article.title}\n{article.excerpt}".casefold()
+            return all(word in text for word in self.words)
+        return True
+
+    @property
+    def filtered(self) -> bool:
+        """Whether the query narrows or reorders the collection."""
+        return bool(self.words) or self.min_quality is not None or self.sort != "date"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of matching articles, and how many pages there are."""
+
+    articles: Sequence[Article]
+    number: int
+    last: int  # the number of the last page; 1 when nothing matches
+
+
+def _single(args: Mapping[str, list[str]], name: str) -> str | None:
+    values = args.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadParameter(name, "given more than once")
+    return values[0]
+
+
+def _bounded_int(args: Mapping[str, list[str]], name: str, default: int, maximum: int) -> int:
+    text = _single(args, name)
+    if text is None:
+        return default
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise BadParameter(name, f"must be a whole number from 1 to {maximum}")
+    number = int(text)
+    if not 1 <= number <= maximum:
+        raise BadParameter(name, f"must be a whole number from 1 to {maximum}")
+    return number
+
+
+def parse_feed_query(
+    args: Mapping[str, list[str]], feed_limit: int, max_feed_limit: int
+) -> FeedQuery:
+    """Read limit, page, q, min_quality and sort; unknown parameters are ignored."""
+    limit = _bounded_int(args, "limit", feed_limit, max_feed_limit)
+    page = _bounded_int(args, "page", 1, MAX_PAGE)
+    words: tuple[str, ...] = ()
+    q = _single(args, "q")
+    if q is not None:
+        if len(q) > MAX_QUERY_CHARS:
+            raise BadParameter("q", f"must be at most {MAX_QUERY_CHARS} characters")
+        words = tuple(dict.fromkeys(word.casefold() for word in q.split()))
+    min_quality = None
+    text = _single(args, "min_quality")
+    if text is not None:
+        try:
+            min_quality = float(text)
+        except ValueError:
+            raise BadParameter("min_quality", "must be a number") from None
+        if not math.isfinite(min_quality):
+            raise BadParameter("min_quality", "must be a finite number")
+    sort = _single(args, "sort") or "date"
+    if sort not in SORTS:
+        raise BadParameter("sort", f"must be one of {', '.join(SORTS)}")
+    return FeedQuery(limit, page, words, min_quality, sort)
+
+
+def _sort_key(sort: str) -> Callable[[Article], tuple[float, float, str]]:
+    def key(article: Article) -> tuple[float, float, str]:
+        value = getattr(article, sort)
+        primary = -value if value is not None else math.inf
+        return (primary, -article.published_at.timestamp(), article.url)
+
+    return key
+
+
+def select_page(articles: Sequence[Article], query: FeedQuery) -> Page:
+    """The page of articles the query asks for, in a stable order."""
+    if query.filtered:
+        chosen: Sequence[Article] = [a for a in articles if query.matches(a)]
+        if query.sort != "date":
+            chosen = sorted(chosen, key=_sort_key(query.sort))
+    else:
+        chosen = articles  # already newest first, ties by URL
+    last = max(1, math.ceil(len(chosen) / query.limit))
+    start = (query.page - 1) * query.limit
+    return Page(chosen[start : start + query.limit], query.page, last)

@@ -1,0 +1,213 @@
+"""Feed documents to bytes: RSS 2.0 and Atom 1.0 (with feedgen) and JSON Feed 1.1.
+
+The only module that imports feedgen. Deterministic: the same document renders to the same
+bytes in every process, so every date feedgen would default to now() is set explicitly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from feedgen.ext.base import BaseExtension
+from feedgen.feed import FeedGenerator
+from markupsafe import Markup, escape
+
+from .models import Article
+
+GENERATOR = "feedserver"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDocument:
+    """Everything one feed response shows, with every URL already absolute."""
+
+    title: str
+    description: str
+    html_url: str  # the feed's HTML page
+    self_url: str  # the exact URL the feed is served at, query included
+    feed_id: str  # a stable identifier: the feed's URL without a query
+    language: str
+    updated: datetime
+    entries: Sequence[Article]
+    base_url: str
+    ttl_minutes: int
+    # RFC 5005 paging and other feed-level links: rel -> absolute URL.
+    links: dict[str, str] = field(default_factory=dict)
+
+    def provider_feed_url(self, article: Article, extension: str) -> str | None:
+        """The URL of the feed of the article's provider, or None when it has none."""
+        if article.provider is None:
+            return None
+        return f"{self.base_url}/providers/{article.provider.key}.{extension}"
+
+    def topic_url(self, key: str) -> str:
+        """The HTML page of a topic."""
+        return f"{self.base_url}/topics/{key}"
+
+
+def entry_html(article: Article) -> str:
+    """The entry's HTML content: lead image, excerpt and related coverage, all text escaped."""
+    parts: list[str] = []
+    image = article.lead_image
+    if image is not None:
+        size = ""
+        if image.width and image.height:
+            size = Markup(' width="{}" height="{}"').format(image.width, image.height)
+        parts.append(
+            Markup('<p><img src="{}" alt="{}"{}></p>').format(
+                image.url, image.title or article.title, size
+            )
+        )
+    if article.excerpt:
+        parts.append(Markup("<p>{}</p>").format(article.excerpt))
+    if article.related:
+        items = []
+        for related in article.related:
+            source = Markup(" ({})").format(related.provider_name) if related.provider_name else ""
+            items.append(
+                Markup('<li><a href="{}">{}</a>{}</li>').format(related.url, related.title, source)
+            )
+        parts.append(Markup("<p>Related coverage:</p><ul>{}</ul>").format(Markup("").join(items)))
+    return str(Markup("").join(parts))
+
+
+class _FeedLinks(BaseExtension):  # type: ignore[misc]
+    """Adds RFC 5005 paging links (and any other feed links) as atom:link elements in RSS,
+    which feedgen itself only does for rel="self"."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, str] = {}
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"atom": ATOM_NS}
+
+    def extend_rss(self, rss_feed: Any) -> Any:
+        channel = rss_feed[0]
+        position = _after_self_link(channel)
+        for rel, href in self.links.items():
+            element = channel.makeelement(f"{{{ATOM_NS}}}link", {"rel": rel, "href": href})
+            channel.insert(position, element)
+            position += 1
+        return rss_feed
+
+
+def _after_self_link(channel: Any) -> int:
+    for index, child in enumerate(channel):
+        if child.tag == f"{{{ATOM_NS}}}link":
+            return index + 1
+    return len(channel)
+
+
+def _feed_generator(document: FeedDocument, rss: bool) -> FeedGenerator:
+    generator = FeedGenerator()
+    generator.load_extension("media")
+    generator.load_extension("dc")
+    generator.register_extension("feedlinks", _FeedLinks, atom=False, rss=True)
+    generator.id(document.feed_id)
+    generator.title(document.title)
+    generator.description(document.description)  # RSS description and Atom subtitle
+    generator.language(document.language)
+    generator.generator(GENERATOR)
+    generator.link(href=document.self_url, rel="self")
+    if rss:
+        generator.feedlinks.links = dict(document.links)
+    else:
+        for rel, href in document.links.items():
+            generator.link(href=href, rel=rel)
+    # RSS takes the last link added as the channel's <link>: the HTML page goes last.
+    generator.link(href=document.html_url, rel="alternate", type="text/html")
+    generator.updated(document.updated)
+    generator.lastBuildDate(document.updated)
+    generator.ttl(document.ttl_minutes)
+    for article in document.entries:
+        _add_entry(generator, document, article, rss)
+    return generator
+
+
+def _add_entry(
+    generator: FeedGenerator, document: FeedDocument, article: Article, rss: bool
+) -> None:
+    entry = generator.add_entry(order="append")
+    entry.id(article.url)
+    entry.guid(article.url, permalink=True)
+    entry.title(article.title)
+    entry.link(href=article.url, rel="alternate", type="text/html")
+    entry.published(article.published_at)
+    entry.updated(article.published_at)
+    if article.excerpt:
+        entry.description(article.excerpt)  # RSS description and Atom summary
+    entry.content(entry_html(article), type="CDATA" if rss else "html")
+    for topic in article.topics:
+        entry.category(term=topic.key, label=topic.name, scheme=document.topic_url(""))
+    provider = article.provider
+    if provider is not None:
+        uri = f"https://{provider.domain}" if provider.domain else None
+        author = {"name": provider.name}
+        if uri and not rss:
+            author["uri"] = uri
+        if not rss:
+            entry.author(author)
+        entry.dc.dc_creator(provider.name)
+        source_url = document.provider_feed_url(article, "rss" if rss else "atom")
+        if source_url and rss:
+            entry.source(url=source_url, title=provider.name)
+    image = article.lead_image
+    if image is not None:
+        size = {"width": str(image.width), "height": str(image.height)} if image.width else {}
+        entry.media.content({"url": image.url, "medium": "image", **size}, group=None)
+        entry.media.thumbnail({"url": image.url, **size}, group=None)
+
+
+def render_rss(document: FeedDocument) -> bytes:
+    """The document as RSS 2.0 bytes."""
+    return bytes(_feed_generator(document, rss=True).rss_str(pretty=True))
+
+
+def render_atom(document: FeedDocument) -> bytes:
+    """The document as Atom 1.0 bytes."""
+    return bytes(_feed_generator(document, rss=False).atom_str(pretty=True))
+
+
+def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": article.url,
+        "url": article.url,
+        "title": article.title,
+        "content_html": entry_html(article),
+        "date_published": article.published_at.isoformat().replace("+00:00", "Z"),
+    }
+    if article.excerpt:
+        item["summary"] = article.excerpt
+    if article.lead_image is not None:
+        item["image"] = article.lead_image.url
+    if article.topics:
+        item["tags"] = [topic.name for topic in article.topics]
+    if article.provider is not None:
+        author: dict[str, str] = {"name": article.provider.name}
+        if article.provider.domain:
+            author["url"] = f"https://{article.provider.domain}"
+        item["authors"] = [author]
+    return item
+
+
+def render_json(document: FeedDocument) -> bytes:
+    """The document as JSON Feed 1.1 bytes."""
+    feed: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": document.title,
+        "home_page_url": document.html_url,
+        "feed_url": document.self_url,
+        "description": document.description,
+        "language": document.language,
+    }
+    if "next" in document.links:
+        feed["next_url"] = document.links["next"]
+    feed["items"] = [_json_item(document, article) for article in document.entries]
+    return json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+
+
+RENDERERS = {"rss": render_rss, "atom": render_atom, "json": render_json}

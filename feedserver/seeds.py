@@ -1,0 +1,445 @@
+"""Finding seed files and reading one file into an Article, or into the reason it cannot be one.
+
+Rules, applied the same way to every field:
+- a required field (`title`, `webUrl`, `publishedDateTime`) that is missing or unusable
+  rejects the whole file;
+- an optional field of the wrong type is dropped and reported, the article is still served;
+- a list item of the wrong shape (a topic, image or related entry) is dropped and reported;
+- `published` must be the boolean `true` to be served; anything else is reported and withheld.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from slugify import slugify
+
+from .models import Article, Image, Provider, Related, Topic
+
+logger = logging.getLogger(__name__)
+
+SEED_SUFFIXES = frozenset({".txt", ".md", ".yaml", ".yml"})
+
+# libyaml's loader is about nine times faster; both are safe_load-level (no Python tags).
+YamlLoader: type[yaml.SafeLoader]
+try:
+    YamlLoader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    YamlLoader = yaml.SafeLoader
+
+# Characters XML 1.0 cannot carry (and U+FFFE/U+FFFF), removed from every served string.
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_CLOSING_FENCE = re.compile(r"^---[ \t\r]*$", re.MULTILINE)
+_MAX_NESTING_MARKS = 2000
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+class SeedError(Exception):
+    """A seed file cannot become an article; the message says why in plain words."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFile:
+    """A file found under the seeds directory, with what `stat` said of it."""
+
+    path: str  # relative to the seeds directory, with forward slashes
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @property
+    def signature(self) -> tuple[int, int, int]:
+        """What changes when the file's content may have changed."""
+        return (self.size, self.mtime_ns, self.inode)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSeed:
+    """The outcome of reading one file: an article, or an error; warnings either way."""
+
+    file: SeedFile
+    article: Article | None
+    error: str | None
+    warnings: tuple[str, ...]
+
+
+def _is_hidden_or_temporary(name: str) -> bool:
+    return name.startswith((".", "#", "~")) or name.endswith(("~", "#"))
+
+
+def _inside(root: str, target: str) -> bool:
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def scan_seed_files(root: str | Path) -> Iterator[SeedFile]:
+    """Yield every seed file under root, recursively; raises OSError if root cannot be listed.
+
+    Hidden and editor temporary files are skipped, directory symlinks are not followed, and a
+    file symlink is followed only when it points inside root.
+    """
+    root_text = os.fspath(root)
+    real_root = os.path.realpath(root_text)
+    pending = [("", root_text)]
+    first = True
+    while pending:
+        prefix, directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            if first:
+                raise
+            logger.warning("cannot list seed directory %s", prefix or ".")
+            continue
+        first = False
+        for entry in sorted(entries, key=lambda e: e.name):
+            if _is_hidden_or_temporary(entry.name):
+                continue
+            relative = f"{prefix}{entry.name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((relative + "/", entry.path))
+                    continue
+                if os.path.splitext(entry.name)[1].lower() not in SEED_SUFFIXES:
+                    continue
+                if entry.is_symlink() and not _inside(real_root, os.path.realpath(entry.path)):
+                    logger.warning("skipping %s: symlink points outside the seeds directory", relative)
+                    continue
+                info = entry.stat()
+            except OSError:
+                continue  # vanished between listing and stat
+            if not entry.is_file():
+                continue
+            yield SeedFile(relative, info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def read_seed_text(path: str | Path, max_bytes: int) -> str:
+    """Read a seed file as UTF-8 text, refusing it unread when it is over max_bytes."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                raise SeedError(f"file is {size} bytes, over the limit of {max_bytes}")
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise SeedError("file vanished before it could be read") from None
+    except IsADirectoryError:
+        raise SeedError("is a directory, not a file") from None
+    except PermissionError:
+        raise SeedError("permission denied") from None
+    except OSError as error:
+        raise SeedError(f"cannot be read ({error.strerror})") from None
+    if len(data) > max_bytes:
+        raise SeedError(f"file is over the limit of {max_bytes} bytes")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise SeedError(f"not valid UTF-8 (byte {error.start})") from None
+
+
+def front_matter(text: str) -> str:
+    """The YAML between the opening `---` line and the next; the whole text if there is none."""
+    first_line_end = text.find("\n")
+    first_line = text if first_line_end < 0 else text[:first_line_end]
+    if first_line.rstrip() != "---":
+        return text
+    closing = _CLOSING_FENCE.search(text, first_line_end + 1) if first_line_end >= 0 else None
+    if closing is None:
+        raise SeedError("front matter has no closing '---' line")
+    return text[first_line_end + 1 : closing.start()]
+
+
+def load_yaml_mapping(source: str) -> dict[str, Any]:
+    """Parse YAML safely into a mapping; raises SeedError with the line of the problem."""
+    # libyaml composes nested nodes by C recursion and crashes the process on very deep
+    # nesting; a document that could nest deeply goes to the pure-Python loader, which
+    # stops at Python's recursion limit instead.
+    loader = YamlLoader if _nesting_marks(source) < _MAX_NESTING_MARKS else yaml.SafeLoader
+    try:
+        data = yaml.load(source, Loader=loader)  # noqa: S506 - both loaders are safe
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = error.problem or "syntax error"
+        raise SeedError(f"invalid YAML{where}: {problem}") from None
+    except yaml.YAMLError as error:
+        raise SeedError(f"invalid YAML: {error}") from None
+    except RecursionError:
+        raise SeedError("YAML is nested too deeply") from None
+    if data is None:
+        raise SeedError("empty document")
+    if not isinstance(data, dict):
+        raise SeedError(f"YAML is a {_kind(data)}, not a mapping of fields")
+    return data
+
+
+def _nesting_marks(source: str) -> int:
+    """An upper bound on how deeply a YAML text can nest, counted at C speed."""
+    return sum(source.count(mark) for mark in ("[", "{", "- ", "? "))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return "single value"
+
+
+def clean_text(value: str) -> str:
+    """Remove characters that XML cannot carry, and surrounding whitespace."""
+    return _XML_UNSAFE.sub("", value).strip()
+
+
+def http_url(value: Any) -> str | None:
+    """The value if it is an absolute http(s) URL, else None."""
+    if not isinstance(value, str):
+        return None
+    url = clean_text(value)
+    if any(ch.isspace() for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """A timezone-aware UTC datetime from a YAML timestamp, date or ISO 8601 text."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time())
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if value != value or value in (float("inf"), float("-inf")):
+        return None
+    return value
+
+
+def _short_text(value: Any) -> str | None:
+    """Text from a string or a plain number; None for anything else."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+@lru_cache(maxsize=65536)
+def topic_for(name: str) -> Topic | None:
+    """The topic of a name; names that slugify the same share a key."""
+    key = slugify(name)
+    return Topic(key, name) if key else None
+
+
+@lru_cache(maxsize=65536)
+def provider_for(name: str, domain: str) -> Provider | None:
+    """The provider of a name and domain, keyed by the bare lowercase domain or the name's slug."""
+    host = domain.strip().lower().rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    if host and not _DOMAIN.match(host):
+        host = slugify(host)
+    key = host or slugify(name)
+    if not key:
+        return None
+    return Provider(key, name or host, host)
+
+
+class _Reader:
+    """Turns one front-matter mapping into an Article, collecting warnings as it goes."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.warnings: list[str] = []
+
+    def required_text(self, field: str) -> str:
+        if field not in self.data or self.data[field] is None:
+            raise SeedError(f"missing required field '{field}'")
+        text = _short_text(self.data[field])
+        if not text:
+            raise SeedError(f"'{field}' must be non-empty text")
+        return text
+
+    def optional_text(self, field: str) -> str:
+        value = self.data.get(field)
+        if value is None:
+            return ""
+        text = _short_text(value)
+        if text is None:
+            self.warnings.append(f"'{field}' is not text; dropped")
+            return ""
+        return text
+
+    def optional_number(self, field: str) -> float | None:
+        value = self.data.get(field)
+        if value is None:
+            return None
+        number = _number(value)
+        if number is None:
+            self.warnings.append(f"'{field}' is not a number; dropped")
+        return number
+
+    def optional_list(self, field: str) -> list[Any]:
+        value = self.data.get(field)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.warnings.append(f"'{field}' must be a list, got a {_kind(value)}; dropped")
+            return []
+        return value
+
+    def published(self) -> bool:
+        if "published" not in self.data:
+            self.warnings.append("'published' is missing; treated as not published")
+            return False
+        value = self.data["published"]
+        if not isinstance(value, bool):
+            self.warnings.append(
+                f"'published' must be true or false, got {value!r}; treated as not published"
+            )
+            return False
+        return value
+
+    def provider(self) -> Provider | None:
+        value = self.data.get("provider")
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.warnings.append(f"'provider' must be a mapping, got a {_kind(value)}; dropped")
+            return None
+        name = _short_text(value.get("name")) or ""
+        domain = _short_text(value.get("domain")) or ""
+        provider = provider_for(name, domain)
+        if provider is None:
+            self.warnings.append("'provider' has neither a name nor a domain; dropped")
+        return provider
+
+    def topics(self) -> tuple[Topic, ...]:
+        topics: dict[str, Topic] = {}
+        for position, value in enumerate(self.optional_list("topics"), 1):
+            name = _short_text(value)
+            topic = topic_for(name) if name else None
+            if topic is None:
+                self.warnings.append(f"topic {position} is not a usable name; dropped")
+            else:
+                topics.setdefault(topic.key, topic)
+        return tuple(topics.values())
+
+    def images(self, items: list[Any], where: str) -> tuple[Image, ...]:
+        images = []
+        for position, value in enumerate(items, 1):
+            url = http_url(value.get("url")) if isinstance(value, dict) else None
+            if url is None:
+                self.warnings.append(f"{where} {position} has no absolute http(s) url; dropped")
+                continue
+            width = value.get("width")
+            height = value.get("height")
+            images.append(
+                Image(
+                    url,
+                    width if _is_size(width) else 0,
+                    height if _is_size(height) else 0,
+                    _short_text(value.get("title")) or "",
+                )
+            )
+        return tuple(images)
+
+    def related(self) -> tuple[Related, ...]:
+        related = []
+        for position, value in enumerate(self.optional_list("related"), 1):
+            if not isinstance(value, dict):
+                self.warnings.append(f"related {position} is not a mapping; dropped")
+                continue
+            title = _short_text(value.get("title"))
+            url = http_url(value.get("webUrl"))
+            if not title or url is None:
+                self.warnings.append(
+                    f"related {position} needs a title and an absolute http(s) webUrl; dropped"
+                )
+                continue
+            provider = value.get("provider")
+            provider_name = ""
+            if isinstance(provider, dict):
+                provider_name = _short_text(provider.get("name")) or ""
+            published_at = parse_datetime(value.get("publishedDateTime"))
+            related.append(Related(title, url, provider_name, published_at))
+        return tuple(related)
+
+    def article(self) -> Article:
+        title = self.required_text("title")
+        if "webUrl" not in self.data:
+            raise SeedError("missing required field 'webUrl'")
+        url = http_url(self.data["webUrl"])
+        if url is None:
+            raise SeedError("'webUrl' must be an absolute http or https URL")
+        if "publishedDateTime" not in self.data:
+            raise SeedError("missing required field 'publishedDateTime'")
+        published_at = parse_datetime(self.data["publishedDateTime"])
+        if published_at is None:
+            raise SeedError(
+                f"'publishedDateTime' is not a date and time: {self.data['publishedDateTime']!r}"
+            )
+        return Article(
+            url=url,
+            title=title,
+            excerpt=self.optional_text("excerpt"),
+            published_at=published_at,
+            provider=self.provider(),
+            topics=self.topics(),
+            images=self.images(self.optional_list("images"), "image"),
+            related=self.related(),
+            quality=self.optional_number("quality"),
+            heat=self.optional_number("heat"),
+            published=self.published(),
+        )
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100_000
+
+
+def article_from_mapping(data: dict[str, Any]) -> tuple[Article, tuple[str, ...]]:
+    """Build an Article from front matter; raises SeedError when a required field is unusable."""
+    reader = _Reader(data)
+    article = reader.article()
+    return article, tuple(reader.warnings)
+
+
+def parse_seed_file(root: str | Path, seed: SeedFile, max_bytes: int) -> ParsedSeed:
+    """Read one seed file into an article or an error; never raises for bad content."""
+    try:
+        text = read_seed_text(os.path.join(root, seed.path), max_bytes)
+        article, warnings = article_from_mapping(load_yaml_mapping(front_matter(text)))
+    except SeedError as error:
+        return ParsedSeed(seed, None, str(error), ())
+    return ParsedSeed(seed, article, None, warnings)

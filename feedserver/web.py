@@ -1,0 +1,331 @@
+"""Routes: feeds, pages and JSON. Thin: it asks the catalog and the renderer, then answers
+with the HTTP manners feed readers expect (validators, conditional GET, gzip)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Hashable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
+
+from . import opml
+from .cache import RenderCache, Rendered
+from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
+from .query import BadParameter, FeedQuery, Page, parse_feed_query, select_page
+from .render import RENDERERS, FeedDocument
+from .store import CatalogStore
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("feeds", __name__)
+
+CONTENT_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json",
+    "html": "text/html; charset=utf-8",
+    "api": "application/json",
+    "opml": "text/x-opml; charset=utf-8",
+}
+FORMATS = "any(rss, atom, json)"
+KIND_PATHS = {TOPIC: "topics", PROVIDER: "providers"}
+
+
+def _store() -> CatalogStore:
+    store: CatalogStore = current_app.extensions["feedserver.store"]
+    return store
+
+
+def _cache() -> RenderCache:
+    cache: RenderCache = current_app.extensions["feedserver.cache"]
+    return cache
+
+
+def _setting(name: str) -> Any:
+    return current_app.config["FEEDSERVER"][name]
+
+
+def base_url() -> str:
+    """The absolute URL the site is served at: configured, or the request's own host."""
+    return str(_setting("base_url") or request.host_url.rstrip("/"))
+
+
+def collection_path(collection: Collection) -> str:
+    """The path of a collection's HTML page; its feeds add an extension."""
+    if collection.kind == ALL:
+        return "/feed"
+    return f"/{KIND_PATHS[collection.kind]}/{collection.key}"
+
+
+def feed_url(collection: Collection, extension: str, **query: int | str) -> str:
+    """The absolute URL of a collection's feed in a format, with an optional query."""
+    suffix = f"?{urlencode(query)}" if query else ""
+    return f"{base_url()}{collection_path(collection)}.{extension}{suffix}"
+
+
+def page_url(collection: Collection) -> str:
+    """The absolute URL of a collection's HTML page."""
+    return f"{base_url()}/" if collection.kind == ALL else f"{base_url()}{collection_path(collection)}"
+
+
+def _feed_title(collection: Collection) -> str:
+    site = str(_setting("site_title"))
+    return site if collection.kind == ALL else f"{collection.name} — {site}"
+
+
+def _feed_description(collection: Collection) -> str:
+    if collection.kind == TOPIC:
+        return f"The newest articles about {collection.name}"
+    if collection.kind == PROVIDER:
+        return f"The newest articles from {collection.name}"
+    return str(_setting("site_description"))
+
+
+def _paging_links(collection: Collection, extension: str, page: Page) -> dict[str, str]:
+    """RFC 5005 links, each keeping the request's other parameters."""
+    others = {k: v for k, v in request.args.items(multi=False) if k != "page"}
+
+    def to(number: int) -> str:
+        return feed_url(collection, extension, **others, page=number)
+
+    links = {"first": to(1), "last": to(page.last)}
+    if page.number > 1:
+        links["previous"] = to(min(page.number - 1, page.last))
+    if page.number < page.last:
+        links["next"] = to(page.number + 1)
+    return links
+
+
+def _self_url() -> str:
+    query = request.query_string.decode("latin-1")
+    return f"{base_url()}{request.path}{'?' + query if query else ''}"
+
+
+def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Rendered:
+    page = select_page(collection.articles, query)
+    if page.number > page.last:
+        abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
+    document = FeedDocument(
+        title=_feed_title(collection),
+        description=_feed_description(collection),
+        html_url=page_url(collection),
+        self_url=_self_url(),
+        feed_id=feed_url(collection, extension),
+        language=str(_setting("language")),
+        updated=collection.updated,
+        entries=page.articles,
+        base_url=base_url(),
+        ttl_minutes=max(1, round(int(_setting("reload_interval")) / 60)),
+        links=_paging_links(collection, extension, page),
+    )
+    body = RENDERERS[extension](document)
+    return Rendered(body, CONTENT_TYPES[extension], collection.updated)
+
+
+def _cached(kind: Hashable, render: Callable[[Catalog], Rendered]) -> Rendered:
+    """A response from the current catalog's cache; one catalog is read once per request."""
+    catalog = _store().catalog
+    # The host is part of the key: a response made for one Host is never served to another.
+    key = (kind, base_url(), request.path, request.query_string)
+    return _cache().get(catalog, key, lambda: render(catalog))
+
+
+def respond(rendered: Rendered, max_age: int | None = None) -> Response:
+    """Answer with a rendered body, honouring conditional requests and gzip."""
+    compress = "gzip" in request.accept_encodings
+    response = Response(
+        rendered.gzipped if compress else rendered.body, content_type=rendered.content_type
+    )
+    if compress:
+        response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    response.set_etag(rendered.etag + ("-gz" if compress else ""))
+    if rendered.last_modified is not None:
+        response.last_modified = rendered.last_modified
+    seconds = int(_setting("reload_interval")) if max_age is None else max_age
+    response.cache_control.public = True
+    response.cache_control.max_age = seconds
+    return response.make_conditional(request)
+
+
+def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
+    collection = catalog.collection(kind, key)
+    if collection is None:
+        noun = "topic" if kind == TOPIC else "provider"
+        abort(404, description=f"no {noun} '{key}' has published articles")
+    return collection
+
+
+def _feed(kind: str, key: str, extension: str) -> Response:
+    try:
+        query = parse_feed_query(
+            request.args.to_dict(flat=False), _setting("feed_limit"), _setting("max_feed_limit")
+        )
+    except BadParameter as error:
+        abort(400, description=str(error))
+
+    def render(catalog: Catalog) -> Rendered:
+        return _render_feed(_collection_or_404(catalog, kind, key), extension, query)
+
+    return respond(_cached("feed", render))
+
+
+@bp.get(f"/feed.<{FORMATS}:extension>")
+def all_feed(extension: str) -> Response:
+    """Every published article."""
+    return _feed(ALL, "", extension)
+
+
+@bp.get(f"/topics/<key>.<{FORMATS}:extension>")
+def topic_feed(key: str, extension: str) -> Response:
+    """The articles of one topic."""
+    return _feed(TOPIC, key, extension)
+
+
+@bp.get(f"/providers/<key>.<{FORMATS}:extension>")
+def provider_feed(key: str, extension: str) -> Response:
+    """The articles of one provider."""
+    return _feed(PROVIDER, key, extension)
+
+
+def _feed_links(collection: Collection) -> dict[str, str]:
+    return {extension: feed_url(collection, extension) for extension in ("rss", "atom", "json")}
+
+
+def _html(template: str, **context: Any) -> Rendered:
+    body = render_template(template, site_title=_setting("site_title"), **context)
+    return Rendered(body.encode("utf-8"), CONTENT_TYPES["html"], None)
+
+
+@bp.get("/")
+def index() -> Response:
+    """The site's home page: every feed, with autodiscovery links."""
+
+    def render(catalog: Catalog) -> Rendered:
+        everything = catalog.everything
+        return _html(
+            "index.html",
+            description=_setting("site_description"),
+            everything=everything,
+            feeds=_feed_links(everything),
+            opml_url=f"{base_url()}/feeds.opml",
+            topics=[(c, page_url(c), _feed_links(c)) for c in catalog.topics.values()],
+            providers=[(c, page_url(c), _feed_links(c)) for c in catalog.providers.values()],
+        )
+
+    return respond(_cached("index", render))
+
+
+def _collection_page(kind: str, key: str) -> Response:
+    def render(catalog: Catalog) -> Rendered:
+        collection = _collection_or_404(catalog, kind, key)
+        return _html(
+            "collection.html",
+            title=_feed_title(collection),
+            description=_feed_description(collection),
+            collection=collection,
+            articles=collection.articles[: _setting("feed_limit")],
+            feeds=_feed_links(collection),
+            home=f"{base_url()}/",
+        )
+
+    return respond(_cached("page", render))
+
+
+@bp.get("/topics/<key>")
+def topic_page(key: str) -> Response:
+    """A topic's newest articles as a web page."""
+    return _collection_page(TOPIC, key)
+
+
+@bp.get("/providers/<key>")
+def provider_page(key: str) -> Response:
+    """A provider's newest articles as a web page."""
+    return _collection_page(PROVIDER, key)
+
+
+def _json(data: Any) -> Rendered:
+    body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    return Rendered(body, CONTENT_TYPES["api"], None)
+
+
+def _listing(collections: dict[str, Collection]) -> list[dict[str, Any]]:
+    return [
+        {
+            "slug": c.key,
+            "name": c.name,
+            "count": len(c.articles),
+            "updated": c.updated.isoformat().replace("+00:00", "Z"),
+            "url": page_url(c),
+            "feeds": _feed_links(c),
+        }
+        for c in collections.values()
+    ]
+
+
+@bp.get("/topics.json")
+def topics_json() -> Response:
+    """Every topic with its article count and feeds."""
+    return respond(_cached("topics", lambda catalog: _json(_listing(catalog.topics))))
+
+
+@bp.get("/providers.json")
+def providers_json() -> Response:
+    """Every provider with its article count and feeds."""
+    return respond(_cached("providers", lambda catalog: _json(_listing(catalog.providers))))
+
+
+@bp.get("/feeds.opml")
+def feeds_opml() -> Response:
+    """Every topic and provider feed as an OPML subscription list."""
+
+    def render(catalog: Catalog) -> Rendered:
+        body = opml.render_opml(
+            str(_setting("site_title")),
+            [
+                (title, [(c.name, feed_url(c, "rss"), page_url(c)) for c in group.values()])
+                for title, group in (("Topics", catalog.topics), ("Providers", catalog.providers))
+            ],
+        )
+        return Rendered(body, CONTENT_TYPES["opml"], None)
+
+    return respond(_cached("opml", render))
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Whether the server is serving a current catalog, and what is wrong with which file."""
+    store = _store()
+    catalog = store.catalog
+    report = store.last_report
+    data: dict[str, Any] = {
+        "status": "degraded" if store.degraded_reason else "ok",
+        "articles": len(catalog.everything.articles),
+        "topics": len(catalog.topics),
+        "providers": len(catalog.providers),
+        "last_reload": report.started.isoformat().replace("+00:00", "Z") if report else None,
+        "errors": [
+            {"file": p.file, "error": p.reason, "skipped": p.fatal} for p in catalog.problems
+        ],
+    }
+    if store.degraded_reason:
+        data["reason"] = store.degraded_reason
+    if report is not None:
+        data["reload"] = {
+            "started": report.started.isoformat().replace("+00:00", "Z"),
+            "duration_seconds": round(report.duration_seconds, 6),
+            "files": report.files,
+            "parsed": report.parsed,
+            "unchanged": report.unchanged,
+            "removed": report.removed,
+            "failed": report.failed,
+            "stale": list(report.stale),
+        }
+    response = respond(_json(data), max_age=0)
+    response.cache_control.public = False
+    response.cache_control.no_store = True
+    return response
+
