@@ -38,13 +38,29 @@ class Rendered:
         return self._gzipped
 
 
+class _Pending:
+    """A render in progress that other requests for the same key wait for."""
+
+    __slots__ = ("done", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Rendered | None = None
+
+
 class RenderCache:
-    """A bounded LRU map of rendered responses for the current catalog only."""
+    """A bounded LRU map of rendered responses for the current catalog only.
+
+    Each key is rendered at most once per catalog: concurrent requests for a key that is
+    being rendered wait for that render instead of repeating it.
+    """
 
     def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
+        self.renders = 0  # how many renders ran, for tests and benchmarks
         self._catalog: Catalog | None = None
         self._entries: OrderedDict[Hashable, Rendered] = OrderedDict()
+        self._pending: dict[Hashable, _Pending] = {}
         self._lock = threading.Lock()
 
     def get(self, catalog: Catalog, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
@@ -52,15 +68,31 @@ class RenderCache:
         with self._lock:
             if catalog is not self._catalog:
                 self._catalog = catalog
-                self._entries.clear()
+                self._entries = OrderedDict()
+                self._pending = {}
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
                 return found
-        rendered = render()  # outside the lock: a slow render does not block other feeds
-        with self._lock:
-            if catalog is self._catalog:
-                self._entries[key] = rendered
-                while len(self._entries) > self.max_entries:
-                    self._entries.popitem(last=False)
-        return rendered
+            pending = self._pending.get(key)
+            owner = pending is None
+            if pending is None:
+                pending = self._pending[key] = _Pending()
+        if not owner:
+            pending.done.wait()
+            # The owner's render raised (a 404, say): this request meets the same fate itself.
+            return pending.result if pending.result is not None else render()
+        try:
+            pending.result = render()  # outside the lock: other feeds are not held up
+            with self._lock:
+                self.renders += 1
+                if catalog is self._catalog:
+                    self._entries[key] = pending.result
+                    while len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)
+            return pending.result
+        finally:
+            with self._lock:
+                if self._pending.get(key) is pending:
+                    del self._pending[key]
+            pending.done.set()

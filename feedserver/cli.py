@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--preload", action="store_true", help="load the seeds once, then fork")
     run.add_argument("--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)")
-    run.add_argument("--config", metavar="FILE", help="config file (default config/feedserver.yaml)")
+    run.add_argument(
+        "--config", metavar="FILE", help="config file (default config/feedserver.yaml)"
+    )
     run.set_defaults(handler=serve)
 
     inspect = commands.add_parser("check", help="report every problem in a seeds directory")

@@ -70,7 +70,9 @@ def _base_url(value: Any) -> str:
         return ""
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an absolute http(s) URL such as https://feeds.example.com, got {text!r}")
+        raise ValueError(
+            f"must be an absolute http(s) URL such as https://feeds.example.com, got {text!r}"
+        )
     if parts.query or parts.fragment:
         raise ValueError("must not carry a query or fragment")
     return text.rstrip("/")

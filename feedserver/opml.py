@@ -28,4 +28,5 @@ def render_opml(title: str, groups: Sequence[tuple[str, Sequence[FeedLink]]]) ->
                 htmlUrl=html_url,
             )
     ElementTree.indent(root)
-    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    document: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"

@@ -13,7 +13,7 @@ from typing import Any
 
 from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from .models import Article
 

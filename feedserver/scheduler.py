@@ -2,7 +2,8 @@
 
 A thread started before a fork does not exist in the child, so the scheduler is not started
 when the app is built (which may be in gunicorn's master with --preload) but by the first
-request each process handles; that request also brings the catalog up to date first."""
+request each process handles; that request also brings the catalog up to date first if it
+was loaded more than an interval ago."""
 
 from __future__ import annotations
 
@@ -28,20 +29,18 @@ class ReloadScheduler:
         self._pid: int | None = None
         self._lock = threading.Lock()
 
-    @property
     def running(self) -> bool:
         """Whether this process has a live scheduler."""
         return self._pid == os.getpid() and self._scheduler is not None
 
     def ensure_started(self) -> None:
         """Start the job in this process unless it already runs here."""
-        if self.running:
+        if self.running():
             return
         with self._lock:
-            if self.running:
+            if self.running():
                 return
-            if self._pid != os.getpid():
-                # Forked after the parent loaded: catch up before serving anything.
+            if self._catalog_is_old():
                 self.reload()
             self._scheduler = BackgroundScheduler(daemon=True)
             self._scheduler.add_job(
@@ -57,10 +56,12 @@ class ReloadScheduler:
             self._pid = os.getpid()
             logger.info("reload scheduler started in process %d", self._pid)
 
-    def mark_loaded(self) -> None:
-        """Record that this process holds a fresh catalog, so a forked child reloads first."""
-        self._pid = os.getpid()
-        self._scheduler = None
+    def _catalog_is_old(self) -> bool:
+        report = self.store.last_report
+        if report is None:
+            return True
+        age = (self.store.clock() - report.started).total_seconds()
+        return age >= self.interval_seconds
 
     def reload(self) -> None:
         """Reload the store; a failure is logged and never stops later runs."""
@@ -71,7 +72,7 @@ class ReloadScheduler:
 
     def shutdown(self) -> None:
         """Stop this process's job, if it runs."""
-        if self.running and self._scheduler is not None:
+        if self.running() and self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
 
@@ -79,7 +80,6 @@ class ReloadScheduler:
 def init_app(app: Flask, store: CatalogStore) -> ReloadScheduler:
     """Attach a reload scheduler that starts with the first request of each process."""
     scheduler = ReloadScheduler(store, int(app.config["FEEDSERVER"]["reload_interval"]))
-    scheduler.mark_loaded()
     app.extensions["feedserver.scheduler"] = scheduler
     app.before_request(scheduler.ensure_started)
     return scheduler

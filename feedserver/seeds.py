@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 SEED_SUFFIXES = frozenset({".txt", ".md", ".yaml", ".yml"})
 
 # libyaml's loader is about nine times faster; both are safe_load-level (no Python tags).
-YamlLoader: type[yaml.SafeLoader]
+YamlLoader: Any
 try:
     YamlLoader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
@@ -112,7 +112,7 @@ def scan_seed_files(root: str | Path) -> Iterator[SeedFile]:
                 if os.path.splitext(entry.name)[1].lower() not in SEED_SUFFIXES:
                     continue
                 if entry.is_symlink() and not _inside(real_root, os.path.realpath(entry.path)):
-                    logger.warning("skipping %s: symlink points outside the seeds directory", relative)
+                    logger.warning("skipping %s: symlink leads outside the seeds dir", relative)
                     continue
                 info = entry.stat()
             except OSError:
@@ -165,7 +165,7 @@ def load_yaml_mapping(source: str) -> dict[str, Any]:
     # stops at Python's recursion limit instead.
     loader = YamlLoader if _nesting_marks(source) < _MAX_NESTING_MARKS else yaml.SafeLoader
     try:
-        data = yaml.load(source, Loader=loader)  # noqa: S506 - both loaders are safe
+        data = yaml.load(source, Loader=loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -68,7 +68,9 @@ def feed_url(collection: Collection, extension: str, **query: int | str) -> str:
 
 def page_url(collection: Collection) -> str:
     """The absolute URL of a collection's HTML page."""
-    return f"{base_url()}/" if collection.kind == ALL else f"{base_url()}{collection_path(collection)}"
+    return (
+        f"{base_url()}/" if collection.kind == ALL else f"{base_url()}{collection_path(collection)}"
+    )
 
 
 def _feed_title(collection: Collection) -> str:
@@ -135,7 +137,7 @@ def _cached(kind: Hashable, render: Callable[[Catalog], Rendered]) -> Rendered:
 
 def respond(rendered: Rendered, max_age: int | None = None) -> Response:
     """Answer with a rendered body, honouring conditional requests and gzip."""
-    compress = "gzip" in request.accept_encodings
+    compress = request.accept_encodings["gzip"] > 0
     response = Response(
         rendered.gzipped if compress else rendered.body, content_type=rendered.content_type
     )
@@ -148,7 +150,8 @@ def respond(rendered: Rendered, max_age: int | None = None) -> Response:
     seconds = int(_setting("reload_interval")) if max_age is None else max_age
     response.cache_control.public = True
     response.cache_control.max_age = seconds
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response
 
 
 def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
@@ -328,4 +331,3 @@ def healthz() -> Response:
     response.cache_control.public = False
     response.cache_control.no_store = True
     return response
-
