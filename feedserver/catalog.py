@@ -4,7 +4,7 @@ and provider. A new snapshot replaces the old one by a single reference assignme
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -36,11 +36,19 @@ class Collection:
     key: str
     name: str
     articles: tuple[Article, ...]
+    # When a file that names this collection last changed (by its mtime), published or not:
+    # the feed's content may change without its newest entry changing.
+    changed_at: datetime = EPOCH
 
     @property
     def updated(self) -> datetime:
         """The newest article's date: what the feed reports as its last update."""
         return self.articles[0].published_at if self.articles else EPOCH
+
+    @property
+    def last_modified(self) -> datetime:
+        """The later of the newest entry's date and the collection's last change."""
+        return max(self.updated, self.changed_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,36 @@ def _choose_name(names: Counter[str]) -> str:
     return min(names.items(), key=lambda item: (-item[1], item[0]))[0]
 
 
-def _index(articles: Iterable[Article], kind: str) -> dict[str, Collection]:
+ChangeTimes = dict[tuple[str, str], datetime]
+
+
+def collection_keys(article: Article) -> Iterator[tuple[str, str]]:
+    """Every collection an article belongs to when it is visible."""
+    yield (ALL, "")
+    for topic in article.topics:
+        yield (TOPIC, topic.key)
+    if article.provider is not None:
+        yield (PROVIDER, article.provider.key)
+
+
+def note_change(changes: ChangeTimes, article: Article, when: datetime) -> None:
+    """Record that the collections of an article changed at `when` (keeping the latest)."""
+    for key in collection_keys(article):
+        if changes.get(key, EPOCH) < when:
+            changes[key] = when
+
+
+def _change_times(seeds: Iterable[ParsedSeed], removals: ChangeTimes) -> ChangeTimes:
+    changes = dict(removals)
+    for seed in seeds:
+        if seed.article is not None:
+            note_change(
+                changes, seed.article, datetime.fromtimestamp(seed.file.mtime_ns / 1e9, UTC)
+            )
+    return changes
+
+
+def _index(articles: Iterable[Article], kind: str, changes: ChangeTimes) -> dict[str, Collection]:
     members: dict[str, list[Article]] = defaultdict(list)
     names: dict[str, Counter[str]] = defaultdict(Counter)
     for article in articles:
@@ -87,12 +124,18 @@ def _index(articles: Iterable[Article], kind: str) -> dict[str, Collection]:
             members[article.provider.key].append(article)
             names[article.provider.key][article.provider.name] += 1
     return {
-        key: Collection(kind, key, _choose_name(names[key]), tuple(members[key]))
+        key: Collection(
+            kind,
+            key,
+            _choose_name(names[key]),
+            tuple(members[key]),
+            changes.get((kind, key), EPOCH),
+        )
         for key in sorted(members)
     }
 
 
-def _deduplicate(seeds: Iterable[ParsedSeed]) -> tuple[list[Article], list[Problem]]:
+def _deduplicate(seeds: Iterable[ParsedSeed]) -> tuple[list[ParsedSeed], list[Problem]]:
     """One article per webUrl: the most recently modified file wins, the others are reported."""
     winners: dict[str, ParsedSeed] = {}
     problems: list[Problem] = []
@@ -111,7 +154,7 @@ def _deduplicate(seeds: Iterable[ParsedSeed]) -> tuple[list[Article], list[Probl
                     False,
                 )
             )
-    return [seed.article for seed in winners.values() if seed.article is not None], problems
+    return list(winners.values()), problems
 
 
 def build_catalog(
@@ -119,8 +162,12 @@ def build_catalog(
     now: datetime,
     site_title: str,
     extra_problems: Iterable[Problem] = (),
+    removals: ChangeTimes | None = None,
 ) -> Catalog:
-    """Build the snapshot served at `now` from every parsed seed file."""
+    """Build the snapshot served at `now` from every parsed seed file.
+
+    `removals` holds when collections last lost a deleted file, which no seed shows.
+    """
     seeds = list(seeds)
     problems = list(extra_problems)
     problems += [
@@ -129,16 +176,17 @@ def build_catalog(
     problems += [
         Problem(seed.file.path, warning, False) for seed in seeds for warning in seed.warnings
     ]
-    articles, duplicates = _deduplicate(seeds)
+    winners, duplicates = _deduplicate(seeds)
     problems += duplicates
-    published = [article for article in articles if article.published]
+    changes = _change_times(winners, removals or {})
+    published = [s.article for s in winners if s.article is not None and s.article.published]
     visible = sorted((a for a in published if a.published_at <= now), key=_newest_first)
     scheduled = [a.published_at for a in published if a.published_at > now]
     problems.sort(key=lambda problem: (problem.file, not problem.fatal, problem.reason))
     return Catalog(
-        everything=Collection(ALL, "", site_title, tuple(visible)),
-        topics=_index(visible, TOPIC),
-        providers=_index(visible, PROVIDER),
+        everything=Collection(ALL, "", site_title, tuple(visible), changes.get((ALL, ""), EPOCH)),
+        topics=_index(visible, TOPIC, changes),
+        providers=_index(visible, PROVIDER, changes),
         problems=tuple(problems),
         files=len(seeds),
         built_at=now,

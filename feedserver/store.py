@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .catalog import Catalog, Problem, build_catalog
+from .catalog import Catalog, ChangeTimes, Problem, build_catalog, note_change
 from .seeds import ParsedSeed, parse_seed_file, scan_seed_files
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class CatalogStore:
         self.site_title = site_title
         self.clock = clock
         self._files: dict[str, _FileState] = {}
+        self._removals: ChangeTimes = {}
         self._lock = threading.Lock()
         self.catalog: Catalog = build_catalog((), clock(), site_title)
         self.last_report: ReloadReport | None = None
@@ -75,6 +76,17 @@ class CatalogStore:
     def degraded_reason(self) -> str | None:
         """Why the last reload could not read the directory, or None when it could."""
         return self.last_report.error if self.last_report else None
+
+    def _note_removal(self, path: str, seed: ParsedSeed) -> None:
+        """Date a deleted file's collections by its folder's mtime: the same in every worker."""
+        if seed.article is None:
+            return
+        folder = (self.seeds_dir / path).parent
+        try:
+            when = datetime.fromtimestamp(folder.stat().st_mtime, UTC)
+        except OSError:
+            when = self.clock()
+        note_change(self._removals, seed.article, when)
 
     def reload(self) -> ReloadReport:
         """Bring the catalog up to date with the directory; never raises for bad content."""
@@ -109,7 +121,10 @@ class CatalogStore:
             if good is not None and good.error is not None:
                 good = None
             files[seed_file.path] = _FileState(seed_file.signature, result, good)
-        removed = len(self._files.keys() - files.keys())
+        removed_paths = self._files.keys() - files.keys()
+        for path in removed_paths:
+            self._note_removal(path, self._files[path].served)
+        removed = len(removed_paths)
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
         rebuilt = bool(parsed or removed or release_due or self.last_report is None)
@@ -121,7 +136,11 @@ class CatalogStore:
                 for path in stale
             ]
             self.catalog = build_catalog(
-                (state.served for state in files.values()), now, self.site_title, stale_problems
+                (state.served for state in files.values()),
+                now,
+                self.site_title,
+                stale_problems,
+                self._removals,
             )
         report = ReloadReport(
             started=started,

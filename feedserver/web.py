@@ -124,7 +124,7 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
         links=_paging_links(collection, extension, page),
     )
     body = RENDERERS[extension](document)
-    return Rendered(body, CONTENT_TYPES[extension], collection.updated)
+    return Rendered(body, CONTENT_TYPES[extension], collection.last_modified)
 
 
 def _cached(kind: Hashable, render: Callable[[Catalog], Rendered]) -> Rendered:
