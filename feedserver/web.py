@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Hashable
 from typing import Any
 from urllib.parse import urlencode
@@ -32,6 +33,10 @@ CONTENT_TYPES = {
 }
 FORMATS = "any(rss, atom, json)"
 KIND_PATHS = {TOPIC: "topics", PROVIDER: "providers"}
+# A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+)
 
 
 def _store() -> CatalogStore:
@@ -46,6 +51,15 @@ def _cache() -> RenderCache:
 
 def _setting(name: str) -> Any:
     return current_app.config["FEEDSERVER"][name]
+
+
+@bp.before_app_request
+def refuse_odd_requests() -> None:
+    """Only GET and HEAD exist here; a Host that is not a host name cannot make links."""
+    if request.method not in ("GET", "HEAD"):
+        abort(405, valid_methods=["GET", "HEAD"])
+    if not _setting("base_url") and not _HOST.fullmatch(request.host):
+        abort(400, description="bad Host header")
 
 
 def base_url() -> str:
@@ -158,7 +172,7 @@ def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
     collection = catalog.collection(kind, key)
     if collection is None:
         noun = "topic" if kind == TOPIC else "provider"
-        abort(404, description=f"no {noun} '{key}' has published articles")
+        abort(404, description=f"no such {noun}: it has no published articles")
     return collection
 
 
