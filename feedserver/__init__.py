@@ -29,6 +29,15 @@ def _add_security_headers(response: Response) -> Response:
     return response
 
 
+def _configure_logging() -> None:
+    """Send the app's INFO lines (one per reload) to stderr unless logging is set up already."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+        )
+
+
 def create_app(
     config: Mapping[str, Any] | None = None, *, reload_in_background: bool = False
 ) -> Flask:
@@ -38,6 +47,7 @@ def create_app(
     `reload_in_background`, each serving process reloads the seeds on a schedule.
     """
     settings = load_config(config)
+    _configure_logging()
     app = Flask(__name__)
     app.config["FEEDSERVER"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
