@@ -60,7 +60,8 @@ def check(args: argparse.Namespace) -> int:
     ]
     catalog = build_catalog(seeds, datetime.now(UTC), settings["site_title"])
     for problem in catalog.problems:
-        print(f"{problem.file}: {problem.reason}")
+        severity = "skipped" if problem.fatal else "warning"
+        print(f"{problem.file}: {severity}: {problem.reason}")
     articles = [seed.article for seed in seeds if seed.article is not None]
     unusable = sum(1 for problem in catalog.problems if problem.fatal)
     print(

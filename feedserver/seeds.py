@@ -285,9 +285,12 @@ class _Reader:
     def required_text(self, field: str) -> str:
         if field not in self.data or self.data[field] is None:
             raise SeedError(f"missing required field '{field}'")
-        text = _short_text(self.data[field])
+        value = self.data[field]
+        text = _short_text(value)
+        if text is None:
+            raise SeedError(f"'{field}' must be text, got a {_kind(value)}")
         if not text:
-            raise SeedError(f"'{field}' must be non-empty text")
+            raise SeedError(f"'{field}' is empty")
         return text
 
     def optional_text(self, field: str) -> str:

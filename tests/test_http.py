@@ -83,7 +83,7 @@ def request(
 
 @pytest.mark.parametrize("path", ALL_ROUTES)
 def test_running_server_headers(server: GunicornServer, path: str) -> None:
-    status, headers, body = request(server, path)
+    status, headers, _ = request(server, path)
     assert status == 200
     assert headers["Content-Type"] == expected_type(path)
     assert headers["X-Content-Type-Options"] == "nosniff"
