@@ -3,6 +3,7 @@ and provider. A new snapshot replaces the old one by a single reference assignme
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -61,7 +62,12 @@ class Catalog:
     problems: tuple[Problem, ...]
     files: int
     built_at: datetime
-    next_release: datetime | None  # when a scheduled article next becomes visible
+    scheduled: tuple[Article, ...]  # published, but dated in the future
+
+    @property
+    def next_release(self) -> datetime | None:
+        """When the next scheduled article becomes visible, if any is waiting."""
+        return min((a.published_at for a in self.scheduled), default=None)
 
     def collection(self, kind: str, key: str = "") -> Collection | None:
         """The collection of a feed, or None when no such topic or provider is served."""
@@ -84,9 +90,10 @@ def _choose_name(names: Counter[str]) -> str:
 
 
 ChangeTimes = dict[tuple[str, str], datetime]
+CollectionKey = tuple[str, str]
 
 
-def collection_keys(article: Article) -> Iterator[tuple[str, str]]:
+def collection_keys(article: Article) -> Iterator[CollectionKey]:
     """Every collection an article belongs to when it is visible."""
     yield (ALL, "")
     for topic in article.topics:
@@ -102,93 +109,161 @@ def note_change(changes: ChangeTimes, article: Article, when: datetime) -> None:
             changes[key] = when
 
 
-def _change_times(seeds: Iterable[ParsedSeed], removals: ChangeTimes) -> ChangeTimes:
-    changes = dict(removals)
+def file_time(seed: ParsedSeed) -> datetime:
+    """When a seed file was last modified."""
+    return datetime.fromtimestamp(seed.file.mtime_ns / 1e9, UTC)
+
+
+def _names(articles: Iterable[Article], kind: str, key: str) -> Counter[str]:
+    if kind == PROVIDER:
+        return Counter(a.provider.name for a in articles if a.provider is not None)
+    return Counter(t.name for a in articles for t in a.topics if t.key == key)
+
+
+def _revise(
+    old: Collection,
+    gone: set[int],
+    arrivals: list[Article],
+    changed_at: datetime,
+    rename: bool,
+) -> Collection:
+    """The collection without the gone articles (by id) and with the arrivals, still sorted."""
+    articles = [a for a in old.articles if id(a) not in gone] if gone else list(old.articles)
+    if len(arrivals) > 32:
+        articles += arrivals
+        articles.sort(key=_newest_first)
+    else:  # a few arrivals: binary insertion beats computing every article's sort key
+        for article in arrivals:
+            bisect.insort(articles, article, key=_newest_first)
+    name = old.name
+    if rename and articles:
+        name = _choose_name(_names(articles, old.kind, old.key))
+    return Collection(old.kind, old.key, name, tuple(articles), max(old.changed_at, changed_at))
+
+
+def _revise_index(
+    old: dict[str, Collection],
+    kind: str,
+    touched: set[CollectionKey],
+    gone: set[int],
+    arrivals: dict[CollectionKey, list[Article]],
+    changes: ChangeTimes,
+) -> dict[str, Collection]:
+    """The index with only the touched collections rebuilt; empty ones disappear."""
+    index = dict(old)
+    for touched_kind, key in touched:
+        if touched_kind != kind:
+            continue
+        previous = old.get(key) or Collection(kind, key, "", ())
+        revised = _revise(
+            previous, gone, arrivals.get((kind, key), []), changes.get((kind, key), EPOCH), True
+        )
+        if revised.articles:
+            index[key] = revised
+        else:
+            index.pop(key, None)
+    if index.keys() == old.keys():
+        return index
+    return dict(sorted(index.items()))
+
+
+def update_catalog(
+    old: Catalog,
+    gone: Iterable[Article],
+    arrived: Iterable[Article],
+    now: datetime,
+    problems: Iterable[Problem],
+    changes: ChangeTimes,
+    files: int,
+) -> Catalog:
+    """The next snapshot: old without `gone`, with `arrived`, at `now`.
+
+    Only the collections that an article joins or leaves (or whose files changed, per
+    `changes`) are rebuilt; the others are shared with the old snapshot, so a reload costs
+    what changed, not what exists. `gone` must hold the old snapshot's own objects.
+    """
+    gone = list(gone)
+    gone_ids = {id(article) for article in gone}
+    waiting_ids = {id(article) for article in old.scheduled}
+    # Of the gone articles, those the old snapshot shows (the others are in no collection).
+    shown = [a for a in gone if a.published and id(a) not in waiting_ids]
+    shown_ids = {id(article) for article in shown}
+    arriving = [a for a in arrived if a.published]
+    waiting = [a for a in old.scheduled if id(a) not in gone_ids]
+    waiting += [a for a in arriving if a.published_at > now]
+    visible = [a for a in arriving if a.published_at <= now]
+    visible += [a for a in waiting if a.published_at <= now]
+    scheduled = tuple(a for a in waiting if a.published_at > now)
+    arrivals: dict[CollectionKey, list[Article]] = defaultdict(list)
+    for article in visible:
+        for key in collection_keys(article):
+            arrivals[key].append(article)
+    touched = set(arrivals) | set(changes)
+    for article in shown:
+        touched.update(collection_keys(article))
+    everything = _revise(
+        old.everything,
+        shown_ids,
+        arrivals.get((ALL, ""), []),
+        changes.get((ALL, ""), EPOCH),
+        False,
+    )
+    return Catalog(
+        everything=everything,
+        topics=_revise_index(old.topics, TOPIC, touched, shown_ids, arrivals, changes),
+        providers=_revise_index(old.providers, PROVIDER, touched, shown_ids, arrivals, changes),
+        problems=tuple(sorted(problems, key=lambda p: (p.file, not p.fatal, p.reason))),
+        files=files,
+        built_at=now,
+        scheduled=scheduled,
+    )
+
+
+def empty_catalog(site_title: str, now: datetime) -> Catalog:
+    """A catalog with nothing in it."""
+    return Catalog(Collection(ALL, "", site_title, ()), {}, {}, (), 0, now, ())
+
+
+def choose_winner(candidates: Iterable[ParsedSeed]) -> tuple[ParsedSeed, list[Problem]]:
+    """Of the files that share a webUrl, the most recently modified (then first by path)
+    is served; the others are reported as duplicates."""
+    ordered = sorted(candidates, key=lambda seed: (-seed.file.mtime_ns, seed.file.path))
+    winner = ordered[0]
+    assert winner.article is not None
+    return winner, [
+        Problem(
+            seed.file.path,
+            f"duplicate webUrl {winner.article.url}; {winner.file.path} is served instead",
+            False,
+        )
+        for seed in ordered[1:]
+    ]
+
+
+def seed_problems(seed: ParsedSeed) -> list[Problem]:
+    """The error or warnings of one parsed file."""
+    if seed.error is not None:
+        return [Problem(seed.file.path, seed.error, True)]
+    return [Problem(seed.file.path, warning, False) for warning in seed.warnings]
+
+
+def build_catalog(seeds: Iterable[ParsedSeed], now: datetime, site_title: str) -> Catalog:
+    """Build the snapshot served at `now` from every parsed seed file, in one go."""
+    seeds = list(seeds)
+    problems = [problem for seed in seeds for problem in seed_problems(seed)]
+    by_url: dict[str, list[ParsedSeed]] = defaultdict(list)
     for seed in seeds:
         if seed.article is not None:
-            note_change(
-                changes, seed.article, datetime.fromtimestamp(seed.file.mtime_ns / 1e9, UTC)
-            )
-    return changes
-
-
-def _index(articles: Iterable[Article], kind: str, changes: ChangeTimes) -> dict[str, Collection]:
-    members: dict[str, list[Article]] = defaultdict(list)
-    names: dict[str, Counter[str]] = defaultdict(Counter)
-    for article in articles:
-        if kind == TOPIC:
-            for topic in article.topics:
-                members[topic.key].append(article)
-                names[topic.key][topic.name] += 1
-        elif article.provider is not None:
-            members[article.provider.key].append(article)
-            names[article.provider.key][article.provider.name] += 1
-    return {
-        key: Collection(
-            kind,
-            key,
-            _choose_name(names[key]),
-            tuple(members[key]),
-            changes.get((kind, key), EPOCH),
-        )
-        for key in sorted(members)
-    }
-
-
-def _deduplicate(seeds: Iterable[ParsedSeed]) -> tuple[list[ParsedSeed], list[Problem]]:
-    """One article per webUrl: the most recently modified file wins, the others are reported."""
-    winners: dict[str, ParsedSeed] = {}
-    problems: list[Problem] = []
-    ordered = sorted(
-        (seed for seed in seeds if seed.article is not None),
-        key=lambda seed: (-seed.file.mtime_ns, seed.file.path),
-    )
-    for seed in ordered:
-        assert seed.article is not None
-        winner = winners.setdefault(seed.article.url, seed)
-        if winner is not seed:
-            problems.append(
-                Problem(
-                    seed.file.path,
-                    f"duplicate webUrl {seed.article.url}; {winner.file.path} is served instead",
-                    False,
-                )
-            )
-    return list(winners.values()), problems
-
-
-def build_catalog(
-    seeds: Iterable[ParsedSeed],
-    now: datetime,
-    site_title: str,
-    extra_problems: Iterable[Problem] = (),
-    removals: ChangeTimes | None = None,
-) -> Catalog:
-    """Build the snapshot served at `now` from every parsed seed file.
-
-    `removals` holds when collections last lost a deleted file, which no seed shows.
-    """
-    seeds = list(seeds)
-    problems = list(extra_problems)
-    problems += [
-        Problem(seed.file.path, seed.error, True) for seed in seeds if seed.error is not None
-    ]
-    problems += [
-        Problem(seed.file.path, warning, False) for seed in seeds for warning in seed.warnings
-    ]
-    winners, duplicates = _deduplicate(seeds)
-    problems += duplicates
-    changes = _change_times(winners, removals or {})
-    published = [s.article for s in winners if s.article is not None and s.article.published]
-    visible = sorted((a for a in published if a.published_at <= now), key=_newest_first)
-    scheduled = [a.published_at for a in published if a.published_at > now]
-    problems.sort(key=lambda problem: (problem.file, not problem.fatal, problem.reason))
-    return Catalog(
-        everything=Collection(ALL, "", site_title, tuple(visible), changes.get((ALL, ""), EPOCH)),
-        topics=_index(visible, TOPIC, changes),
-        providers=_index(visible, PROVIDER, changes),
-        problems=tuple(problems),
-        files=len(seeds),
-        built_at=now,
-        next_release=min(scheduled) if scheduled else None,
+            by_url[seed.article.url].append(seed)
+    winners = []
+    changes: ChangeTimes = {}
+    for candidates in by_url.values():
+        winner, duplicates = choose_winner(candidates)
+        winners.append(winner)
+        problems += duplicates
+        assert winner.article is not None
+        note_change(changes, winner.article, file_time(winner))
+    arrived = [seed.article for seed in winners if seed.article is not None]
+    return update_catalog(
+        empty_catalog(site_title, now), (), arrived, now, problems, changes, len(seeds)
     )

@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .catalog import Catalog, ChangeTimes, Problem, build_catalog, note_change
+from .catalog import (
+    Catalog,
+    ChangeTimes,
+    Problem,
+    choose_winner,
+    empty_catalog,
+    file_time,
+    note_change,
+    seed_problems,
+    update_catalog,
+)
 from .seeds import ParsedSeed, parse_seed_file, scan_seed_files
 
 logger = logging.getLogger(__name__)
@@ -41,7 +51,6 @@ class ReloadReport:
 
 @dataclass(frozen=True, slots=True)
 class _FileState:
-    signature: tuple[int, int, int]
     latest: ParsedSeed  # what the file holds now, maybe an error
     good: ParsedSeed | None  # the latest version that parsed, served while `latest` fails
 
@@ -67,9 +76,14 @@ class CatalogStore:
         self.site_title = site_title
         self.clock = clock
         self._files: dict[str, _FileState] = {}
-        self._removals: ChangeTimes = {}
+        # Which files hold each webUrl, which of them is served, and the others, reported.
+        self._paths_by_url: dict[str, set[str]] = {}
+        self._winners: dict[str, ParsedSeed] = {}
+        self._duplicates: dict[str, list[Problem]] = {}
+        # The error or warnings of each file that has any.
+        self._problems: dict[str, list[Problem]] = {}
         self._lock = threading.Lock()
-        self.catalog: Catalog = build_catalog((), clock(), site_title)
+        self.catalog: Catalog = empty_catalog(site_title, clock())
         self.last_report: ReloadReport | None = None
 
     @property
@@ -77,16 +91,77 @@ class CatalogStore:
         """Why the last reload could not read the directory, or None when it could."""
         return self.last_report.error if self.last_report else None
 
-    def _note_removal(self, path: str, seed: ParsedSeed) -> None:
-        """Date a deleted file's collections by its folder's mtime: the same in every worker."""
-        if seed.article is None:
-            return
-        folder = (self.seeds_dir / path).parent
+    def _next_catalog(
+        self,
+        changed: list[tuple[ParsedSeed | None, ParsedSeed | None]],
+        removed_paths: set[str],
+        stale: tuple[str, ...],
+        now: datetime,
+    ) -> Catalog:
+        """The catalog with the changed files' articles swapped, rebuilding only what they touch."""
+        touched_urls: set[str] = set()
+        changes: ChangeTimes = {}
+        for before, after in changed:
+            if before is not None:
+                self._forget(before)
+            if after is not None:
+                self._remember(after)
+            for seed in (before, after):
+                if seed is not None and seed.article is not None:
+                    touched_urls.add(seed.article.url)
+                    when = file_time(after) if after is not None else self._removal_time(seed)
+                    note_change(changes, seed.article, when)
+        gone, arrived = [], []
+        for url in touched_urls:
+            previous = self._winners.pop(url, None)
+            self._duplicates.pop(url, None)
+            paths = self._paths_by_url.get(url)
+            winner = None
+            if paths:
+                winner, duplicates = choose_winner(self._files[path].served for path in paths)
+                self._winners[url] = winner
+                if duplicates:
+                    self._duplicates[url] = duplicates
+            if winner is previous:
+                continue
+            if previous is not None and previous.article is not None:
+                gone.append(previous.article)
+            if winner is not None and winner.article is not None:
+                arrived.append(winner.article)
+        problems = [p for file_problems in self._problems.values() for p in file_problems]
+        problems += [p for duplicates in self._duplicates.values() for p in duplicates]
+        problems += [
+            Problem(path, f"{self._files[path].latest.error}; serving its last good version", False)
+            for path in stale
+        ]
+        return update_catalog(self.catalog, gone, arrived, now, problems, changes, len(self._files))
+
+    def _note_problems(self, path: str, problems: list[Problem]) -> None:
+        if problems:
+            self._problems[path] = problems
+        else:
+            self._problems.pop(path, None)
+
+    def _remember(self, seed: ParsedSeed) -> None:
+        if seed.article is not None:
+            self._paths_by_url.setdefault(seed.article.url, set()).add(seed.file.path)
+
+    def _forget(self, seed: ParsedSeed) -> None:
+        if seed.article is not None:
+            paths = self._paths_by_url.get(seed.article.url)
+            if paths is not None:
+                paths.discard(seed.file.path)
+                if not paths:
+                    del self._paths_by_url[seed.article.url]
+
+    def _removal_time(self, seed: ParsedSeed) -> datetime:
+        """Date a deleted file's change by its folder's mtime: the same in every worker."""
         try:
-            when = datetime.fromtimestamp(folder.stat().st_mtime, UTC)
+            return datetime.fromtimestamp(
+                (self.seeds_dir / seed.file.path).parent.stat().st_mtime, UTC
+            )
         except OSError:
-            when = self.clock()
-        note_change(self._removals, seed.article, when)
+            return self.clock()
 
     def reload(self) -> ReloadReport:
         """Bring the catalog up to date with the directory; never raises for bad content."""
@@ -108,47 +183,38 @@ class CatalogStore:
         if not self.seeds_dir.is_dir():
             raise FileNotFoundError(2, "no such directory")
         found = list(scan_seed_files(self.seeds_dir))
-        parsed = 0
         files: dict[str, _FileState] = {}
+        changed: list[tuple[ParsedSeed | None, ParsedSeed | None]] = []  # (before, after)
         for seed_file in found:
             state = self._files.get(seed_file.path)
-            if state is not None and state.signature == seed_file.signature:
+            # Same path, size, mtime and inode: the file has not changed since it was parsed.
+            if state is not None and state.latest.file == seed_file:
                 files[seed_file.path] = state
                 continue
-            parsed += 1
             result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
-            good = result if result.error is None else (state.served if state else None)
-            if good is not None and good.error is not None:
-                good = None
-            files[seed_file.path] = _FileState(seed_file.signature, result, good)
+            good = result if result.error is None else (state.good if state else None)
+            files[seed_file.path] = new_state = _FileState(result, good)
+            changed.append((state.served if state else None, new_state.served))
+            self._note_problems(seed_file.path, seed_problems(new_state.served))
         removed_paths = self._files.keys() - files.keys()
+        changed += [(self._files[path].served, None) for path in removed_paths]
         for path in removed_paths:
-            self._note_removal(path, self._files[path].served)
-        removed = len(removed_paths)
+            self._note_problems(path, [])
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
-        rebuilt = bool(parsed or removed or release_due or self.last_report is None)
+        rebuilt = bool(changed or release_due or self.last_report is None)
         stale = tuple(path for path, s in files.items() if s.latest.error and s.good)
         self._files = files
         if rebuilt:
-            stale_problems = [
-                Problem(path, f"{files[path].latest.error}; serving its last good version", False)
-                for path in stale
-            ]
-            self.catalog = build_catalog(
-                (state.served for state in files.values()),
-                now,
-                self.site_title,
-                stale_problems,
-                self._removals,
-            )
+            self.catalog = self._next_catalog(changed, removed_paths, stale, now)
+        parsed = len(changed) - len(removed_paths)
         report = ReloadReport(
             started=started,
             duration_seconds=time.perf_counter() - clock_start,
             files=len(found),
             parsed=parsed,
             unchanged=len(found) - parsed,
-            removed=removed,
+            removed=len(removed_paths),
             failed=sum(1 for s in files.values() if s.latest.error is not None),
             stale=stale,
             rebuilt=rebuilt,

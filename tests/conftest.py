@@ -1,0 +1,296 @@
+"""Shared fixtures: apps over a copy of the bundled seeds, seed-file writers, a real gunicorn.
+
+Every test runs with the FEEDSERVER_* variables cleared and in an empty working directory, so
+neither the developer's environment nor the repository's config/feedserver.yaml leaks in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedserver import create_app
+from feedserver.config import CONFIG_ENV, ENV_PREFIX, SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_SEEDS = ROOT / "seeds"
+TEST_BASE_URL = "http://feeds.test"
+GUNICORN_START_TIMEOUT = 30.0
+
+
+def _feedserver_variables() -> set[str]:
+    names = {ENV_PREFIX + setting.name.upper() for setting in SETTINGS} | {CONFIG_ENV}
+    return names | {name for name in os.environ if name.startswith(ENV_PREFIX)}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No FEEDSERVER_* variable and no config file of the caller's working directory."""
+    for name in _feedserver_variables():
+        # setenv first, so that undo also removes a variable the code under test sets.
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture
+def bundled_seeds() -> Path:
+    """The repository's own seeds directory: read it, never write to it."""
+    return BUNDLED_SEEDS
+
+
+@pytest.fixture
+def seeds_dir(tmp_path: Path) -> Path:
+    """A copy of the bundled seeds (mtimes kept) that a test may change."""
+    target = tmp_path / "seeds"
+    shutil.copytree(BUNDLED_SEEDS, target)
+    return target
+
+
+@pytest.fixture
+def tmp_seeds(tmp_path: Path) -> Path:
+    """An empty seeds directory for seeds a test writes itself."""
+    target = tmp_path / "tmp_seeds"
+    target.mkdir()
+    return target
+
+
+def _set_mtime(path: Path, mtime: float | None) -> None:
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+@pytest.fixture
+def write_file(tmp_seeds: Path) -> Callable[..., Path]:
+    """Write raw text or bytes as a file under a seeds directory (tmp_seeds by default)."""
+
+    def write(
+        name: str,
+        content: str | bytes,
+        *,
+        directory: Path | None = None,
+        mtime: float | None = None,
+    ) -> Path:
+        path = (directory or tmp_seeds) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_bytes(content.encode("utf-8"))
+        else:
+            path.write_bytes(content)
+        _set_mtime(path, mtime)
+        return path
+
+    return write
+
+
+def seed_fields(name: str, omit: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+    """A valid, published article's fields, with some replaced or left out."""
+    stem = Path(name).stem
+    data: dict[str, Any] = {
+        "title": f"Test article {stem}",
+        "webUrl": f"https://example.com/articles/{stem}",
+        "publishedDateTime": "2020-05-01T12:00:00Z",
+        "published": True,
+        "excerpt": f"The excerpt of {stem}.",
+        "provider": {"name": "Example News", "domain": "example.com"},
+        "topics": ["Testing"],
+    }
+    data.update(fields)
+    for key in omit:
+        data.pop(key, None)
+    return data
+
+
+@pytest.fixture
+def write_seed(write_file: Callable[..., Path]) -> Callable[..., Path]:
+    """Write a seed file with YAML front matter between `---` lines.
+
+    `write_seed("a.txt", title="T", omit=("excerpt",), directory=..., mtime=...)`: fields
+    override those of a valid published article; `omit` leaves fields out.
+    """
+
+    def write(
+        name: str,
+        *,
+        omit: tuple[str, ...] = (),
+        directory: Path | None = None,
+        mtime: float | None = None,
+        **fields: Any,
+    ) -> Path:
+        data = seed_fields(name, omit, **fields)
+        text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+        return write_file(name, f"---\n{text}---\nBody text.\n", directory=directory, mtime=mtime)
+
+    return write
+
+
+@pytest.fixture
+def make_app() -> Callable[..., Flask]:
+    """Build an app over a seeds directory with further settings as keyword arguments."""
+
+    def make(seeds: Path, **settings: Any) -> Flask:
+        app = create_app({"seeds_dir": str(seeds), **settings})
+        app.config.update(TESTING=True)
+        return app
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], seeds_dir: Path) -> Flask:
+    """An app over a copy of the bundled seeds, at http://feeds.test."""
+    return make_app(seeds_dir, base_url=TEST_BASE_URL)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of `app`."""
+    return app.test_client()
+
+
+# --- a real gunicorn --------------------------------------------------------------------
+
+
+@dataclass
+class GunicornServer:
+    """A gunicorn serving wsgi:app on 127.0.0.1, started by `launch_gunicorn`."""
+
+    process: subprocess.Popen[bytes]
+    url: str  # http://127.0.0.1:PORT, no trailing slash
+    log: Path
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def fetch(self, path: str, timeout: float = 10.0) -> tuple[int, Mapping[str, str], bytes]:
+        """GET a path: (status, headers, body), for error statuses too."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read()
+
+    def output(self) -> str:
+        """What gunicorn and the app logged so far."""
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop gunicorn (only the process this object started) and its workers."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_serving(server: GunicornServer) -> bool:
+    """True once /healthz answers; False if gunicorn exited first."""
+    deadline = time.monotonic() + GUNICORN_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(server.url + "/healthz", timeout=2) as response:
+                response.read()
+                return True
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.1)
+    server.stop()
+    raise AssertionError(f"gunicorn did not answer in time; its output:\n{server.output()}")
+
+
+def launch_gunicorn(
+    seeds: Path,
+    log_dir: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    workers: int = 2,
+) -> GunicornServer:
+    """Start `python -m gunicorn -w N -b 127.0.0.1:PORT [args] wsgi:app` in the repository,
+    serving `seeds` (FEEDSERVER_SEEDS_DIR) plus any FEEDSERVER_* settings in `env`, and wait
+    until it answers. The caller must `stop()` it."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    environment["FEEDSERVER_SEEDS_DIR"] = str(seeds)
+    environment.update(env or {})
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):  # another process may take the free port before gunicorn does
+        port = _free_port()
+        log = log_dir / f"gunicorn-{port}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--graceful-timeout",
+            "5",
+            *args,
+            "wsgi:app",
+        ]
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        server = GunicornServer(process, f"http://127.0.0.1:{port}", log)
+        if _wait_until_serving(server):
+            return server
+        server.stop()
+        if "already in use" not in server.output() or attempt == 2:
+            raise AssertionError(f"gunicorn exited at start; its output:\n{server.output()}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@pytest.fixture(scope="session")
+def gunicorn_launcher() -> Callable[..., GunicornServer]:
+    """`launch_gunicorn` for fixtures of a wider scope; they must stop what they start."""
+    return launch_gunicorn
+
+
+@pytest.fixture
+def start_gunicorn(tmp_path: Path) -> Iterator[Callable[..., GunicornServer]]:
+    """Start gunicorn servers for one test; all are stopped when it ends.
+
+    `start_gunicorn(seeds, "--preload", env={"FEEDSERVER_RELOAD_INTERVAL": "1"}, workers=2)`
+    """
+    servers: list[GunicornServer] = []
+
+    def start(
+        seeds: Path, *args: str, env: Mapping[str, str] | None = None, workers: int = 2
+    ) -> GunicornServer:
+        server = launch_gunicorn(seeds, tmp_path / "gunicorn", *args, env=env, workers=workers)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

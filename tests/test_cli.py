@@ -1,0 +1,127 @@
+"""The `feedserver check DIR` command (feedserver.cli.main)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from feedserver.cli import main
+
+
+def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], str]:
+    code = main(["check", *args])
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err
+
+
+def test_check_bundled_seeds_is_clean(capsys: pytest.CaptureFixture[str], seeds_dir: Path) -> None:
+    code, lines, err = run_check(capsys, str(seeds_dir))
+    assert code == 0
+    assert err == ""
+    (summary,) = lines
+    assert "5 files" in summary
+    assert "5 articles" in summary
+    assert "2 published" in summary
+    assert "0 problems" in summary
+
+
+def test_check_reports_each_problem_as_path_and_reason(
+    capsys: pytest.CaptureFixture[str],
+    seeds_dir: Path,
+    write_file: Callable[..., Path],
+    write_seed: Callable[..., Path],
+) -> None:
+    write_file("sub/broken.txt", "---\ntitle: [unclosed\n---\n", directory=seeds_dir)
+    write_seed("no-title.md", omit=("title",), directory=seeds_dir)
+    write_seed("bad-url.yaml", webUrl="javascript:alert(1)", directory=seeds_dir)
+    write_seed("warned.txt", topics="AI", directory=seeds_dir)
+    code, lines, _ = run_check(capsys, str(seeds_dir))
+    assert code == 1
+    *problems, summary = lines
+    by_file = dict(line.split(": ", 1) for line in problems)
+    assert set(by_file) == {"sub/broken.txt", "no-title.md", "bad-url.yaml", "warned.txt"}
+    assert "invalid YAML" in by_file["sub/broken.txt"]
+    assert "title" in by_file["no-title.md"]
+    assert "webUrl" in by_file["bad-url.yaml"]
+    assert "topics" in by_file["warned.txt"]
+    assert "9 files" in summary
+    assert "4 problems" in summary
+    assert "3 files unusable" in summary
+    assert str(seeds_dir) not in "\n".join(problems)
+
+
+def test_check_with_only_warnings_exits_0(
+    capsys: pytest.CaptureFixture[str], tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    write_seed("a.txt", published="true")
+    write_seed("b.txt", webUrl="https://example.com/articles/a")  # a duplicate
+    code, lines, _ = run_check(capsys, str(tmp_seeds))
+    assert code == 0
+    assert any(line.startswith("a.txt: ") and "published" in line for line in lines)
+    assert any("duplicate" in line for line in lines)
+
+
+def test_check_oversized_file_is_unusable(
+    capsys: pytest.CaptureFixture[str],
+    tmp_seeds: Path,
+    tmp_path: Path,
+    write_seed: Callable[..., Path],
+) -> None:
+    write_seed("big.txt", excerpt="x" * 5000)
+    config = tmp_path / "small.yaml"
+    config.write_text("max_file_bytes: 2048\n", "utf-8")
+    code, lines, _ = run_check(capsys, "--config", str(config), str(tmp_seeds))
+    assert code == 1
+    assert lines[0].startswith("big.txt: ") and "2048" in lines[0]
+
+
+def test_check_without_directory_uses_seeds_dir_setting(
+    capsys: pytest.CaptureFixture[str], seeds_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEEDSERVER_SEEDS_DIR", str(seeds_dir))
+    code, lines, _ = run_check(capsys)
+    assert code == 0
+    assert "5 files" in lines[-1]
+
+
+def test_check_missing_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, lines, err = run_check(capsys, str(tmp_path / "missing"))
+    assert code == 1
+    assert lines == []
+    assert "not a directory" in err
+
+
+def test_check_with_bad_setting_prints_one_line(
+    capsys: pytest.CaptureFixture[str], seeds_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEEDSERVER_MAX_FILE_BYTES", "tiny")
+    code, lines, err = run_check(capsys, str(seeds_dir))
+    assert code == 2
+    assert lines == []
+    assert len(err.strip().splitlines()) == 1
+    assert "max_file_bytes" in err
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main([])
+    assert raised.value.code == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_python_dash_m_feedserver_check(seeds_dir: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "feedserver", "check", str(seeds_dir)],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 published" in result.stdout

@@ -1,0 +1,246 @@
+"""Settings (feedserver.config.load_config): defaults, the YAML file, FEEDSERVER_* variables,
+and one clear line naming the key for every bad value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from feedserver import create_app
+from feedserver.config import SETTINGS, ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS = {
+    "seeds_dir": "seeds",
+    "reload_interval": 60,
+    "base_url": "",
+    "site_title": "feedserver",
+    "site_description": "News feeds by topic and provider",
+    "language": "en",
+    "feed_limit": 50,
+    "max_feed_limit": 500,
+    "max_file_bytes": 1048576,
+}
+
+
+def write_config(path: Path, data: Any) -> Path:
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), "utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    assert load_config() == DEFAULTS
+    assert load_config(environ={}) == DEFAULTS
+
+
+def test_settings_table_matches_defaults() -> None:
+    assert {s.name: s.default for s in SETTINGS} == DEFAULTS
+    assert all(s.help for s in SETTINGS)
+
+
+def test_bundled_config_file_lists_every_setting_at_its_default() -> None:
+    data = yaml.safe_load((ROOT / "config" / "feedserver.yaml").read_text("utf-8"))
+    assert set(data) == set(DEFAULTS)
+    config = load_config(environ={"FEEDSERVER_CONFIG": str(ROOT / "config" / "feedserver.yaml")})
+    assert config == DEFAULTS
+
+
+def test_config_file_named_by_environment(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "site.yaml",
+        {"site_title": "My feeds", "feed_limit": 20, "base_url": "https://feeds.example.com/"},
+    )
+    config = load_config(environ={"FEEDSERVER_CONFIG": str(path)})
+    assert config["site_title"] == "My feeds"
+    assert config["feed_limit"] == 20
+    assert config["base_url"] == "https://feeds.example.com"
+    assert config["reload_interval"] == 60
+
+
+def test_config_file_from_the_real_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(tmp_path / "site.yaml", {"language": "en-GB"})
+    monkeypatch.setenv("FEEDSERVER_CONFIG", str(path))
+    assert load_config()["language"] == "en-GB"
+
+
+def test_default_config_file_in_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config").mkdir()
+    write_config(tmp_path / "config" / "feedserver.yaml", {"reload_interval": 5})
+    monkeypatch.chdir(tmp_path)
+    assert load_config()["reload_interval"] == 5
+
+
+def test_empty_config_file_means_defaults(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "empty.yaml", "# nothing set\n")
+    assert load_config(environ={"FEEDSERVER_CONFIG": str(path)}) == DEFAULTS
+
+
+def test_environment_overrides_the_file_and_overrides_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(tmp_path / "site.yaml", {"feed_limit": 20, "site_title": "File"})
+    monkeypatch.setenv("FEEDSERVER_CONFIG", str(path))
+    monkeypatch.setenv("FEEDSERVER_FEED_LIMIT", "30")
+    monkeypatch.setenv("FEEDSERVER_RELOAD_INTERVAL", " 7 ")
+    monkeypatch.setenv("FEEDSERVER_SEEDS_DIR", "/srv/seeds")
+    config = load_config()
+    assert (config["feed_limit"], config["reload_interval"]) == (30, 7)
+    assert config["seeds_dir"] == "/srv/seeds"
+    assert config["site_title"] == "File"
+    assert load_config({"feed_limit": 40})["feed_limit"] == 40
+
+
+@pytest.mark.parametrize(
+    ("variable", "key", "value", "expected"),
+    [
+        ("FEEDSERVER_SEEDS_DIR", "seeds_dir", "/data/seeds", "/data/seeds"),
+        ("FEEDSERVER_RELOAD_INTERVAL", "reload_interval", "1", 1),
+        ("FEEDSERVER_BASE_URL", "base_url", "http://localhost:8000/", "http://localhost:8000"),
+        ("FEEDSERVER_BASE_URL", "base_url", "", ""),
+        ("FEEDSERVER_SITE_TITLE", "site_title", "News", "News"),
+        ("FEEDSERVER_SITE_DESCRIPTION", "site_description", "All of it", "All of it"),
+        ("FEEDSERVER_LANGUAGE", "language", "de-CH", "de-CH"),
+        ("FEEDSERVER_FEED_LIMIT", "feed_limit", "10", 10),
+        ("FEEDSERVER_MAX_FEED_LIMIT", "max_feed_limit", "100", 100),
+        ("FEEDSERVER_MAX_FILE_BYTES", "max_file_bytes", "4096", 4096),
+    ],
+)
+def test_every_setting_has_an_environment_variable(
+    variable: str, key: str, value: str, expected: object
+) -> None:
+    assert load_config(environ={variable: value})[key] == expected
+
+
+BAD_VALUES = [
+    ("reload_interval", "abc"),
+    ("reload_interval", "0"),
+    ("reload_interval", "86401"),
+    ("reload_interval", "1.5"),
+    ("feed_limit", "0"),
+    ("feed_limit", "-3"),
+    ("max_feed_limit", "ten"),
+    ("max_file_bytes", "10"),
+    ("base_url", "ftp://x"),
+    ("base_url", "feeds.example.com"),
+    ("base_url", "https://feeds.example.com/?a=1"),
+    ("language", "english language"),
+    ("site_title", ""),
+    ("seeds_dir", "  "),
+]
+
+
+def assert_one_line_naming(error: ConfigError, key: str) -> None:
+    message = str(error)
+    assert key in message
+    assert "\n" not in message
+    assert message.strip() == message
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_VALUES)
+def test_bad_value_from_environment(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ={f"FEEDSERVER_{key.upper()}": value})
+    assert_one_line_naming(raised.value, key)
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_VALUES)
+def test_bad_value_from_overrides(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({key: value}, environ={})
+    assert_one_line_naming(raised.value, key)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"reload_interval": "abc"}, "reload_interval"),
+        ({"reload_interval": True}, "reload_interval"),
+        ({"feed_limit": 0}, "feed_limit"),
+        ({"feed_limit": 2.5}, "feed_limit"),
+        ({"base_url": "ftp://x"}, "base_url"),
+        ({"site_title": ["a", "list"]}, "site_title"),
+        ({"no_such_setting": 1}, "no_such_setting"),
+        ({"feed_limit": 5, "Reload_Interval": 3}, "Reload_Interval"),
+    ],
+)
+def test_bad_value_in_config_file(tmp_path: Path, data: dict[str, Any], key: str) -> None:
+    path = write_config(tmp_path / "bad.yaml", data)
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ={"FEEDSERVER_CONFIG": str(path)})
+    assert_one_line_naming(raised.value, key)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("feed_limit: [1\n", ("not valid YAML",)),
+        ("- a\n- b\n", ("mapping",)),
+        ("just text\n", ("mapping",)),
+    ],
+)
+def test_unusable_config_file(tmp_path: Path, text: str, words: tuple[str, ...]) -> None:
+    path = write_config(tmp_path / "bad.yaml", text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ={"FEEDSERVER_CONFIG": str(path)})
+    assert "\n" not in str(raised.value)
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_missing_config_file_named_by_environment(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ={"FEEDSERVER_CONFIG": str(tmp_path / "missing.yaml")})
+    assert "missing.yaml" in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_unknown_override_is_refused() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"feed_limt": 5}, environ={})
+    assert_one_line_naming(raised.value, "feed_limt")
+
+
+def test_feed_limit_above_max_feed_limit_is_refused() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"feed_limit": 100, "max_feed_limit": 50}, environ={})
+    assert "feed_limit" in str(raised.value) and "max_feed_limit" in str(raised.value)
+
+
+def test_create_app_refuses_bad_settings(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        create_app({"seeds_dir": str(tmp_path), "feed_limit": 0})
+
+
+def test_create_app_uses_environment(seeds_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEEDSERVER_SEEDS_DIR", str(seeds_dir))
+    monkeypatch.setenv("FEEDSERVER_SITE_TITLE", "From the environment")
+    client = create_app().test_client()
+    assert client.get("/healthz").get_json()["articles"] == 2
+    assert b"<title>From the environment</title>" in client.get("/feed.rss").data
+
+
+def test_wsgi_with_bad_setting_exits_with_one_line(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "FEEDSERVER_FEED_LIMIT": "0", "FEEDSERVER_SEEDS_DIR": "x"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "feed_limit" in lines[0]
+    assert "Traceback" not in result.stderr
