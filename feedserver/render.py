@@ -5,7 +5,9 @@ bytes in every process, so every date feedgen would default to now() is set expl
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +37,7 @@ class FeedDocument:
     entries: Sequence[Article]
     base_url: str
     ttl_minutes: int
+    publisher: str  # the site's title: the feed's author
     # RFC 5005 paging and other feed-level links: rel -> absolute URL.
     links: dict[str, str] = field(default_factory=dict)
 
@@ -50,7 +53,8 @@ class FeedDocument:
 
 
 def entry_html(article: Article) -> str:
-    """The entry's HTML content: lead image, excerpt and related coverage, all text escaped."""
+    """The entry's HTML content: lead image, excerpt, a link to the article and the related
+    coverage, all text escaped."""
     parts: list[str] = []
     image = article.lead_image
     if image is not None:
@@ -64,12 +68,16 @@ def entry_html(article: Article) -> str:
         )
     if article.excerpt:
         parts.append(Markup("<p>{}</p>").format(article.excerpt))
+    source = f" at {article.provider.name}" if article.provider is not None else ""
+    parts.append(
+        Markup('<p><a href="{}">Read the full article{}</a></p>').format(article.url, source)
+    )
     if article.related:
         items = []
         for related in article.related:
-            source = Markup(" ({})").format(related.provider_name) if related.provider_name else ""
+            by = Markup(" ({})").format(related.provider_name) if related.provider_name else ""
             items.append(
-                Markup('<li><a href="{}">{}</a>{}</li>').format(related.url, related.title, source)
+                Markup('<li><a href="{}">{}</a>{}</li>').format(related.url, related.title, by)
             )
         parts.append(Markup("<p>Related coverage:</p><ul>{}</ul>").format(Markup("").join(items)))
     return str(Markup("").join(parts))
@@ -113,6 +121,9 @@ def _feed_generator(document: FeedDocument, rss: bool) -> FeedGenerator:
     generator.language(document.language)
     generator.generator(GENERATOR)
     generator.link(href=document.self_url, rel="self")
+    if not rss:
+        # Atom needs an author for every entry; those without a provider inherit this one.
+        generator.author({"name": document.publisher})
     if rss:
         generator.feedlinks.links = dict(document.links)
     else:
@@ -139,8 +150,12 @@ def _add_entry(
     entry.published(article.published_at)
     entry.updated(article.published_at)
     if article.excerpt:
-        entry.description(article.excerpt)  # RSS description and Atom summary
-    entry.content(entry_html(article), type="CDATA" if rss else "html")
+        # Readers take an RSS description as HTML: escaped, the excerpt shows as the text it
+        # is. Atom's summary says so with type="html".
+        entry.summary(html.escape(article.excerpt, quote=False), type="html")
+    content = entry_html(article)
+    if content:
+        entry.content(content, type="CDATA" if rss else "html")
     for topic in article.topics:
         entry.category(term=topic.key, label=topic.name, scheme=document.topic_url(""))
     provider = article.provider
@@ -164,7 +179,20 @@ def _add_entry(
 
 def render_rss(document: FeedDocument) -> bytes:
     """The document as RSS 2.0 bytes."""
-    return bytes(_feed_generator(document, rss=True).rss_str(pretty=True))
+    body = bytes(_feed_generator(document, rss=True).rss_str(pretty=True))
+    return b"".join(
+        part if part.startswith(b"<![CDATA[") else _hex_references(part)
+        for part in _CDATA.split(body)
+    )
+
+
+_CDATA = re.compile(rb"(<!\[CDATA\[.*?\]\]>)", re.DOTALL)
+
+
+def _hex_references(xml: bytes) -> bytes:
+    """The same characters, written as the hexadecimal references RSS validators ask for in
+    plain text, so that no reader takes an escaped "<" in a title for markup."""
+    return xml.replace(b"&lt;", b"&#x3C;").replace(b"&amp;", b"&#x26;")
 
 
 def render_atom(document: FeedDocument) -> bytes:

@@ -135,6 +135,7 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
         entries=page.articles,
         base_url=base_url(),
         ttl_minutes=max(1, round(int(_setting("reload_interval")) / 60)),
+        publisher=str(_setting("site_title")),
         links=_paging_links(collection, extension, page),
     )
     body = RENDERERS[extension](document)

@@ -63,6 +63,7 @@ def test_every_format_stays_well_formed(fields: dict[str, object]) -> None:
                 entries=collection.articles,
                 base_url="http://feeds.test",
                 ttl_minutes=1,
+                publisher="Site",
             )
             body = render(document)
             if extension == "json":

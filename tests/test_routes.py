@@ -354,12 +354,6 @@ def test_atom_entries(client: FlaskClient) -> None:
         assert terms == ["microsoft-ai", "ai"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: render.py calls entry.description(excerpt) without isSummary=True, and "
-    "feedgen then puts the excerpt into atom:content (overwritten by content()), so Atom "
-    "entries have no <summary>",
-    strict=True,
-)
 def test_atom_entries_have_the_excerpt_as_summary(client: FlaskClient) -> None:
     entries = xml(get(client, "/topics/ai.atom")).findall("atom:entry", NS)
     for entry in entries:
@@ -367,12 +361,6 @@ def test_atom_entries_have_the_excerpt_as_summary(client: FlaskClient) -> None:
         assert entry.findtext("atom:summary", None, NS) == seed["excerpt"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: an Atom entry of an article without `provider` (optional per the README) "
-    "has no <author>, and the feed has none either: invalid Atom (RFC 4287 4.1.2; the W3C "
-    "validator says 'Missing entry element: author')",
-    strict=True,
-)
 def test_atom_entry_without_provider_still_has_an_author(
     make_app: Callable[..., Flask], tmp_seeds: Path, write_seed: Callable[..., Path]
 ) -> None:
@@ -384,12 +372,6 @@ def test_atom_entry_without_provider_still_has_an_author(
     assert has_author or entry.find("atom:author", NS) is not None
 
 
-@pytest.mark.xfail(
-    reason="BUG: an article with only the required fields (no excerpt, image or related) "
-    'gets an empty <content type="html"/> in Atom (W3C validator: \'content should not be '
-    "blank') and an empty content:encoded in RSS",
-    strict=True,
-)
 def test_minimal_article_has_no_blank_content(
     make_app: Callable[..., Flask], tmp_seeds: Path, write_seed: Callable[..., Path]
 ) -> None:
@@ -866,6 +848,7 @@ def _document(article: Any) -> FeedDocument:
         entries=[article],
         base_url="http://x.test",
         ttl_minutes=1,
+        publisher="Site",
     )
 
 
