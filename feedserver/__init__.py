@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, Response
 
-from . import errors, scheduler, web
+from . import errors, scheduler, web, websub
 from .cache import RenderCache
 from .config import load_config
 from .store import CatalogStore
@@ -61,5 +61,5 @@ def create_app(
     errors.init_app(app)
     app.after_request(_add_security_headers)
     if reload_in_background:
-        scheduler.init_app(app, store)
+        websub.init_app(app, scheduler.init_app(app, store))
     return app

@@ -24,6 +24,13 @@ def _apply_common(args: argparse.Namespace) -> None:
         os.environ["FEEDSERVER_SEEDS_DIR"] = args.seeds
 
 
+def _start_worker(worker: Any) -> None:
+    """gunicorn's post_worker_init hook: start the worker's reload job right away."""
+    from .scheduler import start_in_worker
+
+    start_in_worker(worker.wsgi)
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the app under gunicorn with the given address and workers."""
     from gunicorn.app.base import BaseApplication
@@ -39,6 +46,7 @@ def serve(args: argparse.Namespace) -> int:
             self.cfg.set("workers", args.workers)
             self.cfg.set("preload_app", args.preload)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("post_worker_init", _start_worker)
 
         def load(self) -> Any:
             return create_app(reload_in_background=True)

@@ -78,6 +78,13 @@ def _base_url(value: Any) -> str:
     return text.rstrip("/")
 
 
+def _hub_url(value: Any) -> str:
+    text = _text(value)
+    if text and not _base_url(text):
+        raise ValueError("must be an absolute http(s) URL")
+    return text
+
+
 def _path(value: Any) -> str:
     return _nonempty_text(value)
 
@@ -111,6 +118,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("feed_limit", 50, _integer(1, 10000), "Entries in a feed when no limit is asked for."),
     Setting(
         "max_feed_limit", 500, _integer(1, 10000), "Largest `limit` query value a client may ask."
+    ),
+    Setting(
+        "websub_hub",
+        "",
+        _hub_url,
+        "WebSub hub that feeds advertise and that is told of changes; empty means none.",
     ),
     Setting(
         "max_file_bytes",
@@ -178,4 +191,6 @@ def load_config(
             f"config: feed_limit ({config['feed_limit']}) must not exceed "
             f"max_feed_limit ({config['max_feed_limit']})"
         )
+    if config["websub_hub"] and not config["base_url"]:
+        raise ConfigError("config: websub_hub needs base_url, so the hub is told public feed URLs")
     return config

@@ -234,6 +234,8 @@ def render_json(document: FeedDocument) -> bytes:
     }
     if "next" in document.links:
         feed["next_url"] = document.links["next"]
+    if "hub" in document.links:
+        feed["hubs"] = [{"type": "WebSub", "url": document.links["hub"]}]
     feed["items"] = [_json_item(document, article) for article in document.entries]
     return json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
 

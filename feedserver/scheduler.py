@@ -2,18 +2,22 @@
 
 A thread started before a fork does not exist in the child, so the scheduler is not started
 when the app is built (which may be in gunicorn's master with --preload) but by the first
-request each process handles; that request also brings the catalog up to date first if it
-was loaded more than an interval ago."""
+request each process handles (or by gunicorn's post_worker_init hook, in
+config/gunicorn.conf.py). A catalog loaded more than an interval ago is brought up to date at
+once, in the background."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from .catalog import Catalog
 from .store import CatalogStore
 
 logger = logging.getLogger(__name__)
@@ -28,6 +32,10 @@ class ReloadScheduler:
         self._scheduler: BackgroundScheduler | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+        # Called in the serving process when its job starts, and after each reload that
+        # produced a new catalog (with the old and the new one).
+        self.on_start: list[Callable[[], None]] = []
+        self.listeners: list[Callable[[Catalog, Catalog], None]] = []
 
     def running(self) -> bool:
         """Whether this process has a live scheduler."""
@@ -40,9 +48,12 @@ class ReloadScheduler:
         with self._lock:
             if self.running():
                 return
-            if self._catalog_is_old():
-                self.reload()
+            for start in self.on_start:
+                start()
             self._scheduler = BackgroundScheduler(daemon=True)
+            # A catalog inherited from a parent may be old: catch up at once, in the
+            # background, so this process starts serving without waiting for it.
+            first_run = datetime.now(UTC) if self._catalog_is_old() else None
             self._scheduler.add_job(
                 self.reload,
                 "interval",
@@ -51,6 +62,7 @@ class ReloadScheduler:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=self.interval_seconds,
+                **({"next_run_time": first_run} if first_run else {}),
             )
             self._scheduler.start()
             self._pid = os.getpid()
@@ -64,9 +76,15 @@ class ReloadScheduler:
         return age >= self.interval_seconds
 
     def reload(self) -> None:
-        """Reload the store; a failure is logged and never stops later runs."""
+        """Reload the store, then tell the listeners of a new catalog; a failure is logged
+        and never stops later runs."""
         try:
+            before = self.store.catalog
             self.store.reload()
+            after = self.store.catalog
+            if after is not before:
+                for listener in self.listeners:
+                    listener(before, after)
         except Exception:
             logger.exception("reload failed; serving the last catalog")
 
@@ -83,3 +101,11 @@ def init_app(app: Flask, store: CatalogStore) -> ReloadScheduler:
     app.extensions["feedserver.scheduler"] = scheduler
     app.before_request(scheduler.ensure_started)
     return scheduler
+
+
+def start_in_worker(app: object) -> None:
+    """Start the reload job of a serving process now: for a server's post-fork hook."""
+    extensions = getattr(app, "extensions", {})
+    scheduler = extensions.get("feedserver.scheduler")
+    if isinstance(scheduler, ReloadScheduler):
+        scheduler.ensure_started()

@@ -18,6 +18,7 @@ from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .query import BadParameter, FeedQuery, Page, parse_feed_query, select_page
 from .render import RENDERERS, FeedDocument
 from .store import CatalogStore
+from .urls import FEED_EXTENSIONS, feed_path, page_path
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ CONTENT_TYPES = {
     "opml": "text/x-opml; charset=utf-8",
 }
 FORMATS = "any(rss, atom, json)"
-KIND_PATHS = {TOPIC: "topics", PROVIDER: "providers"}
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
 _HOST = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
@@ -67,24 +67,15 @@ def base_url() -> str:
     return str(_setting("base_url") or request.host_url.rstrip("/"))
 
 
-def collection_path(collection: Collection) -> str:
-    """The path of a collection's HTML page; its feeds add an extension."""
-    if collection.kind == ALL:
-        return "/feed"
-    return f"/{KIND_PATHS[collection.kind]}/{collection.key}"
-
-
 def feed_url(collection: Collection, extension: str, **query: int | str) -> str:
     """The absolute URL of a collection's feed in a format, with an optional query."""
     suffix = f"?{urlencode(query)}" if query else ""
-    return f"{base_url()}{collection_path(collection)}.{extension}{suffix}"
+    return f"{base_url()}{feed_path(collection, extension)}{suffix}"
 
 
 def page_url(collection: Collection) -> str:
     """The absolute URL of a collection's HTML page."""
-    return (
-        f"{base_url()}/" if collection.kind == ALL else f"{base_url()}{collection_path(collection)}"
-    )
+    return f"{base_url()}{page_path(collection)}"
 
 
 def _feed_title(collection: Collection) -> str:
@@ -115,6 +106,11 @@ def _paging_links(collection: Collection, extension: str, page: Page) -> dict[st
     return links
 
 
+def _hub_link() -> dict[str, str]:
+    hub = str(_setting("websub_hub"))
+    return {"hub": hub} if hub else {}
+
+
 def _self_url() -> str:
     query = request.query_string.decode("latin-1")
     return f"{base_url()}{request.path}{'?' + query if query else ''}"
@@ -136,7 +132,7 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
         base_url=base_url(),
         ttl_minutes=max(1, round(int(_setting("reload_interval")) / 60)),
         publisher=str(_setting("site_title")),
-        links=_paging_links(collection, extension, page),
+        links=_paging_links(collection, extension, page) | _hub_link(),
     )
     body = RENDERERS[extension](document)
     return Rendered(body, CONTENT_TYPES[extension], collection.last_modified)
@@ -188,7 +184,12 @@ def _feed(kind: str, key: str, extension: str) -> Response:
     def render(catalog: Catalog) -> Rendered:
         return _render_feed(_collection_or_404(catalog, kind, key), extension, query)
 
-    return respond(_cached("feed", render))
+    response = respond(_cached("feed", render))
+    hub = _hub_link()
+    if hub:
+        # WebSub discovery by HTTP header, for subscribers that do not parse the feed.
+        response.headers["Link"] = f'<{hub["hub"]}>; rel="hub", <{_self_url()}>; rel="self"'
+    return response
 
 
 @bp.get(f"/feed.<{FORMATS}:extension>")
@@ -210,7 +211,7 @@ def provider_feed(key: str, extension: str) -> Response:
 
 
 def _feed_links(collection: Collection) -> dict[str, str]:
-    return {extension: feed_url(collection, extension) for extension in ("rss", "atom", "json")}
+    return {extension: feed_url(collection, extension) for extension in FEED_EXTENSIONS}
 
 
 def _html(template: str, **context: Any) -> Rendered:

@@ -1,0 +1,192 @@
+"""WebSub: every feed advertises the hub, and a reload that changes feeds tells the hub once
+per changed feed, from one process, without hurting serving when the hub is down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+from xml.etree import ElementTree
+
+import pytest
+from flask import Flask
+
+from feedserver import create_app
+from feedserver.config import ConfigError
+
+from .conftest import TEST_BASE_URL, GunicornServer
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+class Hub:
+    """A WebSub hub on loopback that records every publish notification."""
+
+    def __init__(self) -> None:
+        self.pings: list[str] = []
+        self.status = 204
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = parse_qs(self.rfile.read(length).decode())
+                if form.get("hub.mode") == ["publish"]:
+                    hub.pings += form.get("hub.url", [])
+                self.send_response(hub.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.pings) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    running = Hub()
+    yield running
+    running.server.shutdown()
+
+
+def two_topics(write_seed: Callable[..., Path]) -> None:
+    write_seed("a.txt", topics=["Alpha"], provider={"name": "A", "domain": "a.example"})
+    write_seed("b.txt", topics=["Beta"], provider={"name": "B", "domain": "b.example"})
+
+
+def feeds_of(path: str) -> set[str]:
+    return {f"{TEST_BASE_URL}{path}.{extension}" for extension in ("rss", "atom", "json")}
+
+
+def test_config_needs_base_url_for_a_hub(tmp_seeds: Path) -> None:
+    with pytest.raises(ConfigError, match="websub_hub needs base_url"):
+        create_app({"seeds_dir": str(tmp_seeds), "websub_hub": "https://hub.example/"})
+    with pytest.raises(ConfigError, match="websub_hub"):
+        create_app({"seeds_dir": str(tmp_seeds), "websub_hub": "ftp://hub.example/"})
+
+
+@pytest.mark.parametrize("path", ["/feed", "/topics/alpha", "/providers/a.example"])
+def test_every_feed_advertises_the_hub(
+    make_app: Callable[..., Flask],
+    tmp_seeds: Path,
+    write_seed: Callable[..., Path],
+    path: str,
+) -> None:
+    two_topics(write_seed)
+    hub = "https://hub.example/"
+    client = make_app(tmp_seeds, base_url=TEST_BASE_URL, websub_hub=hub).test_client()
+    for extension in ("rss", "atom"):
+        response = client.get(f"{path}.{extension}")
+        links = {
+            link.get("rel"): link.get("href")
+            for link in ElementTree.fromstring(response.data).iter(f"{ATOM}link")
+        }
+        assert links["hub"] == hub
+        assert links["self"] == f"{TEST_BASE_URL}{path}.{extension}"
+        assert response.headers["Link"] == (
+            f'<{hub}>; rel="hub", <{TEST_BASE_URL}{path}.{extension}>; rel="self"'
+        )
+    feed = client.get(f"{path}.json").get_json()
+    assert feed["hubs"] == [{"type": "WebSub", "url": hub}]
+
+
+def test_no_hub_no_advertising(client: object) -> None:
+    response = client.get("/feed.atom")  # type: ignore[attr-defined]
+    assert "Link" not in response.headers and b'rel="hub"' not in response.data
+
+
+def reloading_app(tmp_seeds: Path, hub_url: str) -> Flask:
+    app = create_app(
+        {"seeds_dir": str(tmp_seeds), "base_url": TEST_BASE_URL, "websub_hub": hub_url},
+        reload_in_background=True,
+    )
+    publisher = app.extensions["feedserver.websub"]
+    publisher.first_pause = 0.05
+    return app
+
+
+def test_a_changed_topic_pings_each_of_its_feeds_once(
+    hub: Hub, tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    two_topics(write_seed)
+    app = reloading_app(tmp_seeds, hub.url)
+    scheduler = app.extensions["feedserver.scheduler"]
+    scheduler.reload()  # nothing changed: no ping
+    write_seed("c.txt", topics=["Alpha"], provider={"name": "A", "domain": "a.example"})
+    scheduler.reload()
+    expected = feeds_of("/feed") | feeds_of("/topics/alpha") | feeds_of("/providers/a.example")
+    hub.wait_for(len(expected))
+    time.sleep(0.3)  # and nothing more arrives
+    assert Counter(hub.pings) == dict.fromkeys(expected, 1)
+    assert not any("beta" in url or "b.example" in url for url in hub.pings)
+
+
+def test_a_hub_that_is_down_does_not_hurt_serving(
+    tmp_seeds: Path, write_seed: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    two_topics(write_seed)
+    down = Hub()
+    down.server.shutdown()
+    down.server.server_close()  # nothing listens at its address any more
+    app = reloading_app(tmp_seeds, down.url)
+    publisher = app.extensions["feedserver.websub"]
+    publisher.attempts = 3
+    client = app.test_client()
+    write_seed("c.txt", topics=["Alpha"])
+    started = time.monotonic()
+    app.extensions["feedserver.scheduler"].reload()
+    for _ in range(5):
+        assert client.get("/topics/alpha.atom").status_code == 200
+    assert time.monotonic() - started < 2
+    deadline = time.monotonic() + 5
+    while "gave up" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "retrying" in caplog.text and "gave up" in caplog.text
+
+
+def test_a_failing_hub_is_retried_until_it_accepts(hub: Hub) -> None:
+    from feedserver.websub import HubPublisher
+
+    hub.status = 503
+    publisher = HubPublisher(hub.url, TEST_BASE_URL, 50, "retry-test", first_pause=0.05)
+    threading.Timer(0.12, lambda: setattr(hub, "status", 204)).start()
+    assert publisher.publish(f"{TEST_BASE_URL}/feed.rss")
+    assert len(hub.pings) >= 2
+
+
+def test_one_process_pings_under_several_workers(
+    hub: Hub,
+    tmp_seeds: Path,
+    write_seed: Callable[..., Path],
+    start_gunicorn: Callable[..., GunicornServer],
+) -> None:
+    two_topics(write_seed)
+    server = start_gunicorn(
+        tmp_seeds,
+        "-c",
+        "config/gunicorn.conf.py",
+        env={
+            "FEEDSERVER_RELOAD_INTERVAL": "1",
+            "FEEDSERVER_BASE_URL": TEST_BASE_URL,
+            "FEEDSERVER_WEBSUB_HUB": hub.url,
+        },
+        workers=3,
+    )
+    time.sleep(1.5)  # every worker has loaded and started its job
+    write_seed("c.txt", topics=["Alpha"], provider={"name": "A", "domain": "a.example"})
+    expected = feeds_of("/feed") | feeds_of("/topics/alpha") | feeds_of("/providers/a.example")
+    hub.wait_for(len(expected))
+    time.sleep(2.5)  # two more intervals: no other worker pings as well
+    assert Counter(hub.pings) == dict.fromkeys(expected, 1), server.output()[-2000:]
