@@ -4,6 +4,7 @@ problem in a seeds directory."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -81,6 +82,34 @@ def check(args: argparse.Namespace) -> int:
     return 1 if unusable else 0
 
 
+def build(args: argparse.Namespace) -> int:
+    """Write every feed and page as static files under OUTDIR; with --watch, keep doing so."""
+    from . import create_app
+    from .export import build_site, watch
+
+    _apply_common(args)
+    overrides = {"base_url": args.base_url} if args.base_url else None
+    app = create_app(overrides)
+    settings = app.config["FEEDSERVER"]
+    if not settings["base_url"]:
+        print(
+            "feedserver: build needs base_url (--base-url or the config), "
+            "the address the files will be served at",
+            file=sys.stderr,
+        )
+        return 2
+    outdir = Path(args.outdir)
+    report = build_site(app, outdir)
+    print(
+        f"{report.files} files: {report.written} written, {report.unchanged} unchanged, "
+        f"{report.removed} removed"
+    )
+    if args.watch:
+        with contextlib.suppress(KeyboardInterrupt):
+            watch(app, outdir, settings["reload_interval"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="feedserver", description=__doc__)
@@ -96,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="config file (default config/feedserver.yaml)"
     )
     run.set_defaults(handler=serve)
+
+    export = commands.add_parser("build", help="write every feed and page as static files")
+    export.add_argument("outdir", metavar="OUTDIR")
+    export.add_argument("--base-url", help="URL the files will be served at (base_url)")
+    export.add_argument("--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)")
+    export.add_argument("--config", metavar="FILE", help="config file to read")
+    export.add_argument("--watch", action="store_true", help="rebuild on every reload interval")
+    export.set_defaults(handler=build)
 
     inspect = commands.add_parser("check", help="report every problem in a seeds directory")
     inspect.add_argument("directory", nargs="?", help="seeds directory (default: seeds_dir)")
