@@ -23,7 +23,8 @@ PAGE_POLICY = (
 
 
 def _add_security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
+    if "X-Content-Type-Options" not in response.headers:  # cached responses carry it already
+        response.headers.update(SECURITY_HEADERS)
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = PAGE_POLICY
     return response
@@ -57,6 +58,8 @@ def create_app(
         logger.warning("starting without articles: %s", report.error)
     app.extensions["feedserver.store"] = store
     app.extensions["feedserver.cache"] = RenderCache()
+    # werkzeug would answer "//" in a path with a redirect built from the Host header.
+    app.url_map.merge_slashes = False
     app.register_blueprint(web.bp)
     errors.init_app(app)
     app.after_request(_add_security_headers)

@@ -10,21 +10,29 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from werkzeug.http import http_date, quote_etag
+
 from .catalog import Catalog
 
 # Level 6 is gzip's default: nearly the size of 9 at a fraction of the time.
 GZIP_LEVEL = 6
 
 
+Headers = list[tuple[str, str]]
+
+
 @dataclass(slots=True)
 class Rendered:
-    """A response body with its validators; the gzip form is made once, on first demand."""
+    """A response body with its validators and headers, each made once, on first demand:
+    a cached feed is served without formatting a date or compressing anything again."""
 
     body: bytes
     content_type: str
     last_modified: datetime | None
+    extra_headers: tuple[tuple[str, str], ...] = ()
     etag: str = ""
     _gzipped: bytes | None = field(default=None, repr=False)
+    _headers: dict[tuple[bool, int], Headers] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         # Strong validator from the bytes alone: equal in every worker and after restarts.
@@ -36,6 +44,31 @@ class Rendered:
         if self._gzipped is None:
             self._gzipped = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
         return self._gzipped
+
+    def etag_for(self, compressed: bool) -> str:
+        """The strong ETag of the plain or the gzip representation (they must differ)."""
+        return f"{self.etag}-gz" if compressed else self.etag
+
+    def headers(self, compressed: bool, max_age: int) -> Headers:
+        """The response headers of the plain or gzip representation."""
+        key = (compressed, max_age)
+        found = self._headers.get(key)
+        if found is None:
+            body = self.gzipped if compressed else self.body
+            found = [("Content-Type", self.content_type), ("Content-Length", str(len(body)))]
+            if compressed:
+                found.append(("Content-Encoding", "gzip"))
+            found += [
+                ("Vary", "Accept-Encoding"),
+                ("ETag", quote_etag(self.etag_for(compressed))),
+                ("Cache-Control", f"public, max-age={max_age}"),
+                ("X-Content-Type-Options", "nosniff"),
+            ]
+            if self.last_modified is not None:
+                found.append(("Last-Modified", http_date(self.last_modified)))
+            found += self.extra_headers
+            self._headers[key] = found
+        return found
 
 
 class _Pending:

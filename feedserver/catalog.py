@@ -233,7 +233,8 @@ def choose_winner(candidates: Iterable[ParsedSeed]) -> tuple[ParsedSeed, list[Pr
     return winner, [
         Problem(
             seed.file.path,
-            f"duplicate webUrl {winner.article.url}; {winner.file.path} is served instead",
+            # No URL here: the winner may be unpublished, and its URL must not show.
+            f"duplicate webUrl: the newer file {winner.file.path} takes its place",
             False,
         )
         for seed in ordered[1:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -11,6 +12,9 @@ from .models import Article
 SORTS = ("date", "heat", "quality")
 MAX_PAGE = 1_000_000
 MAX_QUERY_CHARS = 200
+MAX_QUALITY = 1_000_000
+# Plain ASCII decimals only: float() would also take "1_0", "inf" and other scripts' digits.
+_DECIMAL = re.compile(r"[0-9]{1,7}(?:\.[0-9]{1,6})?")
 
 
 class BadParameter(ValueError):
@@ -94,12 +98,9 @@ def parse_feed_query(
     min_quality = None
     text = _single(args, "min_quality")
     if text is not None:
-        try:
-            min_quality = float(text)
-        except ValueError:
-            raise BadParameter("min_quality", "must be a number") from None
-        if not math.isfinite(min_quality):
-            raise BadParameter("min_quality", "must be a finite number")
+        if not _DECIMAL.fullmatch(text.strip()) or not 0 < float(text) <= MAX_QUALITY:
+            raise BadParameter("min_quality", f"must be a number above 0 and at most {MAX_QUALITY}")
+        min_quality = float(text)
     sort = _single(args, "sort") or "date"
     if sort not in SORTS:
         raise BadParameter("sort", f"must be one of {', '.join(SORTS)}")

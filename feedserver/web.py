@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
+from werkzeug.http import is_resource_modified
 
 from . import opml
 from .cache import RenderCache, Rendered
@@ -135,7 +136,12 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
         links=_paging_links(collection, extension, page) | _hub_link(),
     )
     body = RENDERERS[extension](document)
-    return Rendered(body, CONTENT_TYPES[extension], collection.last_modified)
+    links: tuple[tuple[str, str], ...] = ()
+    hub = document.links.get("hub")
+    if hub:
+        # WebSub discovery by HTTP header too, for subscribers that do not parse the feed.
+        links = (("Link", f'<{hub}>; rel="hub", <{document.self_url}>; rel="self"'),)
+    return Rendered(body, CONTENT_TYPES[extension], collection.last_modified, links)
 
 
 def _cached(kind: Hashable, render: Callable[[Catalog], Rendered]) -> Rendered:
@@ -146,23 +152,25 @@ def _cached(kind: Hashable, render: Callable[[Catalog], Rendered]) -> Rendered:
     return _cache().get(catalog, key, lambda: render(catalog))
 
 
+# What a 304 keeps of the 200's headers (RFC 9110 15.4.5): no body, so no body headers.
+_BODY_HEADERS = frozenset({"Content-Type", "Content-Length", "Content-Encoding"})
+
+
 def respond(rendered: Rendered, max_age: int | None = None) -> Response:
     """Answer with a rendered body, honouring conditional requests and gzip."""
-    compress = request.accept_encodings["gzip"] > 0
-    response = Response(
-        rendered.gzipped if compress else rendered.body, content_type=rendered.content_type
+    environ = request.environ
+    # Cheap tests first: most polls carry no validators, many no Accept-Encoding.
+    compress = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "") and (
+        request.accept_encodings["gzip"] > 0
     )
-    if compress:
-        response.headers["Content-Encoding"] = "gzip"
-    response.vary.add("Accept-Encoding")
-    response.set_etag(rendered.etag + ("-gz" if compress else ""))
-    if rendered.last_modified is not None:
-        response.last_modified = rendered.last_modified
     seconds = int(_setting("reload_interval")) if max_age is None else max_age
-    response.cache_control.public = True
-    response.cache_control.max_age = seconds
-    response.make_conditional(request)
-    return response
+    headers = rendered.headers(compress, seconds)
+    conditional = "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ
+    if conditional and not is_resource_modified(
+        environ, etag=rendered.etag_for(compress), last_modified=rendered.last_modified
+    ):
+        return Response(status=304, headers=[h for h in headers if h[0] not in _BODY_HEADERS])
+    return Response(rendered.gzipped if compress else rendered.body, headers=headers)
 
 
 def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
@@ -173,23 +181,23 @@ def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
     return collection
 
 
-def _feed(kind: str, key: str, extension: str) -> Response:
+def _feed_query() -> FeedQuery:
     try:
-        query = parse_feed_query(
+        return parse_feed_query(
             request.args.to_dict(flat=False), _setting("feed_limit"), _setting("max_feed_limit")
         )
     except BadParameter as error:
         abort(400, description=str(error))
 
-    def render(catalog: Catalog) -> Rendered:
-        return _render_feed(_collection_or_404(catalog, kind, key), extension, query)
 
-    response = respond(_cached("feed", render))
-    hub = _hub_link()
-    if hub:
-        # WebSub discovery by HTTP header, for subscribers that do not parse the feed.
-        response.headers["Link"] = f'<{hub["hub"]}>; rel="hub", <{_self_url()}>; rel="self"'
-    return response
+def _feed(kind: str, key: str, extension: str) -> Response:
+    # The query is read only on a miss: a cached response was made for these very bytes of
+    # query string, and a bad query raises before anything is cached.
+    def render(catalog: Catalog) -> Rendered:
+        collection = _collection_or_404(catalog, kind, key)
+        return _render_feed(collection, extension, _feed_query())
+
+    return respond(_cached("feed", render))
 
 
 @bp.get(f"/feed.<{FORMATS}:extension>")
@@ -344,6 +352,5 @@ def healthz() -> Response:
             "stale": list(report.stale),
         }
     response = respond(_json(data), max_age=0)
-    response.cache_control.public = False
-    response.cache_control.no_store = True
+    response.headers["Cache-Control"] = "no-store"
     return response
