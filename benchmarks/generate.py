@@ -12,7 +12,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-WORDS = (
+WORDS = (  # noqa: SIM905 - one sentence reads better than a column of words
     "cloud chip model data market launch update security privacy robot energy battery network "
     "startup funding quantum vision language research policy court trial game stream device "
     "server cluster training inference open source platform mobile satellite vehicle health"
@@ -48,13 +48,14 @@ class SeedWriter:
 
     def _related(self, when: datetime) -> str:
         lines = ["related:"]
+        related_when = (when - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
         for _ in range(self.rng.randint(0, 4)):
             name, domain = self.rng.choice(self.providers)
             slug = self.rng.randint(10**8, 10**9)
             lines += [
                 f"  - title: {_quoted(_title(self.rng, 8))}",
                 f"    excerpt: {_quoted(_title(self.rng, 30))}",
-                f"    publishedDateTime: {(when - timedelta(hours=3)).strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                f"    publishedDateTime: {related_when}",
                 f'    webUrl: "https://{domain}/news/{slug}"',
                 "    type: article",
                 "    provider:",
@@ -84,7 +85,9 @@ class SeedWriter:
             f"quality: {rng.randint(0, 120)}\nheat: {rng.randint(-1, 200)}\n"
             f"published: {published}\n\n"
             f"provider:\n  name: {name}\n  domain: {domain}\n\n"
-            "topics:\n" + "".join(f"  - {topic}\n" for topic in topics) + "\n"
+            "topics:\n"
+            + "".join(f"  - {topic}\n" for topic in topics)
+            + "\n"
             + self._images(domain, "")
             + "\n"
             + self._related(when)
