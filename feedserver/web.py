@@ -160,9 +160,7 @@ def respond(rendered: Rendered, max_age: int | None = None) -> Response:
     """Answer with a rendered body, honouring conditional requests and gzip."""
     environ = request.environ
     # Cheap tests first: most polls carry no validators, many no Accept-Encoding.
-    compress = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "") and (
-        request.accept_encodings["gzip"] > 0
-    )
+    compress = "HTTP_ACCEPT_ENCODING" in environ and request.accept_encodings["gzip"] > 0
     seconds = int(_setting("reload_interval")) if max_age is None else max_age
     headers = rendered.headers(compress, seconds)
     conditional = "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ
