@@ -40,7 +40,6 @@ class Related:
     title: str
     url: str
     provider_name: str
-    published_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

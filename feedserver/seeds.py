@@ -413,8 +413,7 @@ class _Reader:
             provider_name = ""
             if isinstance(provider, dict):
                 provider_name = _short_text(provider.get("name")) or ""
-            published_at = parse_datetime(value.get("publishedDateTime"))
-            related.append(Related(title, url, provider_name, published_at))
+            related.append(Related(title, url, provider_name))
         return tuple(related)
 
     def article(self) -> Article:

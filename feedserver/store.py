@@ -76,8 +76,10 @@ class CatalogStore:
         self.site_title = site_title
         self.clock = clock
         self._files: dict[str, _FileState] = {}
-        # Which files hold each webUrl, which of them is served, and the others, reported.
-        self._paths_by_url: dict[str, set[str]] = {}
+        # Which files hold each webUrl (a path, or a tuple of paths when several do: a set
+        # per URL would cost 200 bytes each at 100,000 articles), which of them is served,
+        # and the others, reported.
+        self._paths_by_url: dict[str, str | tuple[str, ...]] = {}
         self._winners: dict[str, ParsedSeed] = {}
         self._duplicates: dict[str, list[Problem]] = {}
         # The error or warnings of each file that has any.
@@ -115,7 +117,7 @@ class CatalogStore:
         for url in touched_urls:
             previous = self._winners.pop(url, None)
             self._duplicates.pop(url, None)
-            paths = self._paths_by_url.get(url)
+            paths = self._paths_of(url)
             winner = None
             if paths:
                 winner, duplicates = choose_winner(self._files[path].served for path in paths)
@@ -142,17 +144,26 @@ class CatalogStore:
         else:
             self._problems.pop(path, None)
 
+    def _paths_of(self, url: str) -> tuple[str, ...]:
+        paths = self._paths_by_url.get(url, ())
+        return (paths,) if isinstance(paths, str) else paths
+
+    def _set_paths(self, url: str, paths: tuple[str, ...]) -> None:
+        if not paths:
+            self._paths_by_url.pop(url, None)
+        else:
+            self._paths_by_url[url] = paths[0] if len(paths) == 1 else paths
+
     def _remember(self, seed: ParsedSeed) -> None:
         if seed.article is not None:
-            self._paths_by_url.setdefault(seed.article.url, set()).add(seed.file.path)
+            paths = self._paths_of(seed.article.url)
+            if seed.file.path not in paths:
+                self._set_paths(seed.article.url, (*paths, seed.file.path))
 
     def _forget(self, seed: ParsedSeed) -> None:
         if seed.article is not None:
-            paths = self._paths_by_url.get(seed.article.url)
-            if paths is not None:
-                paths.discard(seed.file.path)
-                if not paths:
-                    del self._paths_by_url[seed.article.url]
+            paths = self._paths_of(seed.article.url)
+            self._set_paths(seed.article.url, tuple(p for p in paths if p != seed.file.path))
 
     def _removal_time(self, seed: ParsedSeed) -> datetime:
         """Date a deleted file's change by its folder's mtime: the same in every worker."""
