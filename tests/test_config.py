@@ -245,3 +245,9 @@ def test_wsgi_with_bad_setting_exits_with_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert "feed_limit" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    for setting in SETTINGS:
+        assert f"| `{setting.name}` |" in readme, setting.name
