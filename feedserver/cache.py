@@ -96,6 +96,16 @@ class RenderCache:
         self._pending: dict[Hashable, _Pending] = {}
         self._lock = threading.Lock()
 
+    def peek(self, catalog: Catalog, key: Hashable) -> Rendered | None:
+        """The cached response for key under this catalog, if there is one."""
+        with self._lock:
+            if catalog is not self._catalog:
+                return None
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
     def get(self, catalog: Catalog, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
         """The cached response for key under this catalog, rendering it on a miss."""
         with self._lock:

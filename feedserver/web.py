@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
-from werkzeug.http import is_resource_modified
 
 from . import opml
 from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
+from .fastpath import answer, cache_key, site_base
 from .query import BadParameter, FeedQuery, Page, parse_feed_query, select_page
 from .render import RENDERERS, FeedDocument
 from .store import CatalogStore
@@ -34,10 +34,20 @@ CONTENT_TYPES = {
     "opml": "text/x-opml; charset=utf-8",
 }
 FORMATS = "any(rss, atom, json)"
+# Pages need no script, frame or form; their only style sheet and images are listed.
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src https: http:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
 _HOST = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
 )
+
+
+def valid_host(host: str) -> bool:
+    """Whether a Host header is a host name or address, fit to make links with."""
+    return _HOST.fullmatch(host) is not None
 
 
 def _store() -> CatalogStore:
@@ -59,13 +69,13 @@ def refuse_odd_requests() -> None:
     """Only GET and HEAD exist here; a Host that is not a host name cannot make links."""
     if request.method not in ("GET", "HEAD"):
         abort(405, valid_methods=["GET", "HEAD"])
-    if not _setting("base_url") and not _HOST.fullmatch(request.host):
+    if not _setting("base_url") and not valid_host(request.host):
         abort(400, description="bad Host header")
 
 
 def base_url() -> str:
     """The absolute URL the site is served at: configured, or the request's own host."""
-    return str(_setting("base_url") or request.host_url.rstrip("/"))
+    return site_base(request.environ, str(_setting("base_url")))
 
 
 def feed_url(collection: Collection, extension: str, **query: int | str) -> str:
@@ -144,31 +154,19 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
     return Rendered(body, CONTENT_TYPES[extension], collection.last_modified, links)
 
 
-def _cached(kind: Hashable, render: Callable[[Catalog], Rendered]) -> Rendered:
-    """A response from the current catalog's cache; one catalog is read once per request."""
+def _cached(render: Callable[[Catalog], Rendered]) -> Rendered:
+    """A response from the current catalog's cache; one catalog is read once per request.
+    Later requests for it are answered by the fast path (fastpath.py) before Flask."""
     catalog = _store().catalog
-    # The host is part of the key: a response made for one Host is never served to another.
-    key = (kind, base_url(), request.path, request.query_string)
+    key = cache_key(request.environ, base_url())
     return _cache().get(catalog, key, lambda: render(catalog))
-
-
-# What a 304 keeps of the 200's headers (RFC 9110 15.4.5): no body, so no body headers.
-_BODY_HEADERS = frozenset({"Content-Type", "Content-Length", "Content-Encoding"})
 
 
 def respond(rendered: Rendered, max_age: int | None = None) -> Response:
     """Answer with a rendered body, honouring conditional requests and gzip."""
-    environ = request.environ
-    # Cheap tests first: most polls carry no validators, many no Accept-Encoding.
-    compress = "HTTP_ACCEPT_ENCODING" in environ and request.accept_encodings["gzip"] > 0
     seconds = int(_setting("reload_interval")) if max_age is None else max_age
-    headers = rendered.headers(compress, seconds)
-    conditional = "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ
-    if conditional and not is_resource_modified(
-        environ, etag=rendered.etag_for(compress), last_modified=rendered.last_modified
-    ):
-        return Response(status=304, headers=[h for h in headers if h[0] not in _BODY_HEADERS])
-    return Response(rendered.gzipped if compress else rendered.body, headers=headers)
+    status, headers, body = answer(rendered, request.environ, seconds)
+    return Response(body, status=status, headers=headers)
 
 
 def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
@@ -195,7 +193,7 @@ def _feed(kind: str, key: str, extension: str) -> Response:
         collection = _collection_or_404(catalog, kind, key)
         return _render_feed(collection, extension, _feed_query())
 
-    return respond(_cached("feed", render))
+    return respond(_cached(render))
 
 
 @bp.get(f"/feed.<{FORMATS}:extension>")
@@ -222,7 +220,12 @@ def _feed_links(collection: Collection) -> dict[str, str]:
 
 def _html(template: str, **context: Any) -> Rendered:
     body = render_template(template, site_title=_setting("site_title"), **context)
-    return Rendered(body.encode("utf-8"), CONTENT_TYPES["html"], None)
+    return Rendered(
+        body.encode("utf-8"),
+        CONTENT_TYPES["html"],
+        None,
+        (("Content-Security-Policy", PAGE_POLICY),),
+    )
 
 
 @bp.get("/")
@@ -241,7 +244,7 @@ def index() -> Response:
             providers=[(c, page_url(c), _feed_links(c)) for c in catalog.providers.values()],
         )
 
-    return respond(_cached("index", render))
+    return respond(_cached(render))
 
 
 def _collection_page(kind: str, key: str) -> Response:
@@ -257,7 +260,7 @@ def _collection_page(kind: str, key: str) -> Response:
             home=f"{base_url()}/",
         )
 
-    return respond(_cached("page", render))
+    return respond(_cached(render))
 
 
 @bp.get("/topics/<key>")
@@ -294,13 +297,13 @@ def _listing(collections: dict[str, Collection]) -> list[dict[str, Any]]:
 @bp.get("/topics.json")
 def topics_json() -> Response:
     """Every topic with its article count and feeds."""
-    return respond(_cached("topics", lambda catalog: _json(_listing(catalog.topics))))
+    return respond(_cached(lambda catalog: _json(_listing(catalog.topics))))
 
 
 @bp.get("/providers.json")
 def providers_json() -> Response:
     """Every provider with its article count and feeds."""
-    return respond(_cached("providers", lambda catalog: _json(_listing(catalog.providers))))
+    return respond(_cached(lambda catalog: _json(_listing(catalog.providers))))
 
 
 @bp.get("/feeds.opml")
@@ -317,7 +320,7 @@ def feeds_opml() -> Response:
         )
         return Rendered(body, CONTENT_TYPES["opml"], None)
 
-    return respond(_cached("opml", render))
+    return respond(_cached(render))
 
 
 @bp.get("/healthz")
