@@ -60,7 +60,9 @@ _HTTP_URL = re.compile(
     r"https?://(?:[^\s/?#@]*@)?(?:[^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::\d{0,5})?(?:[/?#]\S*)?",
     re.IGNORECASE,
 )
-_MAX_NESTING_MARKS = 2000
+# libyaml handled 10,000 nested levels here and crashed at 100,000; below this many marks
+# (hence below this many characters) a document cannot nest deeply enough to matter.
+_MAX_NESTING_MARKS = 5000
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
@@ -148,7 +150,11 @@ def read_seed_text(path: str | Path, max_bytes: int) -> str:
             size = os.fstat(handle.fileno()).st_size
             if size > max_bytes:
                 raise SeedError(f"file is {size} bytes, over the limit of {max_bytes}")
-            data = handle.read(max_bytes + 1)
+            # Ask for the size stat gave (plus one byte, to see growth): asking for the
+            # whole limit would allocate a buffer of max_bytes for every file.
+            data = handle.read(size + 1)
+            if len(data) > size:
+                data += handle.read(max_bytes + 1 - len(data))
     except FileNotFoundError:
         raise SeedError("file vanished before it could be read") from None
     except IsADirectoryError:
@@ -188,7 +194,8 @@ def load_yaml_mapping(source: str) -> dict[str, Any]:
     # libyaml composes nested nodes by C recursion and crashes the process on very deep
     # nesting; a document that could nest deeply goes to the pure-Python loader, which
     # stops at Python's recursion limit instead.
-    loader = YamlLoader if _nesting_marks(source) < _MAX_NESTING_MARKS else PurePythonLoader
+    deep = len(source) > _MAX_NESTING_MARKS and _nesting_marks(source) > _MAX_NESTING_MARKS
+    loader = PurePythonLoader if deep else YamlLoader
     try:
         data = yaml.load(source, Loader=loader)
     except yaml.MarkedYAMLError as error:
