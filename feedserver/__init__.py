@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +50,10 @@ def create_app(
     report = store.reload()
     if report.error:
         logger.warning("starting without articles: %s", report.error)
+    # The loaded catalog lives as long as the process: keep the garbage collector from
+    # walking it again and again (and, after a --preload fork, from touching every page of
+    # it, which would copy memory the workers could share with the master).
+    gc.freeze()
     app.extensions["feedserver.store"] = store
     app.extensions["feedserver.cache"] = RenderCache()
     # werkzeug would answer "//" in a path with a redirect built from the Host header.

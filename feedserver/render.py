@@ -15,7 +15,6 @@ from typing import Any
 
 from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
-from markupsafe import Markup
 
 from .models import Article
 
@@ -54,33 +53,31 @@ class FeedDocument:
 
 def entry_html(article: Article) -> str:
     """The entry's HTML content: lead image, excerpt, a link to the article and the related
-    coverage, all text escaped."""
+    coverage, all text escaped. (f-strings with html.escape: markupsafe's format() costs a
+    third of a feed's first render.)"""
     parts: list[str] = []
     image = article.lead_image
     if image is not None:
-        size = ""
-        if image.width and image.height:
-            size = Markup(' width="{}" height="{}"').format(image.width, image.height)
-        parts.append(
-            Markup('<p><img src="{}" alt="{}"{}></p>').format(
-                image.url, image.title or article.title, size
-            )
-        )
+        size = f' width="{image.width}" height="{image.height}"' if image.width else ""
+        alt = _escape(image.title or article.title)
+        parts.append(f'<p><img src="{_escape(image.url)}" alt="{alt}"{size}></p>')
     if article.excerpt:
-        parts.append(Markup("<p>{}</p>").format(article.excerpt))
-    source = f" at {article.provider.name}" if article.provider is not None else ""
-    parts.append(
-        Markup('<p><a href="{}">Read the full article{}</a></p>').format(article.url, source)
-    )
+        parts.append(f"<p>{_escape(article.excerpt)}</p>")
+    source = f" at {_escape(article.provider.name)}" if article.provider is not None else ""
+    parts.append(f'<p><a href="{_escape(article.url)}">Read the full article{source}</a></p>')
     if article.related:
-        items = []
-        for related in article.related:
-            by = Markup(" ({})").format(related.provider_name) if related.provider_name else ""
-            items.append(
-                Markup('<li><a href="{}">{}</a>{}</li>').format(related.url, related.title, by)
-            )
-        parts.append(Markup("<p>Related coverage:</p><ul>{}</ul>").format(Markup("").join(items)))
-    return str(Markup("").join(parts))
+        items = "".join(
+            f'<li><a href="{_escape(r.url)}">{_escape(r.title)}</a>'
+            + (f" ({_escape(r.provider_name)})" if r.provider_name else "")
+            + "</li>"
+            for r in article.related
+        )
+        parts.append(f"<p>Related coverage:</p><ul>{items}</ul>")
+    return "".join(parts)
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=True)
 
 
 class _FeedLinks(BaseExtension):  # type: ignore[misc]
