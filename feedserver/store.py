@@ -193,14 +193,15 @@ class CatalogStore:
     def _reload(self, started: datetime, clock_start: float) -> ReloadReport:
         if not self.seeds_dir.is_dir():
             raise FileNotFoundError(2, "no such directory")
-        found = list(scan_seed_files(self.seeds_dir))
         files: dict[str, _FileState] = {}
         changed: list[tuple[ParsedSeed | None, ParsedSeed | None]] = []  # (before, after)
-        for seed_file in found:
-            state = self._files.get(seed_file.path)
+        known = self._files.get
+        for seed_file in scan_seed_files(self.seeds_dir):
+            path = seed_file[0]
+            state = known(path)
             # Same path, size, mtime and inode: the file has not changed since it was parsed.
             if state is not None and state.latest.file == seed_file:
-                files[seed_file.path] = state
+                files[path] = state
                 continue
             result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
             good = result if result.error is None else (state.good if state else None)
@@ -222,9 +223,9 @@ class CatalogStore:
         report = ReloadReport(
             started=started,
             duration_seconds=time.perf_counter() - clock_start,
-            files=len(found),
+            files=len(files),
             parsed=parsed,
-            unchanged=len(found) - parsed,
+            unchanged=len(files) - parsed,
             removed=len(removed_paths),
             failed=sum(1 for s in files.values() if s.latest.error is not None),
             stale=stale,
