@@ -129,10 +129,10 @@ def _revise(
 ) -> Collection:
     """The collection without the gone articles (by id) and with the arrivals, still sorted."""
     articles = [a for a in old.articles if id(a) not in gone] if gone else list(old.articles)
-    if len(arrivals) > 32:
+    if len(arrivals) * 16 > len(articles):
         articles += arrivals
         articles.sort(key=_newest_first)
-    else:  # a few arrivals: binary insertion beats computing every article's sort key
+    else:  # few arrivals: binary insertion beats computing every article's sort key
         for article in arrivals:
             bisect.insort(articles, article, key=_newest_first)
     name = old.name
