@@ -1,0 +1,155 @@
+"""Measure feedserver at 1,000, 10,000 and 100,000 seed files against the issue's targets.
+
+    python -m benchmarks [--sizes 1000,10000,100000] [--only cold,reload,serve,flat,memory,startup]
+                         [--workdir DIR] [--markdown FILE]
+
+For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
+info). Seed trees are generated once into the work folder and kept for later runs. The serving
+figure uses wrk when it is installed (apt-get install -y wrk), else a Python load generator
+with the same number of connections. See BENCHMARKS.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import fresh, loadgen, report, targets, trees
+
+GROUPS = ("cold", "reload", "serve", "flat", "memory", "startup")
+BASELINE_SIZE = 1000
+
+
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _sizes(text: str) -> list[int]:
+    sizes = sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError("sizes must be positive whole numbers")
+    return sizes
+
+
+def _groups(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - set(GROUPS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown figure(s): {', '.join(unknown)}")
+    return [group for group in GROUPS if group in chosen]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sizes", type=_sizes, default=[1000, 10_000, 100_000])
+    parser.add_argument("--only", type=_groups, default=list(GROUPS), metavar="FIGURES")
+    parser.add_argument("--workdir", type=Path, default=trees.DEFAULT_WORKDIR)
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="load generator threads")
+    parser.add_argument("--rounds", type=int, default=3, help="load runs per server")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--markdown", type=Path, help="also write the run as Markdown here")
+    return parser
+
+
+def measure_size(
+    tree: trees.SeedTree,
+    groups: list[str],
+    options: targets.Options,
+    state: dict[str, Any],
+) -> report.SizeReport:
+    """Every chosen figure at one size; `state` holds the 1,000-file tree and the idle RSS."""
+    result = report.SizeReport(tree.count, tree.total_bytes)
+    _progress(f"N={tree.count:,}: warming the page cache")
+    trees.warm(tree.root)
+    if "cold" in groups or "reload" in groups:
+        _progress(f"N={tree.count:,}: cold load and reloads")
+        result.figures += targets.cold_and_reload(tree, "cold" in groups, "reload" in groups)
+    if "serve" in groups:
+        _progress(f"N={tree.count:,}: serving under gunicorn")
+        result.figures += targets.serve(tree, options)
+    if "flat" in groups:
+        _progress(f"N={tree.count:,}: feed latency")
+        result.figures += targets.flat_cost(tree, state["baseline"])
+    if "memory" in groups:
+        _progress(f"N={tree.count:,}: memory")
+        result.figures += targets.memory(tree, state["idle"])
+    if "startup" in groups:
+        _progress(f"N={tree.count:,}: start-up with --preload -w 4")
+        result.figures += targets.start_up(tree, options)
+    return result
+
+
+def _markdown(
+    path: Path, command: str, machine: dict[str, str], loads: list[str], reports: list[Any]
+) -> None:
+    lines = [
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `{command}`",
+        "",
+        *(f"- {key}: {value}" for key, value in machine.items()),
+        f"- load average (1 5 15 min) at start and end: {loads[0]} / {loads[-1]}",
+        "",
+    ]
+    for size_report in reports:
+        lines += [report.markdown_table(size_report), ""]
+    lines += ["```", report.summary(reports), "```", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks and print a table per size."""
+    args = build_parser().parse_args(argv)
+    workdir: Path = args.workdir.resolve()
+    machine = report.machine()
+    print("machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()), flush=True)
+    if "serve" in args.only and args.loadgen != "python" and not loadgen.wrk_available():
+        if args.loadgen == "wrk":
+            print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+            return 2
+        print(f"NOTE: {loadgen.WRK_HINT}", flush=True)
+    loads = [report.load_average()]
+    print(f"load average at start: {loads[0]}", flush=True)
+    shutil.rmtree(workdir / "logs", ignore_errors=True)  # keep the logs of this run only
+    options = targets.Options(
+        logs=workdir / "logs",
+        connections=args.connections,
+        threads=args.threads,
+        seconds=args.seconds,
+        rounds=args.rounds,
+        loadgen=args.loadgen,
+    )
+    state: dict[str, Any] = {"baseline": None, "idle": None}
+    if "flat" in args.only:
+        state["baseline"] = trees.seed_tree(workdir, BASELINE_SIZE, args.seed)
+    if "memory" in args.only:
+        state["idle"] = fresh.run("memory:idle_rss")
+    reports = []
+    for size in args.sizes:
+        tree = trees.seed_tree(workdir, size, args.seed)
+        size_report = measure_size(tree, args.only, options, state)
+        reports.append(size_report)
+        print("\n" + report.text_table(size_report) + "\n", flush=True)
+    loads.append(report.load_average())
+    print(f"load average at end: {loads[-1]}")
+    print(report.summary(reports))
+    if args.markdown:
+        command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+        _markdown(args.markdown, command.strip(), machine, loads, reports)
+        print(f"wrote {args.markdown}")
+    return 1 if any(f.status == report.MISSED for r in reports for f in r.figures) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
