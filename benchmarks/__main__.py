@@ -93,10 +93,16 @@ def measure_size(
 
 
 def _markdown(
-    path: Path, command: str, machine: dict[str, str], loads: list[str], reports: list[Any]
+    path: Path,
+    command: str,
+    started: datetime,
+    machine: dict[str, str],
+    loads: list[str],
+    reports: list[Any],
 ) -> None:
+    took = datetime.now(UTC).replace(microsecond=0) - started
     lines = [
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `{command}`",
+        f"Run started {started:%Y-%m-%d %H:%M} UTC, {took} long: `{command}`",
         "",
         *(f"- {key}: {value}" for key, value in machine.items()),
         f"- load average (1 5 15 min) at start and end: {loads[0]} / {loads[-1]}",
@@ -111,6 +117,7 @@ def _markdown(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print a table per size."""
     args = build_parser().parse_args(argv)
+    started = datetime.now(UTC).replace(microsecond=0)
     workdir: Path = args.workdir.resolve()
     machine = report.machine()
     print("machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()), flush=True)
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.summary(reports))
     if args.markdown:
         command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
-        _markdown(args.markdown, command.strip(), machine, loads, reports)
+        _markdown(args.markdown, command.strip(), started, machine, loads, reports)
         print(f"wrote {args.markdown}")
     return 1 if any(f.status == report.MISSED for r in reports for f in r.figures) else 0
 

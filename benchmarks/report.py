@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MET = "MET"
 MISSED = "MISSED"
@@ -116,7 +117,7 @@ def summary(reports: Sequence[SizeReport]) -> str:
     ]
     met = sum(1 for r in reports for f in r.figures if f.status == MET)
     if not missed:
-        return f"all {met} targets met"
+        return f"all {met} targets met" if met else "no figure with a target at these sizes"
     return f"{met} targets met, {len(missed)} missed:\n" + "\n".join(f"  {m}" for m in missed)
 
 
@@ -160,6 +161,23 @@ def load_average() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
+def code_version() -> str:
+    """The commit of the code measured, and whether feedserver/ had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+        )
+        return result.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout)"
+    dirty = git("status", "--porcelain", "--", "feedserver", "wsgi.py")
+    return commit + (" with uncommitted changes in feedserver/" if dirty else "")
+
+
 def machine() -> dict[str, str]:
     """What the figures were measured on."""
     from importlib.metadata import version
@@ -178,4 +196,5 @@ def machine() -> dict[str, str]:
             f"(libyaml {'yes' if hasattr(yaml, 'CSafeLoader') else 'no'})"
         ),
         "load generator": _wrk_version(),
+        "code": code_version(),
     }
