@@ -28,15 +28,6 @@ logger = logging.getLogger(__name__)
 MANIFEST = ".feedserver-manifest"
 LISTINGS = ("/topics.json", "/providers.json", "/feeds.opml")
 STATIC = ("/static/style.css",)
-# What each extension must be served as; sync tools and web servers need telling.
-CONTENT_TYPES = {
-    ".rss": "application/rss+xml; charset=utf-8",
-    ".atom": "application/atom+xml; charset=utf-8",
-    ".json": "application/feed+json (topics.json, providers.json: application/json)",
-    ".opml": "text/x-opml; charset=utf-8",
-    ".html": "text/html; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-}
 
 
 @dataclass(frozen=True, slots=True)

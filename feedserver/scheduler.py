@@ -88,12 +88,6 @@ class ReloadScheduler:
         except Exception:
             logger.exception("reload failed; serving the last catalog")
 
-    def shutdown(self) -> None:
-        """Stop this process's job, if it runs."""
-        if self.running() and self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-        self._scheduler = None
-
 
 def init_app(app: Flask, store: CatalogStore) -> ReloadScheduler:
     """Attach a reload scheduler that starts with the first request of each process."""
