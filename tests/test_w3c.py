@@ -1,8 +1,8 @@
 """Every feed, served by a real gunicorn, checked with the W3C Feed Validation Service's code.
 
 Runs only where a checkout of w3c/feedvalidator is named by FEEDVALIDATOR and the
-`w3c-validate` script by W3C_VALIDATE (e.g. FEEDVALIDATOR=/work/feedvalidator
-W3C_VALIDATE=/work/shared/tools/w3c-validate); it is skipped elsewhere, as in CI.
+`w3c-validate` script by W3C_VALIDATE (e.g. FEEDVALIDATOR=path/to/feedvalidator
+W3C_VALIDATE=path/to/w3c-validate); it is skipped elsewhere, as in CI.
 """
 
 from __future__ import annotations
