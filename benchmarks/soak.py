@@ -23,12 +23,9 @@ import gzip
 import http.client
 import json
 import multiprocessing
-import os
 import queue
 import random
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,6 +44,7 @@ from xml.etree import ElementTree
 
 import feedparser  # type: ignore[import-untyped]
 
+from benchmarks import servers
 from benchmarks.generate import WORDS, generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -477,64 +475,22 @@ def edit_seeds(seeds: str, stop: Event, seed: int, results: Queue[dict[str, int]
 # --- the server ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> bool:
-    """True once /healthz answers; False if the process exited first."""
-    parts = urlsplit(url)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        if status_of(parts.hostname or "", parts.port or 80, "/healthz")[0] == 200:
-            return True
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not answer {url}/healthz within {START_TIMEOUT} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @contextmanager
-def gunicorn(seeds: Path, log: Path, workers: int, interval: int) -> Iterator[str]:
-    """Run `python -m gunicorn -w N wsgi:app` from the repository over seeds; yield its URL."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
-    environment["FEEDSERVER_SEEDS_DIR"] = str(seeds)
-    environment["FEEDSERVER_RELOAD_INTERVAL"] = str(interval)
-    for attempt in range(3):  # another process may take the free port first
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", url[7:]]
-        command += ["--graceful-timeout", "5", "wsgi:app"]
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            if _wait_until_serving(url, process):
-                yield url
-                return
-        finally:
-            _stop(process)
-        text = log.read_text(errors="replace")
-        if "already in use" not in text or attempt == 2:
-            raise RuntimeError(f"gunicorn exited at start:\n{text}")
+def gunicorn(seeds: Path, logs: Path, workers: int, interval: int) -> Iterator[tuple[str, Path]]:
+    """Run `python -m gunicorn -w N wsgi:app` from the repository over seeds; yield its URL
+    and the file its log goes to."""
+    server = servers.start(
+        "wsgi:app",
+        logs,
+        "-w",
+        str(workers),
+        env={"FEEDSERVER_SEEDS_DIR": str(seeds), "FEEDSERVER_RELOAD_INTERVAL": str(interval)},
+    )
+    try:
+        server.wait_ready(timeout=START_TIMEOUT)
+        yield f"http://{servers.HOST}:{server.port}", server.error_log
+    finally:
+        server.stop()
 
 
 def log_problems(log: Path) -> list[str]:
@@ -671,8 +627,7 @@ def run_soak(
                 seeds = workdir / "seeds"
                 seeds.mkdir()
                 generate(seeds, files, seed=seed, topics=max(10, files // 5), providers=30)
-            log = workdir / "gunicorn.log"
-            url = stack.enter_context(gunicorn(seeds, log, workers, interval))
+            url, log = stack.enter_context(gunicorn(seeds, workdir, workers, interval))
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         pool, articles = _discover(host, port)
