@@ -47,7 +47,6 @@ import feedparser  # type: ignore[import-untyped]
 from benchmarks import servers
 from benchmarks.generate import WORDS, generate
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED_SUFFIXES = (".txt", ".md", ".yaml", ".yml")
 REQUEST_TIMEOUT = 15.0
 START_TIMEOUT = 30.0
