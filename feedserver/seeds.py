@@ -85,11 +85,13 @@ class SeedFile(NamedTuple):
     size: int
     mtime_ns: int
     inode: int
+    # Changes on every write and rename, even one that puts size and mtime back.
+    ctime_ns: int = 0
 
     @property
-    def signature(self) -> tuple[int, int, int]:
+    def signature(self) -> tuple[int, int, int, int]:
         """What changes when the file's content may have changed."""
-        return (self.size, self.mtime_ns, self.inode)
+        return (self.size, self.mtime_ns, self.inode, self.ctime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,8 @@ def scan_seed_files(root: str | Path) -> Iterator[SeedFile]:
                 continue  # vanished between listing and stat
             if info.st_mode & 0o170000 == 0o100000:  # a regular file (S_ISREG), from the stat
                 yield _new_tuple(
-                    SeedFile, (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino)
+                    SeedFile,
+                    (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns),
                 )
 
 

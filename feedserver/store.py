@@ -25,7 +25,8 @@ from .catalog import (
     seed_problems,
     update_catalog,
 )
-from .seeds import ParsedSeed, parse_seed_file, scan_seed_files
+from .seeds import ParsedSeed, SeedFile, parse_seed_file
+from .tree import TreeIndex
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,12 @@ class CatalogStore:
         self._duplicates: dict[str, list[Problem]] = {}
         # The error or warnings of each file that has any.
         self._problems: dict[str, list[Problem]] = {}
+        self._failed: set[str] = set()
+        self._stale: set[str] = set()
+        self._index = TreeIndex()
+        # File states read from a snapshot, used by the first reload for unchanged files.
+        self._reusable: dict[str, _FileState] = {}
+        self._parsed_since_snapshot = 0
         self._lock = threading.Lock()
         self.catalog: Catalog = empty_catalog(site_title, clock())
         self.last_report: ReloadReport | None = None
@@ -112,7 +119,6 @@ class CatalogStore:
     def _next_catalog(
         self,
         changed: list[tuple[ParsedSeed | None, ParsedSeed | None]],
-        removed_paths: set[str],
         stale: tuple[str, ...],
         now: datetime,
     ) -> Catalog:
@@ -135,7 +141,10 @@ class CatalogStore:
             self._duplicates.pop(url, None)
             paths = self._paths_of(url)
             winner = None
-            if paths:
+            if len(paths) == 1:  # the usual case, without a sort
+                winner = self._files[paths[0]].served
+                self._winners[url] = winner
+            elif paths:
                 winner, duplicates = choose_winner(self._files[path].served for path in paths)
                 self._winners[url] = winner
                 if duplicates:
@@ -210,41 +219,42 @@ class CatalogStore:
     def _reload(self, started: datetime, clock_start: float) -> ReloadReport:
         if not self.seeds_dir.is_dir():
             raise FileNotFoundError(2, "no such directory")
-        files: dict[str, _FileState] = {}
-        changed: list[tuple[ParsedSeed | None, ParsedSeed | None]] = []  # (before, after)
-        known = self._files.get
-        for seed_file in scan_seed_files(self.seeds_dir):
-            path = seed_file[0]
-            state = known(path)
-            # Same path, size, mtime and inode: the file has not changed since it was parsed.
-            if state is not None and state.latest.file == seed_file:
-                files[path] = state
-                continue
-            result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
-            good = result if result.error is None else (state.good if state else None)
-            files[seed_file.path] = new_state = _FileState(result, good)
-            changed.append((state.served if state else None, new_state.served))
-            self._note_problems(seed_file.path, seed_problems(new_state.served))
-        removed_paths = self._files.keys() - files.keys()
-        changed += [(self._files[path].served, None) for path in removed_paths]
-        for path in removed_paths:
-            self._note_problems(path, [])
+        # Stat everything first, then parse, then change state: nothing below raises.
+        changes = self._index.scan(str(self.seeds_dir))
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
-        rebuilt = bool(changed or release_due or self.last_report is None)
-        stale = tuple(path for path, s in files.items() if s.latest.error and s.good)
-        self._files = files
+        rebuilt = bool(changes or release_due or self.last_report is None)
+        changed: list[tuple[ParsedSeed | None, ParsedSeed | None]] = []  # (before, after)
+        parsed = 0
+        for seed_file in changes.changed:
+            path = seed_file.path
+            state = self._files.get(path)
+            new_state = self._from_snapshot(seed_file)
+            if new_state is None:
+                result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
+                good = result if result.error is None else (state.good if state else None)
+                new_state = _FileState(result, good)
+                parsed += 1
+            changed.append((state.served if state else None, new_state.served))
+            self._files[path] = new_state
+            self._note_state(path, new_state)
+        for path in changes.removed:
+            changed.append((self._files.pop(path).served, None))
+            self._note_state(path, None)
+        self._index.apply(changes)
+        self._reusable = {}  # a snapshot serves the first load only
+        stale = tuple(sorted(self._stale))
         if rebuilt:
-            self.catalog = self._next_catalog(changed, removed_paths, stale, now)
-        parsed = len(changed) - len(removed_paths)
+            self.catalog = self._next_catalog(changed, stale, now)
+        self._parsed_since_snapshot += parsed + len(changes.removed)
         report = ReloadReport(
             started=started,
             duration_seconds=time.perf_counter() - clock_start,
-            files=len(files),
+            files=len(self._files),
             parsed=parsed,
-            unchanged=len(files) - parsed,
-            removed=len(removed_paths),
-            failed=sum(1 for s in files.values() if s.latest.error is not None),
+            unchanged=len(self._files) - parsed,
+            removed=len(changes.removed),
+            failed=len(self._failed),
             stale=stale,
             rebuilt=rebuilt,
             error=None,
@@ -262,5 +272,21 @@ class CatalogStore:
             rebuilt,
         )
         for path in stale:
-            logger.warning("%s: %s; serving its last good version", path, files[path].latest.error)
+            error = self._files[path].latest.error
+            logger.warning("%s: %s; serving its last good version", path, error)
         return report
+
+    def _note_state(self, path: str, state: _FileState | None) -> None:
+        """Keep the problems, failed and stale files up to date as one file changes."""
+        self._note_problems(path, seed_problems(state.served) if state else [])
+        failed = state is not None and state.latest.error is not None
+        (self._failed.add if failed else self._failed.discard)(path)
+        stale = failed and state is not None and state.good is not None
+        (self._stale.add if stale else self._stale.discard)(path)
+
+    def _from_snapshot(self, seed_file: SeedFile) -> _FileState | None:
+        """The state a snapshot kept of a file that has not changed since, if any."""
+        state = self._reusable.pop(seed_file.path, None)
+        if state is not None and state.latest.file == seed_file:
+            return state
+        return None

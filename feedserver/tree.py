@@ -1,0 +1,147 @@
+"""What changed under the seeds directory since the last look, at the cost of one `stat` a file.
+
+The index keeps, per directory, the `SeedFile` of every seed file it last saw. A scan stats
+every entry and compares the result with what the index holds, field by field: an unchanged
+file costs a dict lookup and four integer comparisons, and no string, tuple or generator
+step is made for it. Only new and changed files come back as `SeedFile`s; removed files are
+found per directory by the names left over.
+
+The filtering rules (hidden and temporary files, suffixes, symlinks) are those of
+`seeds.scan_seed_files`, which `feedserver check` and the export use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .seeds import _HIDDEN_PREFIXES, _TEMPORARY_SUFFIXES, SEED_SUFFIXES, SeedFile, _inside
+
+logger = logging.getLogger(__name__)
+
+_new_tuple = tuple.__new__
+_REGULAR = 0o100000
+_FILE_TYPE = 0o170000
+
+
+@dataclass(slots=True)
+class Changes:
+    """The outcome of one scan: files to parse, files gone, and the index to keep afterwards."""
+
+    changed: list[SeedFile] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    # Per directory prefix ("" for the root, "a/b/" below it), the files seen in it.
+    directories: dict[str, dict[str, SeedFile]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.removed)
+
+
+class TreeIndex:
+    """The seed files of one directory tree as last seen, by directory and name."""
+
+    def __init__(self) -> None:
+        self.directories: dict[str, dict[str, SeedFile]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(files) for files in self.directories.values())
+
+    def paths(self) -> Iterable[str]:
+        """Every indexed file's relative path."""
+        for prefix, files in self.directories.items():
+            for name in files:
+                yield prefix + name
+
+    def scan(self, root: str) -> Changes:
+        """Stat everything under root and say what differs from the index; raises OSError
+        if root itself cannot be listed. The index is not changed: `apply` does that."""
+        real_root = os.path.realpath(root)
+        changes = Changes()
+        previous = self.directories
+        pending = [("", root)]
+        visited: set[str] = set()
+        first = True
+        while pending:
+            prefix, directory = pending.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                if first:
+                    raise
+                logger.warning("cannot list seed directory %s", prefix or ".")
+                # Keep what was known of it and below: an unreadable folder is not an empty one.
+                for below, files in previous.items():
+                    if below.startswith(prefix):
+                        changes.directories[below] = files
+                continue
+            first = False
+            visited.add(prefix)
+            known = previous.get(prefix) or {}
+            seen: dict[str, SeedFile] = {}
+            matched = 0
+            get = known.get
+            # This loop runs for every file on every reload: it is kept to the bare minimum.
+            for entry in entries:
+                name = entry.name
+                old = get(name)
+                if old is not None:
+                    # A name indexed before already passed the name rules.
+                    try:
+                        info = entry.stat()
+                    except OSError:
+                        continue  # vanished between listing and stat
+                    if (
+                        info.st_mtime_ns == old[2]
+                        and info.st_size == old[1]
+                        and info.st_ino == old[3]
+                        and info.st_ctime_ns == old[4]
+                    ):
+                        seen[name] = old
+                        matched += 1
+                        continue
+                found = self._examine(entry, prefix, real_root, pending)
+                if found is not None:
+                    seen[name] = found
+                    changes.changed.append(found)
+            if matched != len(known):
+                changes.removed += [prefix + name for name in known if name not in seen]
+            if seen:
+                changes.directories[prefix] = seen
+        for prefix, files in previous.items():
+            if prefix not in visited and prefix not in changes.directories:
+                changes.removed += [prefix + name for name in files]
+        return changes
+
+    @staticmethod
+    def _examine(
+        entry: os.DirEntry[str], prefix: str, real_root: str, pending: list[tuple[str, str]]
+    ) -> SeedFile | None:
+        """The SeedFile of an entry that is new or changed, or None when it is no seed file
+        (a folder is queued for the scan instead)."""
+        name = entry.name
+        if name.startswith(_HIDDEN_PREFIXES) or name.endswith(_TEMPORARY_SUFFIXES):
+            return None
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((f"{prefix}{name}/", entry.path))
+                return None
+            if name[name.rfind(".") :].lower() not in SEED_SUFFIXES:
+                return None
+            if entry.is_symlink() and not _inside(real_root, os.path.realpath(entry.path)):
+                logger.warning("skipping %s%s: symlink leads outside the seeds dir", prefix, name)
+                return None
+            info = entry.stat()
+        except OSError:
+            return None
+        if info.st_mode & _FILE_TYPE != _REGULAR:
+            return None
+        return _new_tuple(
+            SeedFile,
+            (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns),
+        )
+
+    def apply(self, changes: Changes) -> None:
+        """Make the index what the scan saw."""
+        self.directories = changes.directories
