@@ -131,6 +131,13 @@ SETTINGS: tuple[Setting, ...] = (
         _integer(1024),
         "Seed files larger than this many bytes are refused unread.",
     ),
+    Setting(
+        "cache_dir",
+        "auto",
+        _text,
+        "Folder for the snapshot of parsed seeds that lets a restart skip unchanged files; "
+        "auto: a per-user folder in the system's temporary folder; empty: no snapshot.",
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 

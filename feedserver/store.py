@@ -106,7 +106,8 @@ class CatalogStore:
         self._index = TreeIndex()
         # File states read from a snapshot, used by the first reload for unchanged files.
         self._reusable: dict[str, _FileState] = {}
-        self._parsed_since_snapshot = 0
+        # Called after each reload, under the reload lock, with the store and the report.
+        self.after_reload: list[Callable[[CatalogStore, ReloadReport], None]] = []
         self._lock = threading.Lock()
         self.catalog: Catalog = empty_catalog(site_title, clock())
         self.last_report: ReloadReport | None = None
@@ -214,7 +215,21 @@ class CatalogStore:
                 )
                 logger.error("reload failed, serving the last catalog: %s", reason)
             self.last_report = report
+            for hook in self.after_reload:
+                try:
+                    hook(self, report)
+                except Exception:  # a hook's failure must not stop reloads
+                    logger.exception("after-reload hook failed")
             return report
+
+    def reuse(self, states: dict[str, _FileState]) -> None:
+        """Offer file states kept from an earlier process (a snapshot) to the next reload,
+        which takes those of files whose path, size, mtime, inode and ctime still match."""
+        self._reusable = states
+
+    def file_states(self) -> dict[str, _FileState]:
+        """Every seed file's state, by path: what a snapshot keeps. Do not change it."""
+        return self._files
 
     def _reload(self, started: datetime, clock_start: float) -> ReloadReport:
         if not self.seeds_dir.is_dir():
@@ -246,7 +261,6 @@ class CatalogStore:
         stale = tuple(sorted(self._stale))
         if rebuilt:
             self.catalog = self._next_catalog(changed, stale, now)
-        self._parsed_since_snapshot += parsed + len(changes.removed)
         report = ReloadReport(
             started=started,
             duration_seconds=time.perf_counter() - clock_start,
