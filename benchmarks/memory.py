@@ -29,11 +29,12 @@ def _figures() -> dict[str, int]:
     return {"rss": status_kib("VmRSS") * 1024, "peak": status_kib("VmHWM") * 1024}
 
 
-def serving_rss(root: str) -> dict[str, Any]:
-    """RSS of a process that loaded the tree with create_app and served one feed."""
+def serving_rss(root: str, cache_dir: str = "") -> dict[str, Any]:
+    """RSS of a process that loaded the tree with create_app and served one feed; with a
+    `cache_dir` holding a snapshot, the load is a restart's."""
     from feedserver import create_app
 
-    app = create_app({"seeds_dir": root, "base_url": BASE_URL})
+    app = create_app({"seeds_dir": root, "base_url": BASE_URL, "cache_dir": cache_dir})
     response = app.test_client().get(f"/topics/{biggest_topic(app)}.rss")
     if response.status_code != 200:
         raise RuntimeError(f"feed answered {response.status_code}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -24,7 +23,7 @@ from typing import Any, NamedTuple
 import yaml
 from slugify import slugify
 
-from .models import Article, Image, Provider, Related, Topic
+from .models import Article, Image, Provider, Related, Topic, pack_images, pack_related
 
 logger = logging.getLogger(__name__)
 
@@ -437,8 +436,7 @@ class _Reader:
             provider_name = ""
             if isinstance(provider, dict):
                 provider_name = _short_text(provider.get("name")) or ""
-            # Interned: a few hundred providers' names recur across 100,000 articles.
-            related.append(Related(title, url, sys.intern(provider_name)))
+            related.append(Related(title, url, provider_name))
         return tuple(related)
 
     def article(self) -> Article:
@@ -462,8 +460,8 @@ class _Reader:
             published_at=published_at,
             provider=self.provider(),
             topics=self.topics(),
-            images=self.images(self.optional_list("images"), "image"),
-            related=self.related(),
+            image_text=pack_images(self.images(self.optional_list("images"), "image")),
+            related_text=pack_related(self.related()),
             quality=self.optional_number("quality"),
             heat=self.optional_number("heat"),
             published=self.published(),

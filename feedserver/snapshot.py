@@ -19,6 +19,7 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import io
 import logging
 import os
 import stat
@@ -29,13 +30,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgpack
 import yaml
 
 from . import models, seeds
-from .models import Article, Image, Provider, Related, Topic
+from .models import Article, Provider, Topic
 from .seeds import ParsedSeed, SeedFile
 from .store import CatalogStore, ReloadReport, _collector_paused, _FileState
 
@@ -51,6 +52,8 @@ REWRITE_SHARE = 0.01
 REWRITE_SECONDS = 300.0
 # `cache_dir: auto` means this folder in the system's temporary folder, one per user.
 AUTO = "auto"
+DIGEST_BYTES = 32
+READ_BYTES = 1 << 20
 
 
 def code_version() -> str:
@@ -108,10 +111,6 @@ def _encode_article(article: Article) -> list[Any]:
             value = None if value is None else [value.key, value.name, value.domain]
         elif name == "topics":
             value = [[topic.key, topic.name] for topic in value]
-        elif name == "images":
-            value = [[i.url, i.width, i.height, i.title] for i in value]
-        elif name == "related":
-            value = [[r.title, r.url, r.provider_name] for r in value]
         values.append(value)
     return values
 
@@ -122,19 +121,40 @@ def _encode_seed(seed: ParsedSeed) -> list[Any]:
     return [list(seed.file), article, seed.error, list(seed.warnings), extras]
 
 
+def write_to(out: BinaryIO, states: dict[str, _FileState], header: dict[str, Any]) -> int:
+    """Write a snapshot of these file states, record by record (a whole snapshot is never
+    held in memory); returns the bytes written. The last DIGEST_BYTES are a checksum of all
+    the others, so a truncated or damaged file is recognised."""
+    digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    packer = msgpack.Packer(datetime=True)
+    written = 0
+
+    def put(chunk: bytes) -> None:
+        nonlocal written
+        digest.update(chunk)
+        out.write(chunk)
+        written += len(chunk)
+
+    put(MAGIC + packer.pack({**header, "files": len(states)}))
+    pending: list[bytes] = []
+    for state in states.values():
+        # A file whose latest version parsed is its own good version: kept once.
+        good = state.good
+        kept = None if good is None or good is state.latest else _encode_seed(good)
+        pending.append(packer.pack([_encode_seed(state.latest), kept]))
+        if len(pending) >= 1000:
+            put(b"".join(pending))
+            pending.clear()
+    put(b"".join(pending))
+    out.write(digest.digest())
+    return written + DIGEST_BYTES
+
+
 def encode(states: dict[str, _FileState], header: dict[str, Any]) -> bytes:
     """The bytes of a snapshot of these file states."""
-    records = [
-        [
-            _encode_seed(s.latest),
-            None if s.good is None or s.good is s.latest else _encode_seed(s.good),
-        ]
-        for s in states.values()
-    ]
-    body: bytes = msgpack.packb(records, datetime=True)
-    header = {**header, "files": len(records), "body": hashlib.blake2b(body).hexdigest()}
-    head: bytes = msgpack.packb(header)
-    return MAGIC + head + body
+    out = io.BytesIO()
+    write_to(out, states, header)
+    return out.getvalue()
 
 
 class _Decoder:
@@ -143,7 +163,6 @@ class _Decoder:
     def __init__(self) -> None:
         self.topics: dict[tuple[str, str], Topic] = {}
         self.providers: dict[tuple[str, str, str], Provider] = {}
-        self.names: dict[str, str] = {}
 
     def article(self, values: list[Any]) -> Article:
         fields = dict(zip(_ARTICLE_FIELDS, values, strict=True))
@@ -156,11 +175,6 @@ class _Decoder:
         fields["topics"] = tuple(
             self.topics.get(key) or self.topics.setdefault(key, Topic(*key))
             for key in map(tuple, fields["topics"])
-        )
-        fields["images"] = tuple(Image(*values) for values in fields["images"])
-        fields["related"] = tuple(
-            Related(title, url, self.names.setdefault(name, sys.intern(name)))
-            for title, url, name in fields["related"]
         )
         if not isinstance(fields["published_at"], datetime):
             raise ValueError("publishedDateTime is not a timestamp")
@@ -177,39 +191,56 @@ class _Decoder:
         )
 
 
-def decode(data: bytes, expected: dict[str, Any]) -> dict[str, _FileState]:
-    """The file states of a snapshot; raises ValueError saying why it cannot be used."""
-    if not data.startswith(MAGIC):
+def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str, _FileState]:
+    """The file states of a snapshot of `size` bytes, decoded as it is read; raises
+    ValueError saying why it cannot be used."""
+    if size < len(MAGIC) + DIGEST_BYTES or handle.read(len(MAGIC)) != MAGIC:
         raise ValueError("not a feedserver snapshot")
-    unpacker = msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=True)
-    unpacker.feed(data[len(MAGIC) :])
+    digest = hashlib.blake2b(MAGIC, digest_size=DIGEST_BYTES)
+    unpacker = msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=True, use_list=False)
+    left = size - len(MAGIC) - DIGEST_BYTES
+    header: dict[str, Any] | None = None
+    decoder = _Decoder()
+    states: dict[str, _FileState] = {}
     try:
-        header = unpacker.unpack()
-    except Exception as error:
-        raise ValueError(f"header unreadable ({error})") from None
-    if not isinstance(header, dict):
-        raise ValueError("header unreadable")
-    for key, value in expected.items():
-        if header.get(key) != value:
-            raise ValueError(f"written for another {key} ({header.get(key)!r})")
-    body = data[len(MAGIC) + unpacker.tell() :]
-    if hashlib.blake2b(body).hexdigest() != header.get("body"):
-        raise ValueError("truncated or corrupt (checksum differs)")
-    try:
-        records = msgpack.unpackb(body, raw=False, timestamp=3, strict_map_key=True)
-        decoder = _Decoder()
-        states: dict[str, _FileState] = {}
-        for latest_values, good_values in records:
-            latest = decoder.seed(latest_values)
-            good = None if good_values is None else decoder.seed(good_values)
-            if good is None and latest.error is None:
-                good = latest
-            states[latest.file.path] = _FileState(latest, good)
-    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as error:
+        while left > 0:
+            chunk = handle.read(min(left, READ_BYTES))
+            if not chunk:
+                raise ValueError("truncated")
+            left -= len(chunk)
+            digest.update(chunk)
+            unpacker.feed(chunk)
+            for item in unpacker:
+                if header is None:
+                    header = _checked_header(item, expected)
+                    continue
+                latest_values, good_values = item
+                latest = decoder.seed(latest_values)
+                good = None if good_values is None else decoder.seed(good_values)
+                if good is None and latest.error is None:
+                    good = latest
+                states[latest.file.path] = _FileState(latest, good)
+    except (TypeError, KeyError, msgpack.UnpackException) as error:
         raise ValueError(f"records unreadable ({error})") from None
-    if len(states) != header.get("files"):
+    if handle.read(DIGEST_BYTES + 1) != digest.digest():
+        raise ValueError("truncated or corrupt (checksum differs)")
+    if header is None or len(states) != header.get("files"):
         raise ValueError("record count differs from the header")
     return states
+
+
+def _checked_header(item: Any, expected: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise ValueError("header unreadable")
+    for key, value in expected.items():
+        if item.get(key) != value:
+            raise ValueError(f"written for another {key} ({item.get(key)!r})")
+    return item
+
+
+def decode(data: bytes, expected: dict[str, Any]) -> dict[str, _FileState]:
+    """The file states of a snapshot's bytes; raises ValueError saying why they are unusable."""
+    return read_from(io.BytesIO(data), len(data), expected)
 
 
 class SeedSnapshot:
@@ -279,33 +310,25 @@ class SeedSnapshot:
             with open(self.path, "rb") as handle:
                 info = os.fstat(handle.fileno())
                 if info.st_uid != os.geteuid():
-                    raise ValueError("owned by another user")
-                data = handle.read()
+                    logger.warning("snapshot %s ignored: owned by another user", self.path)
+                    return {}
+                with _collector_paused():
+                    return read_from(handle, info.st_size, self.header)
         except FileNotFoundError:
             logger.info("no snapshot of %s yet: parsing every file", self.seeds_dir)
-            return {}
         except OSError as error:
             logger.warning("snapshot %s unreadable: %s", self.path, error.strerror or error)
-            return {}
-        except ValueError as error:
-            logger.warning("snapshot %s ignored: %s", self.path, error)
-            return {}
-        try:
-            with _collector_paused():
-                return decode(data, self.header)
         except ValueError as error:
             logger.warning("snapshot %s ignored: %s; parsing every file", self.path, error)
-            return {}
+        return {}
 
     def write(self, states: dict[str, _FileState]) -> None:
         """Replace the snapshot by one of these states, atomically (temporary file, rename)."""
-        data = encode(states, self.header)
-        folder = self.path.parent
         try:
-            handle, temporary = tempfile.mkstemp(prefix=".snapshot-", dir=folder)
+            handle, temporary = tempfile.mkstemp(prefix=".snapshot-", dir=self.path.parent)
             try:
                 with os.fdopen(handle, "wb") as out:
-                    out.write(data)
+                    size = write_to(out, states, self.header)
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(temporary, self.path)
@@ -317,7 +340,7 @@ class SeedSnapshot:
             return
         self.written_at = time.monotonic()
         self.changes_since_write = 0
-        logger.info("snapshot written: %d files, %d bytes", len(states), len(data))
+        logger.info("snapshot written: %d files, %d bytes", len(states), size)
 
     def load(self, store: CatalogStore) -> ReloadReport:
         """A process's first load: reuse the snapshot for unchanged files, parse the rest,

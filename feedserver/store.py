@@ -25,7 +25,7 @@ from .catalog import (
     seed_problems,
     update_catalog,
 )
-from .seeds import ParsedSeed, SeedFile, parse_seed_file
+from .seeds import ParsedSeed, parse_seed_file
 from .tree import TreeIndex
 
 logger = logging.getLogger(__name__)
@@ -104,8 +104,8 @@ class CatalogStore:
         self._failed: set[str] = set()
         self._stale: set[str] = set()
         self._index = TreeIndex()
-        # File states read from a snapshot, used by the first reload for unchanged files.
-        self._reusable: dict[str, _FileState] = {}
+        # Files whose state came from a snapshot and is not in the catalog yet.
+        self._unbuilt: set[str] = set()
         # Called after each reload, under the reload lock, with the store and the report.
         self.after_reload: list[Callable[[CatalogStore, ReloadReport], None]] = []
         self._lock = threading.Lock()
@@ -225,7 +225,9 @@ class CatalogStore:
     def reuse(self, states: dict[str, _FileState]) -> None:
         """Offer file states kept from an earlier process (a snapshot) to the next reload,
         which takes those of files whose path, size, mtime, inode and ctime still match."""
-        self._reusable = states
+        self._files = states
+        self._index = TreeIndex.of(state.latest.file for state in states.values())
+        self._unbuilt = set(states)
 
     def file_states(self) -> dict[str, _FileState]:
         """Every seed file's state, by path: what a snapshot keeps. Do not change it."""
@@ -244,20 +246,29 @@ class CatalogStore:
         for seed_file in changes.changed:
             path = seed_file.path
             state = self._files.get(path)
-            new_state = self._from_snapshot(seed_file)
-            if new_state is None:
-                result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
-                good = result if result.error is None else (state.good if state else None)
-                new_state = _FileState(result, good)
-                parsed += 1
-            changed.append((state.served if state else None, new_state.served))
+            result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
+            good = result if result.error is None else (state.good if state else None)
+            new_state = _FileState(result, good)
+            parsed += 1
+            before = state.served if state is not None and path not in self._unbuilt else None
+            changed.append((before, new_state.served))
+            self._unbuilt.discard(path)
             self._files[path] = new_state
             self._note_state(path, new_state)
         for path in changes.removed:
-            changed.append((self._files.pop(path).served, None))
+            state = self._files.pop(path)
+            if path not in self._unbuilt:
+                changed.append((state.served, None))
+            self._unbuilt.discard(path)
             self._note_state(path, None)
+        # Files a snapshot brought and that have not changed since: into the catalog now.
+        for path in self._unbuilt:
+            state = self._files[path]
+            changed.append((None, state.served))
+            self._note_state(path, state)
+        self._unbuilt = set()
+        rebuilt = rebuilt or bool(changed)
         self._index.apply(changes)
-        self._reusable = {}  # a snapshot serves the first load only
         stale = tuple(sorted(self._stale))
         if rebuilt:
             self.catalog = self._next_catalog(changed, stale, now)
@@ -297,10 +308,3 @@ class CatalogStore:
         (self._failed.add if failed else self._failed.discard)(path)
         stale = failed and state is not None and state.good is not None
         (self._stale.add if stale else self._stale.discard)(path)
-
-    def _from_snapshot(self, seed_file: SeedFile) -> _FileState | None:
-        """The state a snapshot kept of a file that has not changed since, if any."""
-        state = self._reusable.pop(seed_file.path, None)
-        if state is not None and state.latest.file == seed_file:
-            return state
-        return None

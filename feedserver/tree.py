@@ -45,6 +45,15 @@ class TreeIndex:
     def __init__(self) -> None:
         self.directories: dict[str, dict[str, SeedFile]] = {}
 
+    @classmethod
+    def of(cls, files: Iterable[SeedFile]) -> TreeIndex:
+        """An index of these files, as if a scan had seen them (from a snapshot, say)."""
+        index = cls()
+        for seed_file in files:
+            cut = seed_file.path.rfind("/") + 1
+            index.directories.setdefault(seed_file.path[:cut], {})[seed_file.path[cut:]] = seed_file
+        return index
+
     def __len__(self) -> int:
         return sum(len(files) for files in self.directories.values())
 

@@ -99,7 +99,7 @@ def test_only_changed_files_are_parsed(
     # Removed.
     paths[2].unlink()
     store, report = start(tmp_seeds, cache)
-    assert (report.parsed, report.removed, report.files) == (2, 0, 4)
+    assert (report.parsed, report.removed, report.files) == (2, 1, 4)
     titles = sorted(title for _, title in served(store))
     assert titles == ["Best article 0", "Next article 1", "Test article 3", "Test article 4"]
     # What was parsed now is in the snapshot written by that start.
