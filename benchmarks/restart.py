@@ -1,5 +1,6 @@
 """Restarts: a process start with unchanged seeds (reusing the parsed-seed snapshot) against a
-cold start (no snapshot yet), and how many processes parse when four workers start together.
+cold start (no snapshot yet); how many processes parse when four workers start together, and
+the memory that four workers hold together, with and without --preload.
 
 `start_app` runs in a fresh process (see fresh.py) and times `create_app`, what a gunicorn
 worker or a `--preload` master does before it serves: a cold start parses every file and
@@ -56,10 +57,37 @@ def workers_parsing(seeds: Path, logs: Path, cache_dir: Path, preload: bool) -> 
             text = server.error_log.read_text(encoding="utf-8", errors="replace")
             loads = [(int(m[1]), int(m[2]), int(m[3])) for m in _RELOAD_LINE.finditer(text)]
             time.sleep(0.1)
+        # Every worker serves the all-articles feed (requests on fresh connections go to
+        # whichever worker accepts first), then the processes' memory is summed.
+        for _ in range(WORKERS * 8):
+            servers.get(server.port, "/feed.rss")
+        memory = total_memory({server.pid, *server.workers()})
     finally:
         server.stop()
     return {
         "ready": ready,
         "loads": len(loads),
         "full": sum(1 for _, files, parsed in loads if parsed == files),
+        **memory,
+    }
+
+
+def _kib(pid: int, path: str, field: str) -> int:
+    """A size field of /proc/<pid>/<path> in KiB; 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/{path}", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def total_memory(pids: set[int]) -> dict[str, int]:
+    """Bytes held by these processes together: PSS (shared pages split between the processes
+    that share them, so a total counts each page once) and the sum of their RSS."""
+    return {
+        "pss": sum(_kib(pid, "smaps_rollup", "Pss") for pid in pids) * 1024,
+        "rss": sum(_kib(pid, "status", "VmRSS") for pid in pids) * 1024,
     }
