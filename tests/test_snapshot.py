@@ -15,6 +15,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from feedserver import snapshot
 from feedserver.snapshot import MAGIC, SeedSnapshot, decode, encode, load_store
 from feedserver.store import CatalogStore, ReloadReport
 
@@ -126,14 +127,36 @@ def test_failed_file_stays_failed_and_withheld_after_restart(
     assert fatal == {"bad.md"}
 
 
-def test_stale_file_keeps_its_last_good_version_across_a_restart(
-    tmp_seeds: Path, cache: Path, write_seed: Callable[..., Path], write_file: Callable[..., Path]
+def test_scheduled_reload_rewrites_the_snapshot_only_when_it_is_old_enough(
+    tmp_seeds: Path, cache: Path, write_seed: Callable[..., Path]
 ) -> None:
+    write_seed("a.md")
+    store, _ = start(tmp_seeds, cache)
+    written = snapshot_file(cache).stat().st_mtime_ns
+    write_seed("b.md")
+    assert store.reload().parsed == 1
+    assert snapshot_file(cache).stat().st_mtime_ns == written  # not yet: written just now
+    (hook,) = store.after_reload
+    hook.__self__.rewrite_seconds = 0  # type: ignore[attr-defined]
+    write_seed("c.md")
+    assert store.reload().parsed == 1
+    _, report = start(tmp_seeds, cache)
+    assert (report.parsed, report.files) == (0, 3)
+
+
+def test_stale_file_keeps_its_last_good_version_across_a_restart(
+    tmp_seeds: Path,
+    cache: Path,
+    write_seed: Callable[..., Path],
+    write_file: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(snapshot, "REWRITE_SECONDS", 0.0)
     write_seed("a.md")
     write_seed("b.md", mtime=1_600_000_000)
     store, _ = start(tmp_seeds, cache)
     write_file("b.md", "---\ntitle: [unclosed\npublished: true\n---\n")
-    report = store.reload()  # the scheduled reload rewrites the snapshot (half the files changed)
+    report = store.reload()  # the scheduled reload rewrites the snapshot
     assert report.stale == ("b.md",)
     again, report = start(tmp_seeds, cache)
     assert report.parsed == 0
