@@ -125,6 +125,8 @@ class ServerMetrics:
         self.requests.labels(kind, extension, code).inc()
         if cache in ("hit", "miss"):
             self.cache.labels(cache).inc()
+        if status == "429":
+            self.limited.inc()
 
     def observe_reload(self, report: Any, articles: int, topics: int, providers: int) -> None:
         """Set the reload and catalog gauges from a reload's report."""
