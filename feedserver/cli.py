@@ -85,7 +85,10 @@ def build(args: argparse.Namespace) -> int:
     from .export import build_site, watch
 
     _apply_common(args)
-    overrides = {"base_url": args.base_url} if args.base_url else None
+    # The build's own requests are no readers: nothing is counted or limited.
+    overrides: dict[str, Any] = {"stats_db": "", "polite_polling": False}
+    if args.base_url:
+        overrides["base_url"] = args.base_url
     app = create_app(overrides)
     settings = app.config["FEEDSERVER"]
     if not settings["base_url"]:
