@@ -74,6 +74,12 @@ def _collection(catalog: Catalog, feed: str) -> Collection | None:
     return catalog.collection(kind, key)
 
 
+def _feed_name(feed: str, collection: Collection | None) -> str:
+    if feed == ALL_FEED:
+        return "All articles"
+    return collection.name if collection else feed.partition(":")[2]
+
+
 def stats_data(days: list[FeedDay], catalog: Catalog, base: str) -> dict[str, Any]:
     """The figures of `/stats.json`: per feed today, and per day for all feeds."""
     feeds = []
@@ -84,7 +90,7 @@ def stats_data(days: list[FeedDay], catalog: Catalog, base: str) -> dict[str, An
         feeds.append(
             {
                 "feed": feed,
-                "name": collection.name if collection else feed.partition(":")[2],
+                "name": _feed_name(feed, collection),
                 "page": f"{base}{page_path(collection)}" if collection else None,
                 "rss": f"{base}{feed_path(collection, 'rss')}" if collection else None,
                 "day": latest.day,
