@@ -3,8 +3,8 @@
 Both run in fresh processes (see fresh.py) and read their own VmRSS from /proc/self/status
 after serving one request and a full garbage collection:
 - serving: `create_app` over the seed tree, then one request for the biggest topic's feed;
-- idle: the same modules imported (Flask, feedgen, PyYAML, APScheduler, feedserver), a
-  one-route Flask app, one request.
+- idle: the same modules imported (Flask, feedgen, PyYAML, APScheduler, feedserver with its
+  statistics views and prometheus_client), a one-route Flask app, one request.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def idle_rss() -> dict[str, Any]:
     from flask import Flask
 
     import feedserver.render
+    import feedserver.stats_views
     import feedserver.web  # noqa: F401
 
     app = Flask(__name__)
