@@ -34,7 +34,11 @@ def serving_rss(root: str, cache_dir: str = "") -> dict[str, Any]:
     `cache_dir` holding a snapshot, the load is a restart's."""
     from feedserver import create_app
 
-    app = create_app({"seeds_dir": root, "base_url": BASE_URL, "cache_dir": cache_dir})
+    # Polite polling off: counted polls are shared between processes through the stats
+    # database, and this process's one request may repeat an earlier process's.
+    app = create_app(
+        {"seeds_dir": root, "base_url": BASE_URL, "cache_dir": cache_dir, "polite_polling": False}
+    )
     response = app.test_client().get(f"/topics/{biggest_topic(app)}.rss")
     if response.status_code != 200:
         raise RuntimeError(f"feed answered {response.status_code}")

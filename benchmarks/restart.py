@@ -45,6 +45,8 @@ def workers_parsing(seeds: Path, logs: Path, cache_dir: Path, preload: bool) -> 
             "FEEDSERVER_SEEDS_DIR": str(seeds),
             "FEEDSERVER_CACHE_DIR": str(cache_dir),
             "FEEDSERVER_RELOAD_INTERVAL": "3600",
+            # Every worker must render the feed: no 429 for the repeated polls below.
+            "FEEDSERVER_POLITE_POLLING": "false",
         },
     )
     try:

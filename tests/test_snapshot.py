@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
 
-from feedserver import snapshot
+from feedserver import snapshot, tree
 from feedserver.snapshot import MAGIC, SeedSnapshot, decode, encode, load_store
 from feedserver.store import CatalogStore, ReloadReport
 
@@ -300,3 +302,48 @@ def test_restart_under_gunicorn_serves_the_same_feeds_without_parsing(
     loads = [line for line in second.output().splitlines() if "reload: files=" in line]
     assert len(loads) >= 2
     assert all(" parsed=0 " in line for line in loads), loads
+
+
+# --- the per-directory scan that reloads (and restarts) compare against ---------------------
+
+
+def test_reload_finds_new_and_removed_folders_and_ctime_changes(
+    tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    write_seed("top.md")
+    inner = write_seed("a/b/inner.md")
+    store = new_store(tmp_seeds)
+    assert store.reload().files == 2
+    write_seed("c/d/new.md")
+    report = store.reload()
+    assert (report.parsed, report.removed, report.files) == (1, 0, 3)
+    inner.chmod(0o600)  # only the ctime changes
+    assert store.reload().parsed == 1
+    shutil.rmtree(tmp_seeds / "a")
+    report = store.reload()
+    assert (report.parsed, report.removed, report.files) == (0, 1, 2)
+    assert sorted(store.file_states()) == ["c/d/new.md", "top.md"]
+    assert store.reload().rebuilt is False  # nothing changed: the catalog is kept as it is
+
+
+def test_unreadable_folder_keeps_its_files(
+    tmp_seeds: Path, write_seed: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_seed("a/one.md")
+    write_seed("a/b/two.md")
+    write_seed("c/three.md")
+    store = new_store(tmp_seeds)
+    store.reload()
+    real_scandir = os.scandir
+    unreadable = str(tmp_seeds / "a")
+
+    def scandir(path: str) -> Any:
+        if os.fspath(path) == unreadable:  # as a folder without read permission would
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(tree.os, "scandir", scandir)
+    (tmp_seeds / "c" / "three.md").unlink()
+    report = store.reload()
+    assert (report.removed, report.files) == (1, 2)
+    assert sorted(store.file_states()) == ["a/b/two.md", "a/one.md"]
