@@ -1,7 +1,7 @@
 """Measure feedserver at 1,000, 10,000 and 100,000 seed files against the issue's targets.
 
     python -m benchmarks [--sizes 1000,10000,100000]
-                         [--only cold,reload,serve,flat,memory,startup,restart]
+                         [--only cold,reload,watch,serve,flat,memory,startup,restart]
                          [--workdir DIR] [--markdown FILE]
 
 For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
@@ -22,7 +22,7 @@ from typing import Any
 
 from . import fresh, loadgen, report, targets, trees
 
-GROUPS = ("cold", "reload", "serve", "flat", "memory", "startup", "restart")
+GROUPS = ("cold", "reload", "watch", "serve", "flat", "memory", "startup", "restart")
 BASELINE_SIZE = 1000
 
 
@@ -80,6 +80,9 @@ def measure_size(
     if "cold" in groups or "reload" in groups:
         _progress(f"N={tree.count:,}: cold load and reloads")
         result.figures += targets.cold_and_reload(tree, "cold" in groups, "reload" in groups)
+    if "watch" in groups:
+        _progress(f"N={tree.count:,}: reloads following inotify")
+        result.figures += targets.watched_reload(tree)
     if "serve" in groups:
         _progress(f"N={tree.count:,}: serving under gunicorn")
         result.figures += targets.serve(tree, options)

@@ -47,7 +47,12 @@ def create_app(
     app = Flask(__name__)
     app.config["FEEDSERVER"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    store = CatalogStore(settings["seeds_dir"], settings["max_file_bytes"], settings["site_title"])
+    store = CatalogStore(
+        settings["seeds_dir"],
+        settings["max_file_bytes"],
+        settings["site_title"],
+        watch=settings["watch_seeds"],
+    )
     report = load_store(store, settings["cache_dir"])
     if report.error:
         logger.warning("starting without articles: %s", report.error)

@@ -199,6 +199,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Folder for the snapshot of parsed seeds that lets a restart skip unchanged files; "
         "auto: a per-user folder in the system's temporary folder; empty: no snapshot.",
     ),
+    Setting(
+        "watch_seeds",
+        True,
+        _boolean,
+        "Reload only the folders inotify reports changed (Linux), with a full scan every "
+        "tenth reload; false: every reload stats every file.",
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 

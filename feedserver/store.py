@@ -27,6 +27,7 @@ from .catalog import (
 )
 from .seeds import ParsedSeed, parse_seed_file
 from .tree import TreeIndex
+from .watch import FULL_SCAN_EVERY, FolderWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,13 @@ class CatalogStore:
         max_file_bytes: int,
         site_title: str,
         clock: Callable[[], datetime] = utc_now,
+        watch: bool = False,
     ) -> None:
         self.seeds_dir = Path(seeds_dir)
+        # With `watch`, reloads list only the folders inotify reported (see watch.py).
+        self.watch = watch
+        self._watcher: FolderWatcher | None = None
+        self._partial_scans_left = 0
         self.max_file_bytes = max_file_bytes
         self.site_title = site_title
         self.clock = clock
@@ -214,6 +220,7 @@ class CatalogStore:
                     started, time.perf_counter() - clock_start, 0, 0, 0, 0, 0, (), False, reason
                 )
                 logger.error("reload failed, serving the last catalog: %s", reason)
+                self._partial_scans_left = 0  # events read for this reload are lost: scan all
             self.last_report = report
             for hook in self.after_reload:
                 try:
@@ -237,7 +244,8 @@ class CatalogStore:
         if not self.seeds_dir.is_dir():
             raise FileNotFoundError(2, "no such directory")
         # Stat everything first, then parse, then change state: nothing below raises.
-        changes = self._index.scan(str(self.seeds_dir))
+        only = self._folders_to_list()
+        changes = self._index.scan(str(self.seeds_dir), only)
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
         rebuilt = bool(changes or release_due or self.last_report is None)
@@ -269,6 +277,8 @@ class CatalogStore:
         self._unbuilt = set()
         rebuilt = rebuilt or bool(changed)
         self._index.apply(changes)
+        if self._watcher is not None:
+            self._watcher.sync(self._index.folders)
         stale = tuple(sorted(self._stale))
         if rebuilt:
             self.catalog = self._next_catalog(changed, stale, now)
@@ -300,6 +310,28 @@ class CatalogStore:
             error = self._files[path].latest.error
             logger.warning("%s: %s; serving its last good version", path, error)
         return report
+
+    def _folders_to_list(self) -> set[str] | None:
+        """The folders a reload lists again, from inotify's events; None for a full scan
+        (no watcher yet in this process, an overflow, or one every FULL_SCAN_EVERY)."""
+        if not self.watch or self.last_report is None:
+            return None  # a start-up load (maybe in a --preload master) watches nothing
+        watcher = self._watcher
+        if watcher is None or not watcher.owned():
+            if watcher is not None:
+                watcher.close()  # broken, or this process's copy of its parent's
+            self._watcher = FolderWatcher.create(str(self.seeds_dir))
+            self._partial_scans_left = FULL_SCAN_EVERY
+            if self._watcher is None:
+                self.watch = False  # inotify is not available here: stop asking
+            return None
+        folders = watcher.changed_folders()
+        if folders is None or self._partial_scans_left <= 0:
+            # Events up to now are read and dropped: this full scan sees what they say.
+            self._partial_scans_left = FULL_SCAN_EVERY
+            return None
+        self._partial_scans_left -= 1
+        return folders
 
     def _note_state(self, path: str, state: _FileState | None) -> None:
         """Keep the problems, failed and stale files up to date as one file changes."""

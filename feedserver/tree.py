@@ -34,6 +34,8 @@ class Changes:
     removed: list[str] = field(default_factory=list)
     # Per directory prefix ("" for the root, "a/b/" below it), the files seen in it.
     directories: dict[str, dict[str, SeedFile]] = field(default_factory=dict)
+    # Every folder listed, seed files in it or not.
+    folders: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.removed)
@@ -44,6 +46,7 @@ class TreeIndex:
 
     def __init__(self) -> None:
         self.directories: dict[str, dict[str, SeedFile]] = {}
+        self.folders: set[str] = set()
 
     @classmethod
     def of(cls, files: Iterable[SeedFile]) -> TreeIndex:
@@ -52,6 +55,7 @@ class TreeIndex:
         for seed_file in files:
             cut = seed_file.path.rfind("/") + 1
             index.directories.setdefault(seed_file.path[:cut], {})[seed_file.path[cut:]] = seed_file
+        index.folders = set(index.directories)
         return index
 
     def __len__(self) -> int:
@@ -63,32 +67,48 @@ class TreeIndex:
             for name in files:
                 yield prefix + name
 
-    def scan(self, root: str) -> Changes:
+    def scan(self, root: str, only: Iterable[str] | None = None) -> Changes:
         """Stat everything under root and say what differs from the index; raises OSError
-        if root itself cannot be listed. The index is not changed: `apply` does that."""
+        if root itself cannot be listed. The index is not changed: `apply` does that.
+
+        With `only` (folder prefixes, from inotify's events), just those folders are listed
+        again, and the folders that appeared in them; the rest of the index is kept."""
         real_root = os.path.realpath(root)
         changes = Changes()
         previous = self.directories
-        pending = [("", root)]
+        if only is None:
+            pending = [("", root)]
+        else:
+            changes.directories = dict(previous)
+            changes.folders = set(self.folders)
+            pending = [(prefix, os.path.join(root, prefix)) for prefix in sorted(only)]
         visited: set[str] = set()
-        first = True
         while pending:
             prefix, directory = pending.pop()
+            if prefix in visited:
+                continue
             try:
                 entries = list(os.scandir(directory))
-            except OSError:
-                if first:
+            except FileNotFoundError:
+                if not prefix:
                     raise
-                logger.warning("cannot list seed directory %s", prefix or ".")
+                _drop_folder(prefix, changes)  # gone since its parent listed it
+                continue
+            except OSError:
+                if not prefix:
+                    raise
+                logger.warning("cannot list seed directory %s", prefix)
                 # Keep what was known of it and below: an unreadable folder is not an empty one.
                 for below, files in previous.items():
                     if below.startswith(prefix):
                         changes.directories[below] = files
+                changes.folders.update(f for f in self.folders if f.startswith(prefix))
                 continue
-            first = False
             visited.add(prefix)
+            changes.folders.add(prefix)
             known = previous.get(prefix) or {}
             seen: dict[str, SeedFile] = {}
+            folders: list[tuple[str, str]] = []
             matched = 0
             get = known.get
             # This loop runs for every file on every reload: it is kept to the bare minimum.
@@ -110,7 +130,7 @@ class TreeIndex:
                         seen[name] = old
                         matched += 1
                         continue
-                found = self._examine(entry, prefix, real_root, pending)
+                found = self._examine(entry, prefix, real_root, folders)
                 if found is not None:
                     seen[name] = found
                     changes.changed.append(found)
@@ -118,23 +138,39 @@ class TreeIndex:
                 changes.removed += [prefix + name for name in known if name not in seen]
             if seen:
                 changes.directories[prefix] = seen
-        for prefix, files in previous.items():
-            if prefix not in visited and prefix not in changes.directories:
-                changes.removed += [prefix + name for name in files]
+            else:
+                changes.directories.pop(prefix, None)
+            if only is None:
+                pending += folders
+                continue
+            # A partial scan goes into new folders only, and drops the folders gone from here.
+            pending += [folder for folder in folders if folder[0] not in self.folders]
+            listed = {folder for folder, _ in folders}
+            depth = prefix.count("/") + 1
+            for gone in [
+                f
+                for f in self.folders
+                if f.startswith(prefix) and f.count("/") == depth and f not in listed
+            ]:
+                _drop_folder(gone, changes)
+        if only is None:
+            for prefix, files in previous.items():
+                if prefix not in visited and prefix not in changes.directories:
+                    changes.removed += [prefix + name for name in files]
         return changes
 
     @staticmethod
     def _examine(
-        entry: os.DirEntry[str], prefix: str, real_root: str, pending: list[tuple[str, str]]
+        entry: os.DirEntry[str], prefix: str, real_root: str, folders: list[tuple[str, str]]
     ) -> SeedFile | None:
         """The SeedFile of an entry that is new or changed, or None when it is no seed file
-        (a folder is queued for the scan instead)."""
+        (a folder is added to `folders` instead)."""
         name = entry.name
         if name.startswith(_HIDDEN_PREFIXES) or name.endswith(_TEMPORARY_SUFFIXES):
             return None
         try:
             if entry.is_dir(follow_symlinks=False):
-                pending.append((f"{prefix}{name}/", entry.path))
+                folders.append((f"{prefix}{name}/", entry.path))
                 return None
             if name[name.rfind(".") :].lower() not in SEED_SUFFIXES:
                 return None
@@ -154,3 +190,11 @@ class TreeIndex:
     def apply(self, changes: Changes) -> None:
         """Make the index what the scan saw."""
         self.directories = changes.directories
+        self.folders = changes.folders
+
+
+def _drop_folder(prefix: str, changes: Changes) -> None:
+    """Forget a folder that is gone and everything below it: its files are removed."""
+    for below in [d for d in changes.directories if d.startswith(prefix)]:
+        changes.removed += [below + name for name in changes.directories.pop(below)]
+    changes.folders.difference_update([f for f in changes.folders if f.startswith(prefix)])

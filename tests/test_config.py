@@ -35,6 +35,7 @@ DEFAULTS = {
     "metrics_public": False,
     "polite_polling": True,
     "cache_dir": "auto",
+    "watch_seeds": True,
 }
 
 
