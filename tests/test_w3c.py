@@ -1,12 +1,15 @@
 """Every feed, served by a real gunicorn, checked with the W3C Feed Validation Service's code.
 
-Runs only where a checkout of w3c/feedvalidator is named by FEEDVALIDATOR and the
-`w3c-validate` script by W3C_VALIDATE (e.g. FEEDVALIDATOR=path/to/feedvalidator
-W3C_VALIDATE=path/to/w3c-validate); it is skipped elsewhere, as in CI.
+The validator is found where the project's shared tools sit beside the repository
+(`../shared/tools/feedvalidator` and its `w3c-validate` script), or where FEEDVALIDATOR (a
+checkout of w3c/feedvalidator, or its `src/feedvalidator` package folder's parent) and
+W3C_VALIDATE name it. The validator needs lxml, html5lib and rdflib (the test extra has them).
+Where no validator is found the tests skip, saying why.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -26,19 +29,30 @@ BUNDLED_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 VALIDATE_TIMEOUT = 300
 
 
+SHARED_TOOLS = Path(__file__).resolve().parent.parent.parent / "shared" / "tools"
+
+
+def _has_validator_package(folder: Path) -> bool:
+    """A w3c/feedvalidator checkout (src/feedvalidator) or its package's parent folder."""
+    return (folder / "src" / "feedvalidator").is_dir() or (
+        folder / "feedvalidator" / "__init__.py"
+    ).is_file()
+
+
 def validator() -> tuple[str, str]:
-    """(FEEDVALIDATOR, W3C_VALIDATE), or skip the test when either is not set up."""
-    checkout = os.environ.get("FEEDVALIDATOR", "")
-    script = os.environ.get("W3C_VALIDATE", "")
-    if not checkout or not script:
+    """(validator folder, w3c-validate script), or skip the test when there is none."""
+    checkout = os.environ.get("FEEDVALIDATOR", "") or str(SHARED_TOOLS / "feedvalidator")
+    script = os.environ.get("W3C_VALIDATE", "") or str(SHARED_TOOLS / "w3c-validate")
+    if not _has_validator_package(Path(checkout)):
         pytest.skip(
-            "W3C validator not configured: set FEEDVALIDATOR to a checkout of the "
-            "w3c/feedvalidator repository and W3C_VALIDATE to the w3c-validate script"
+            f"no W3C feed validator at {checkout}: set FEEDVALIDATOR to a checkout of "
+            "w3c/feedvalidator (and W3C_VALIDATE to its w3c-validate script)"
         )
-    if not (Path(checkout) / "src" / "feedvalidator").is_dir():
-        pytest.skip(f"FEEDVALIDATOR={checkout} is not a checkout of w3c/feedvalidator")
     if not Path(script).is_file():
-        pytest.skip(f"W3C_VALIDATE={script} is not a file")
+        pytest.skip(f"no w3c-validate script at {script}: set W3C_VALIDATE")
+    for module in ("lxml", "html5lib", "rdflib"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"the W3C validator needs {module}: install the test extra")
     return checkout, script
 
 
