@@ -30,6 +30,8 @@ class Rendered:
     content_type: str
     last_modified: datetime | None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # Seconds clients may keep it (a feed's own polling interval); None: the server's default.
+    max_age: int | None = None
     etag: str = ""
     _gzipped: bytes | None = field(default=None, repr=False)
     _headers: dict[tuple[bool, int], Headers] = field(default_factory=dict, repr=False)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import yaml
 from slugify import slugify
 
+from .content import body_html
 from .models import Article, Image, Provider, Related, Topic
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,21 @@ def front_matter(text: str) -> str:
     raise SeedError("front matter has no closing '---' line")
 
 
+def markdown_body(text: str) -> str:
+    """The text after the front matter's closing `---` line: the article's Markdown body;
+    "" when the file is a whole YAML mapping or holds nothing after its front matter."""
+    block = front_matter(text)
+    if block is text:
+        return ""
+    # front_matter's block runs from after the first line to the closing line's start.
+    closing_start = text.find("\n") + 1 + len(block)
+    closing_end = text.find("\n", closing_start)
+    if closing_end < 0:
+        return ""
+    body = text[closing_end + 1 :]
+    return body if body.strip() else ""
+
+
 def load_yaml_mapping(source: str) -> dict[str, Any]:
     """Parse YAML safely into a mapping; raises SeedError with the line of the problem."""
     # libyaml composes nested nodes by C recursion and crashes the process on very deep
@@ -312,8 +328,9 @@ def provider_for(name: str, domain: str) -> Provider | None:
 class _Reader:
     """Turns one front-matter mapping into an Article, collecting warnings as it goes."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], body: str = "") -> None:
         self.data = data
+        self.body = body
         self.warnings: list[str] = []
 
     def required_text(self, field: str) -> str:
@@ -464,16 +481,28 @@ class _Reader:
             quality=self.optional_number("quality"),
             heat=self.optional_number("heat"),
             published=self.published(),
+            body_html=self.body_html(url),
         )
+
+    def body_html(self, url: str) -> str:
+        """The Markdown body as sanitized HTML; a body that cannot be rendered is dropped."""
+        if not self.body:
+            return ""
+        try:
+            return body_html(self.body, url)
+        except (ValueError, RecursionError) as error:
+            self.warnings.append(f"the Markdown body cannot be rendered ({error}); dropped")
+            return ""
 
 
 def _is_size(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100_000
 
 
-def article_from_mapping(data: dict[str, Any]) -> tuple[Article, tuple[str, ...]]:
-    """Build an Article from front matter; raises SeedError when a required field is unusable."""
-    reader = _Reader(data)
+def article_from_mapping(data: dict[str, Any], body: str = "") -> tuple[Article, tuple[str, ...]]:
+    """Build an Article from front matter and its Markdown body; raises SeedError when a
+    required field is unusable."""
+    reader = _Reader(data, body)
     article = reader.article()
     return article, tuple(reader.warnings)
 
@@ -482,7 +511,8 @@ def parse_seed_file(root: str | Path, seed: SeedFile, max_bytes: int) -> ParsedS
     """Read one seed file into an article or an error; never raises for bad content."""
     try:
         text = read_seed_text(os.path.join(root, seed.path), max_bytes)
-        article, warnings = article_from_mapping(load_yaml_mapping(front_matter(text)))
+        mapping = load_yaml_mapping(front_matter(text))
+        article, warnings = article_from_mapping(mapping, markdown_body(text))
     except SeedError as error:
         return ParsedSeed(seed, None, str(error), ())
     return ParsedSeed(seed, article, None, warnings)

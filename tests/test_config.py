@@ -25,6 +25,7 @@ DEFAULTS = {
     "feed_limit": 50,
     "max_feed_limit": 500,
     "websub_hub": "",
+    "feed_image": "",
     "max_file_bytes": 1048576,
 }
 
@@ -136,6 +137,8 @@ BAD_VALUES = [
     ("language", "english language"),
     ("site_title", ""),
     ("seeds_dir", "  "),
+    ("feed_image", "logo.png"),
+    ("feed_image", "https://cdn.example.com/logo.svg"),
 ]
 
 
