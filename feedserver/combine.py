@@ -35,8 +35,10 @@ def union(catalog: Catalog, kind: str, key: str) -> Collection | None:
     """The collection a path names: one topic or provider, or `a+b` for several; None when
     any of them is not served (or when there are too many)."""
     keys = list(dict.fromkeys(key.split(UNION_SEPARATOR)))
-    if len(keys) == 1 or len(keys) > MAX_UNION:
-        return catalog.collection(kind, key) if len(keys) == 1 else None
+    if len(keys) > MAX_UNION:
+        return None
+    if len(keys) == 1:
+        return catalog.collection(kind, keys[0])
     parts = [catalog.collection(kind, part) for part in keys]
     if any(part is None for part in parts):
         return None

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 # Lists the files a build wrote, so the next build removes only its own stale files.
 MANIFEST = ".feedserver-manifest"
 LISTINGS = ("/topics.json", "/providers.json", "/feeds.opml")
-STATIC = ("/static/style.css",)
+STATIC = ("/static/style.css", "/static/feed-icon.png")
 
 
 @dataclass(frozen=True, slots=True)
