@@ -232,7 +232,9 @@ def test_a_combined_feed_answers_conditional_requests(client: FlaskClient) -> No
 
 def test_the_static_export_writes_no_combined_feed(app: Flask, tmp_path: Path) -> None:
     report = build_site(app, tmp_path / "site")
-    written = [str(path.relative_to(tmp_path / "site")) for path in tmp_path.rglob("*.*")]
+    written = [
+        str(path.relative_to(tmp_path / "site")) for path in (tmp_path / "site").rglob("*.*")
+    ]
     assert report.files > 0 and "feed.rss" in written
     assert not any("+" in name or "?" in name for name in written)
 
