@@ -24,6 +24,7 @@ EXPECTED = {
     "providers.json",
     "feeds.opml",
     "static/style.css",
+    "static/feed-icon.png",
     *(
         f"{kind}/{key}{suffix}"
         for kind, keys in (

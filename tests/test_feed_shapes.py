@@ -226,7 +226,9 @@ def test_each_feed_says_how_often_to_poll_it(
     for extension in ("rss", "atom", "json"):
         for _ in range(2):  # rendered, then answered from the cache before Flask
             response = get(rhythm_client, f"/topics/{topic}.{extension}")
-            assert response.headers["Cache-Control"] == f"public, max-age={seconds}"
+            # Shared caches (nginx, a CDN) still revalidate every reload_interval.
+            expected = f"public, max-age={seconds}, s-maxage=120"
+            assert response.headers["Cache-Control"] == expected
     channel = xml(get(rhythm_client, f"/topics/{topic}.rss")).find("channel")
     assert channel is not None
     assert channel.findtext("ttl") == str(seconds // 60)
@@ -239,10 +241,22 @@ def test_each_feed_says_how_often_to_poll_it(
 
 def test_a_weekly_topic_is_polled_less_than_a_busy_one(rhythm_client: FlaskClient) -> None:
     def max_age(path: str) -> int:
-        return int(get(rhythm_client, path).headers["Cache-Control"].rpartition("=")[2])
+        directives = get(rhythm_client, path).headers["Cache-Control"].split(", ")
+        return int(next(d for d in directives if d.startswith("max-age=")).partition("=")[2])
 
     assert max_age("/topics/weekly.rss") > max_age("/topics/busy.rss") >= 120
     # The all-articles feed publishes as often as its busiest part.
     assert max_age("/feed.rss") == max_age("/topics/busy.rss")
     # Pages and listings keep the reload interval.
     assert max_age("/topics/weekly") == max_age("/topics.json") == 120
+    assert get(rhythm_client, "/topics.json").headers["Cache-Control"] == "public, max-age=120"
+
+
+def test_a_feed_as_busy_as_the_reloads_keeps_the_plain_max_age(
+    make_app: Callable[..., Flask], tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    for number in range(3):
+        moment = START - timedelta(seconds=30 * number)
+        write_seed(f"s{number}.txt", publishedDateTime=moment.isoformat())
+    client = make_app(tmp_seeds, base_url=BASE, reload_interval=120).test_client()
+    assert get(client, "/feed.rss").headers["Cache-Control"] == "public, max-age=120"
