@@ -198,10 +198,12 @@ def front_matter(text: str) -> str:
     raise SeedError("front matter has no closing '---' line")
 
 
-def markdown_body(text: str) -> str:
+def markdown_body(text: str, block: str | None = None) -> str:
     """The text after the front matter's closing `---` line: the article's Markdown body;
-    "" when the file is a whole YAML mapping or holds nothing after its front matter."""
-    block = front_matter(text)
+    "" when the file is a whole YAML mapping or holds nothing after its front matter.
+    `block` is front_matter(text) when the caller has it already."""
+    if block is None:
+        block = front_matter(text)
     if block is text:
         return ""
     # front_matter's block runs from after the first line to the closing line's start.
@@ -511,8 +513,10 @@ def parse_seed_file(root: str | Path, seed: SeedFile, max_bytes: int) -> ParsedS
     """Read one seed file into an article or an error; never raises for bad content."""
     try:
         text = read_seed_text(os.path.join(root, seed.path), max_bytes)
-        mapping = load_yaml_mapping(front_matter(text))
-        article, warnings = article_from_mapping(mapping, markdown_body(text))
+        block = front_matter(text)
+        article, warnings = article_from_mapping(
+            load_yaml_mapping(block), markdown_body(text, block)
+        )
     except SeedError as error:
         return ParsedSeed(seed, None, str(error), ())
     return ParsedSeed(seed, article, None, warnings)

@@ -49,7 +49,7 @@ def get(client: FlaskClient, path: str, **kwargs: Any) -> TestResponse:
 def test_markdown_becomes_html() -> None:
     html = body_html("# Head\n\nSome *text*, `code` and ~~old~~.\n\n- one\n- two\n", ARTICLE)
     assert html == (
-        "<h1>Head</h1>\n<p>Some <em>text</em>, <code>code</code> and <s>old</s>.</p>\n"
+        "<h1>Head</h1>\n<p>Some <em>text</em>, <code>code</code> and <del>old</del>.</p>\n"
         "<ul>\n<li>one</li>\n<li>two</li>\n</ul>"
     )
 
@@ -130,6 +130,14 @@ def test_relative_links_and_images_resolve_against_the_article(
     markdown: str, expected: str
 ) -> None:
     assert expected in body_html(markdown, ARTICLE)
+
+
+def test_an_article_url_without_a_usable_base_drops_relative_urls_only() -> None:
+    html = body_html("[a](y.html) [b](https://other.example/) ![c](c.png)", "https://[::1]:99999/x")
+    assert html == (
+        '<p><a rel="noopener noreferrer">a</a> '
+        '<a href="https://other.example/" rel="noopener noreferrer">b</a> <img alt="c"></p>'
+    )
 
 
 def test_links_cannot_reach_back_to_the_opener() -> None:
