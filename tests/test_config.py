@@ -24,6 +24,7 @@ DEFAULTS = {
     "language": "en",
     "feed_limit": 50,
     "max_feed_limit": 500,
+    "page_size": 20,
     "websub_hub": "",
     "max_file_bytes": 1048576,
 }
