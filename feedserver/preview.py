@@ -19,7 +19,7 @@ PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self' https: http:; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-FORMAT_NAMES = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+FORMAT_NAMES = {"rss": "RSS feed", "atom": "Atom feed", "json": "JSON Feed"}
 # Public data: any web page may read a feed, whichever variant its request gets.
 CORS = ("Access-Control-Allow-Origin", "*")
 
