@@ -91,7 +91,7 @@ def index() -> Response:
             description=_setting("site_description"),
             everything=everything,
             page=page,
-            pager=pager,
+            paging=pager,
             feeds=_feed_links(everything),
             feed_title=_setting("site_title"),
             opml_url=f"{base_url()}/feeds.opml",
@@ -118,7 +118,7 @@ def _collection_page(kind: str, key: str) -> Response:
             description=_feed_description(collection),
             collection=collection,
             page=page,
-            pager=pager,
+            paging=pager,
             feeds=_feed_links(collection),
         )
 
@@ -179,7 +179,7 @@ def search() -> Response:
             "search.html",
             q=words,
             page=page,
-            pager=pager,
+            paging=pager,
             matches=total,
             feeds=_search_feeds(everything, words),
             feed_title=f"Search: {words}" if words else _setting("site_title"),
