@@ -51,10 +51,15 @@ def _cache_folder() -> Path:
 
 
 @pytest.fixture(scope="session")
-def node_modules() -> Path:
+def node() -> str:
+    """The node program, installing Debian's nodejs if it is missing."""
+    return install_debian_package("node", "nodejs")
+
+
+@pytest.fixture(scope="session")
+def node_modules(node: str) -> Path:
     """A node_modules folder holding NODE_PACKAGES, installed with npm when missing."""
-    node = shutil.which("node") or install_debian_package("node", "nodejs")
-    npm = shutil.which("npm") or install_debian_package("npm", "npm")
+    npm = install_debian_package("npm", "npm")
     folder = _cache_folder()
     stamp = folder / "installed.txt"
     wanted = "\n".join(NODE_PACKAGES)
@@ -69,7 +74,6 @@ def node_modules() -> Path:
         if result.returncode != 0:
             pytest.skip(f"npm could not install {NODE_PACKAGES}: {result.stderr.strip()[-300:]}")
         stamp.write_text(wanted)
-    assert node
     return folder / "node_modules"
 
 
@@ -84,6 +88,7 @@ def server(
 
 @pytest.fixture(scope="module")
 def checked(
+    node: str,
     node_modules: Path,
     server: GunicornServer,
     tmp_path_factory: pytest.TempPathFactory,
@@ -104,7 +109,7 @@ def checked(
     }
     (work / "job.json").write_text(json.dumps(job))
     result = subprocess.run(
-        ["node", str(SCRIPT), str(work / "job.json")],
+        [node, str(SCRIPT), str(work / "job.json")],
         capture_output=True,
         text=True,
         timeout=600,
