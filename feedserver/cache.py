@@ -32,6 +32,8 @@ class Rendered:
     extra_headers: tuple[tuple[str, str], ...] = ()
     # Seconds a reader may keep it (a feed's own polling interval); None: the server's.
     max_age: int | None = None
+    # The request headers the body was chosen on (a feed URL's variants add Accept).
+    vary: str = "Accept-Encoding"
     etag: str = ""
     _gzipped: bytes | None = field(default=None, repr=False)
     _headers: dict[tuple[bool, int], Headers] = field(default_factory=dict, repr=False)
@@ -63,7 +65,7 @@ class Rendered:
             if compressed:
                 found.append(("Content-Encoding", "gzip"))
             found += [
-                ("Vary", "Accept-Encoding"),
+                ("Vary", self.vary),
                 ("ETag", quote_etag(self.etag_for(compressed))),
                 ("Cache-Control", self._cache_control(max_age)),
                 ("X-Content-Type-Options", "nosniff"),

@@ -6,18 +6,21 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, request
 
-from . import combine, opml
+from . import combine, opml, redirects
 from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .fastpath import answer, cache_key, site_base
 from .freshness import Freshness, poll_interval
+from .negotiation import FEED_VARY, PREVIEW, variant
+from .preview import CORS, feed_preview
 from .query import (
     BadParameter,
     FeedQuery,
@@ -49,11 +52,6 @@ DEFAULT_FEED_IMAGE = "/static/feed-icon.png"
 DEFAULT_FEED_IMAGE_SIZE = 144
 # A topic page links to the feeds of at most this many of its providers.
 MAX_PROVIDER_SUBSETS = 10
-# Pages need no script, frame or form; their only style sheet and images are listed.
-PAGE_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src https: http:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
 _HOST = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
@@ -189,6 +187,7 @@ def _render_feed(
     query: FeedQuery,
     selection: Selection,
     narrowed_by: str = "",
+    preview: bool = False,
 ) -> Rendered:
     page = select_page(collection.articles, query)
     if page.number > page.last:
@@ -212,18 +211,22 @@ def _render_feed(
         image_url=image_url,
         image_size=image_size,
     )
+    if preview:
+        formats = _feed_links(collection)
+        return feed_preview(document, extension, page, formats, collection.last_modified)
     body = RENDERERS[extension](document)
-    links: tuple[tuple[str, str], ...] = ()
+    links: tuple[tuple[str, str], ...] = (CORS,)
     hub = document.links.get("hub")
     if hub:
         # WebSub discovery by HTTP header too, for subscribers that do not parse the feed.
-        links = (("Link", f'<{hub}>; rel="hub", <{document.self_url}>; rel="self"'),)
+        links += (("Link", f'<{hub}>; rel="hub", <{document.self_url}>; rel="self"'),)
     return Rendered(
         body,
         CONTENT_TYPES[extension],
         collection.last_modified,
         links,
         max_age=freshness.seconds,
+        vary=FEED_VARY,
     )
 
 
@@ -232,7 +235,19 @@ def _cached(render: Callable[[Catalog], Rendered]) -> Rendered:
     Later requests for it are answered by the fast path (fastpath.py) before Flask."""
     catalog = _store().catalog
     key = cache_key(request.environ, base_url())
-    return _cache().get(catalog, key, lambda: render(catalog))
+    environ = request.environ
+    environ["feedserver.cache"] = "hit"
+
+    def timed_render() -> Rendered:
+        environ["feedserver.cache"] = "miss"
+        started = time.perf_counter()
+        rendered = render(catalog)
+        current_app.extensions["feedserver.metrics"].render_seconds.observe(
+            time.perf_counter() - started
+        )
+        return rendered
+
+    return _cache().get(catalog, key, timed_render)
 
 
 def respond(rendered: Rendered, max_age: int | None = None) -> Response:
@@ -270,12 +285,16 @@ def _selection() -> Selection:
 def _feed(kind: str, key: str, extension: str) -> Response:
     # The query is read only on a miss: a cached response was made for these very bytes of
     # query string, and a bad query raises before anything is cached.
+    if combine.union(_store().catalog, kind, key) is None:
+        redirects.to_canonical(_store().catalog, kind, key, f".{extension}")
+
     def render(catalog: Catalog) -> Rendered:
         base = _collection_or_404(catalog, kind, key)
         query, selection = _feed_query(), _selection()
         collection = combine.select(catalog, base, selection)
         narrowed_by = _selection_words(catalog, selection)
-        return _render_feed(collection, extension, query, selection, narrowed_by)
+        preview = variant(request.environ) == PREVIEW
+        return _render_feed(collection, extension, query, selection, narrowed_by, preview)
 
     return respond(_cached(render))
 
@@ -302,35 +321,6 @@ def _feed_links(collection: Collection) -> dict[str, str]:
     return {extension: feed_url(collection, extension) for extension in FEED_EXTENSIONS}
 
 
-def _html(template: str, **context: Any) -> Rendered:
-    body = render_template(template, site_title=_setting("site_title"), **context)
-    return Rendered(
-        body.encode("utf-8"),
-        CONTENT_TYPES["html"],
-        None,
-        (("Content-Security-Policy", PAGE_POLICY),),
-    )
-
-
-@bp.get("/")
-def index() -> Response:
-    """The site's home page: every feed, with autodiscovery links."""
-
-    def render(catalog: Catalog) -> Rendered:
-        everything = catalog.everything
-        return _html(
-            "index.html",
-            description=_setting("site_description"),
-            everything=everything,
-            feeds=_feed_links(everything),
-            opml_url=f"{base_url()}/feeds.opml",
-            topics=[(c, page_url(c), _feed_links(c)) for c in catalog.topics.values()],
-            providers=[(c, page_url(c), _feed_links(c)) for c in catalog.providers.values()],
-        )
-
-    return respond(_cached(render))
-
-
 def provider_subsets(
     catalog: Catalog, collection: Collection
 ) -> list[tuple[str, int, dict[str, str]]]:
@@ -352,38 +342,10 @@ def provider_subsets(
     ][:MAX_PROVIDER_SUBSETS]
 
 
-def _collection_page(kind: str, key: str) -> Response:
-    def render(catalog: Catalog) -> Rendered:
-        collection = _collection_or_404(catalog, kind, key)
-        return _html(
-            "collection.html",
-            title=_feed_title(collection),
-            description=_feed_description(collection),
-            collection=collection,
-            articles=collection.articles[: _setting("feed_limit")],
-            feeds=_feed_links(collection),
-            subsets=provider_subsets(catalog, collection),
-            home=f"{base_url()}/",
-        )
-
-    return respond(_cached(render))
-
-
-@bp.get("/topics/<key>")
-def topic_page(key: str) -> Response:
-    """A topic's newest articles as a web page."""
-    return _collection_page(TOPIC, key)
-
-
-@bp.get("/providers/<key>")
-def provider_page(key: str) -> Response:
-    """A provider's newest articles as a web page."""
-    return _collection_page(PROVIDER, key)
-
-
-def _json(data: Any) -> Rendered:
+def _json(data: Any, public: bool = True) -> Rendered:
+    """JSON; public data (the listings) may be read by any web page, /healthz may not."""
     body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-    return Rendered(body, CONTENT_TYPES["api"], None)
+    return Rendered(body, CONTENT_TYPES["api"], None, (CORS,) if public else ())
 
 
 def _listing(collections: dict[str, Collection]) -> list[dict[str, Any]]:
@@ -429,7 +391,7 @@ def feeds_opml() -> Response:
                 page_url(catalog.everything),
             ),
         )
-        return Rendered(body, CONTENT_TYPES["opml"], None)
+        return Rendered(body, CONTENT_TYPES["opml"], None, (CORS,))
 
     return respond(_cached(render))
 
@@ -452,6 +414,10 @@ def healthz() -> Response:
     }
     if store.degraded_reason:
         data["reason"] = store.degraded_reason
+    recorder = current_app.extensions.get("feedserver.polls")
+    if recorder is not None and recorder.db is not None:
+        # Counting never stops serving: a failing stats database is reported, not fatal.
+        data["stats"] = "failing" if recorder.error else "ok"
     if report is not None:
         data["reload"] = {
             "started": report.started.isoformat().replace("+00:00", "Z"),
@@ -463,6 +429,6 @@ def healthz() -> Response:
             "failed": report.failed,
             "stale": list(report.stale),
         }
-    response = respond(_json(data), max_age=0)
+    response = respond(_json(data, public=False), max_age=0)
     response.headers["Cache-Control"] = "no-store"
     return response
