@@ -107,6 +107,26 @@ def test_a_union_naming_an_unknown_topic_or_provider_is_404(client: FlaskClient,
     assert b"no such" in response.data
 
 
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("/topics/AI+Azure.rss?limit=1", "/topics/ai+azure.rss?limit=1"),
+        ("/topics/ai+Microsoft%20AI.json", "/topics/ai+microsoft-ai.json"),
+        ("/topics/Azure+AI", "/topics/azure+ai"),
+        (
+            "/providers/www.TechCrunch.com+other.example.atom",
+            "/providers/techcrunch.com+other.example.atom",
+        ),
+    ],
+)
+def test_a_union_spelled_another_way_moves_to_its_canonical_url(
+    client: FlaskClient, path: str, target: str
+) -> None:
+    response = get(client, path)
+    assert response.status_code == 301
+    assert response.headers["Location"] == f"{BASE}{target}"
+
+
 def test_the_page_of_a_union(client: FlaskClient) -> None:
     response = get(client, "/topics/ai+azure")
     assert response.status_code == 200
