@@ -295,3 +295,20 @@ def test_the_topic_page_shows_the_body(body_client: FlaskClient) -> None:
     ]
     assert not page.xpath("//script") and b"onerror" not in response.data
     assert articles[1].xpath(".//details") == []
+
+
+def test_editing_only_the_body_changes_the_feed_on_the_next_reload(
+    make_app: Callable[..., Flask], tmp_seeds: Path, write_file: Callable[..., Path]
+) -> None:
+    seed = write_file("a.md", FRONT + "First *version*.\n", mtime=1_600_000_000)
+    app = make_app(tmp_seeds, base_url=BASE)
+    client = app.test_client()
+    before = get(client, "/feed.json")
+    assert "<em>version</em>" in json.loads(before.data)["items"][0]["content_html"]
+    write_file("a.md", FRONT + "Second version, <b>bold</b>.\n", mtime=1_600_000_100)
+    assert seed.read_text("utf-8").endswith("<b>bold</b>.\n")
+    app.extensions["feedserver.store"].reload()
+    after = get(client, "/feed.json", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200
+    content = json.loads(after.data)["items"][0]["content_html"]
+    assert "<b>bold</b>" in content and "First" not in content
