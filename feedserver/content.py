@@ -18,7 +18,8 @@ from cmarkgfm.cmark import Options
 ALLOWED_TAGS = frozenset(
     {
         *("p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "code"),
-        *("em", "strong", "del", "s", "sup", "sub", "small", "mark", "abbr", "q", "cite"),
+        *("em", "strong", "b", "i", "u", "del", "s", "ins", "sup", "sub", "small", "mark"),
+        *("abbr", "q", "cite"),
         *("kbd", "span", "ul", "ol", "li", "dl", "dt", "dd", "a", "img", "figure"),
         *("figcaption", "table", "thead", "tbody", "tr", "th", "td"),
     }

@@ -24,6 +24,8 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
+from feedserver.content import ALLOWED_TAGS
+
 from .conftest import GunicornServer
 
 BUNDLED_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -119,7 +121,7 @@ Text with **bold**, *emphasis*, `code`, ~~strike~~ and a [relative link](../othe
 
 ![A chart](img/chart.png "Chart & title")
 
-> A quote with <abbr title="HyperText">HTML</abbr>.
+> A quote with <abbr title="HyperText">HTML</abbr>, <b>b</b>, <i>i</i>, <u>u</u>, <ins>ins</ins>.
 
 1. one
 2. two
@@ -251,3 +253,14 @@ def test_w3c_validator_accepts_new_feed_shapes(
     variant_problems: dict[str, list[str]], path: str
 ) -> None:
     assert variant_problems.get(path, []) == []
+
+
+def test_every_tag_a_body_may_keep_is_one_the_validator_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checkout, _ = validator()
+    for folder in (checkout, os.path.join(checkout, "src")):
+        monkeypatch.syspath_prepend(folder)
+    validators = importlib.import_module("feedvalidator.validators")
+    accepted = set(validators.HTMLValidator.acceptable_elements)
+    assert set(ALLOWED_TAGS) - accepted == set()
