@@ -3,8 +3,8 @@ each bad file is named with a reason, and every good file beside it is served un
 
 from __future__ import annotations
 
-import builtins
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +23,7 @@ CORPUS = Path(__file__).parent / "data" / "hostile"
 # file -> words its line in `feedserver check` must hold; "skipped" means not served.
 EXPECTED_PROBLEMS = {
     "no_closing_fence.txt": ("skipped", "no closing '---'"),
-    "invalid_yaml.txt": ("skipped", "invalid YAML at line 2"),
+    "invalid_yaml.txt": ("skipped", "invalid YAML at line 3"),
     "yaml_list.txt": ("skipped", "is a list, not a mapping"),
     "yaml_scalar.txt": ("skipped", "single value, not a mapping"),
     "empty.txt": ("skipped", "empty"),
@@ -160,7 +160,7 @@ def test_characters_xml_cannot_carry_are_stripped(
 def test_a_file_that_vanishes_or_cannot_be_read_is_reported(
     corpus: Path, make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_open = builtins.open
+    real_open = os.open
 
     def flaky_open(file: Any, *args: Any, **kwargs: Any) -> Any:
         name = str(file)
@@ -170,7 +170,7 @@ def test_a_file_that_vanishes_or_cannot_be_read_is_reported(
             raise PermissionError(13, "denied")
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", flaky_open)
+    monkeypatch.setattr(os, "open", flaky_open)
     client = make_app(corpus, base_url=TEST_BASE_URL, feed_limit=100).test_client()
     errors = {e["file"]: e["error"] for e in client.get("/healthz").get_json()["errors"]}
     assert "vanished" in errors["plain_good.txt"]
