@@ -380,6 +380,8 @@ def load_yaml_mapping(source: str, first_line: int = 1) -> dict[str, Any]:
         mark = error.problem_mark
         where = f" at line {mark.line + first_line}" if mark is not None else ""
         problem = error.problem or "syntax error"
+        if mark is not None and source[mark.index : mark.index + 1] == "\t":
+            problem += " (a tab: YAML indents with spaces only)"
         if isinstance(error, DuplicateKeyError) and error.context_mark is not None:
             problem += f" (first at line {error.context_mark.line + first_line})"
         raise SeedError(f"invalid YAML{where}: {problem}") from None
