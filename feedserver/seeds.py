@@ -12,6 +12,7 @@ Rules, applied the same way to every field:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import html
 import logging
@@ -46,6 +47,12 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
     """A mapping names the same key twice; `context_mark` is where it was first named."""
 
 
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, cut at limit characters."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _short_repr(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -65,8 +72,9 @@ def _checked(kind: str, construct: Callable[[Any, Any], Any]) -> Callable[[Any, 
         except yaml.YAMLError:
             raise
         except Exception as error:
-            detail = "" if isinstance(error, KeyError | AttributeError) else f" ({error})"
-            detail = detail if len(detail) <= 100 else detail[:96] + "...)"
+            # A KeyError or AttributeError only repeats the value, or says nothing useful.
+            silent = isinstance(error, KeyError | AttributeError)
+            detail = "" if silent else f" ({_one_line(error, 100)})"
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
@@ -272,6 +280,14 @@ _FILE_KINDS = {
 }
 
 
+def _kind_of(path: str | Path) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "not a file"
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "not a file")
+
+
 class NotARegularFile(SeedError):
     """The path no longer holds the regular file the scan saw: it vanished, or something
     else (a FIFO, a device, a socket) was put in its place."""
@@ -287,11 +303,13 @@ def read_seed_bytes(path: str | Path, max_bytes: int) -> tuple[bytes, os.stat_re
     except PermissionError:
         raise SeedError("permission denied") from None
     except OSError as error:
+        if error.errno == errno.ENXIO:  # what opening a socket says
+            raise NotARegularFile(f"is {_kind_of(path)}, not a regular file; not read") from None
         raise SeedError(f"cannot be read ({error.strerror})") from None
     try:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
-            kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a file")
+            kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a file")  # fstat, no race
             raise NotARegularFile(f"is {kind}, not a regular file; not read")
         size = info.st_size
         if size > max_bytes:
@@ -385,12 +403,19 @@ def load_yaml_mapping(source: str, first_line: int = 1) -> dict[str, Any]:
         if isinstance(error, DuplicateKeyError) and error.context_mark is not None:
             problem += f" (first at line {error.context_mark.line + first_line})"
         raise SeedError(f"invalid YAML{where}: {problem}") from None
+    except yaml.reader.ReaderError as error:
+        # Its position counts characters or bytes depending on the loader: the refused
+        # character's first occurrence is where it was refused either way.
+        code = error.character if isinstance(error.character, int) else 0
+        found = source.find(chr(code)) if code else -1
+        where = f" at line {source.count(chr(10), 0, found) + first_line}" if found >= 0 else ""
+        raise SeedError(f"invalid YAML{where}: {error.reason} (U+{code:04X})") from None
     except yaml.YAMLError as error:
-        raise SeedError(f"invalid YAML: {error}") from None
+        raise SeedError(f"invalid YAML: {_one_line(error)}") from None
     except RecursionError:
         raise SeedError("YAML is nested too deeply") from None
     except Exception as error:  # anything else the loader lets out is still this file's
-        raise SeedError(f"invalid YAML: {type(error).__name__}: {error}") from None
+        raise SeedError(f"invalid YAML: {type(error).__name__}: {_one_line(error)}") from None
     if data is None:
         raise SeedError("empty document")
     if not isinstance(data, dict):
@@ -717,6 +742,6 @@ def parse_seed_file(root: str | Path, seed: SeedFile, max_bytes: int) -> ParsedS
     except SeedError as error:
         return ParsedSeed(seed, None, str(error), (), still_says_published(data))
     except Exception as error:  # a value our conversion did not foresee: still this file's
-        reason = f"cannot be used ({type(error).__name__}: {_short_repr(str(error), 200)})"
+        reason = f"cannot be used ({type(error).__name__}: {_one_line(error)})"
         return ParsedSeed(seed, None, reason, (), still_says_published(data))
     return ParsedSeed(seed, article, None, warnings)
