@@ -518,7 +518,29 @@ def test_broken_takedowns_disappear_under_gunicorn(
         ),
         "/healthz naming every withheld file",
     )
-    assert "Traceback" not in server.output()
+    log = server.output()
+    assert "tab_indentation.txt: invalid YAML at line 8: found" in log  # the file, its reason
+    assert "its last good version is withheld" in log
+    assert "Traceback" not in log
+
+
+def test_gunicorn_starts_and_builds_beside_every_hostile_file(
+    corpus: Path, tmp_path: Path, start_gunicorn: Callable[..., GunicornServer]
+) -> None:
+    server = start_gunicorn(corpus, env={"FEEDSERVER_FEED_LIMIT": "100"})
+    for _ in range(REQUESTS):  # every worker booted and serves the good files
+        status, _, body = server.fetch("/feed.json")
+        assert status == 200
+        assert {item["url"] for item in json.loads(body)["items"]} == SERVED
+    log = server.output()
+    assert "Traceback" not in log and "Worker failed to boot" not in log
+    assert "date_february_30.txt: invalid YAML at line 6: '2024-02-30'" in log
+    command = [sys.executable, "-m", "feedserver", "build", str(tmp_path / "site")]
+    command += ["--base-url", TEST_BASE_URL, "--seeds", str(corpus)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "site" / "providers" / "news.rss-91aeb3423334.atom").is_file()
 
 
 def _swap_fifos_in_and_out(names: list[Path], stop: threading.Event) -> int:
