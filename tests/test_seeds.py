@@ -1143,3 +1143,15 @@ def test_any_scalar_in_any_field_never_raises(
         result = parse_text(tmp_seeds, content)
         assert (result.article is None) != (result.error is None)
         assert result.error is None or "\n" not in result.error
+
+
+def test_an_unforeseen_exception_is_still_the_files_error(
+    tmp_seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(data: dict[str, Any]) -> Any:
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(seeds, "article_from_mapping", failing)
+    result = parse_text(tmp_seeds, f"---\n{VALID}---\n")
+    assert result.error == "cannot be used (RuntimeError: a bug over two lines)"
+    assert result.still_published is True
