@@ -87,26 +87,31 @@ def _checked(kind: str, construct: Callable[[Any, Any], Any]) -> Callable[[Any, 
 
 class _SeedConstructor:
     """Mixed into the loaders: a key named twice in one mapping is an error, not last-wins
-    (`published: false` above a forgotten `published: true` must not publish)."""
+    (`published: false` above a forgotten `published: true` must not publish). Keys that a
+    `<<` merge brings in may still be overridden, as YAML allows."""
+
+    def flatten_mapping(self, node: Any) -> None:
+        own = node.value  # the base class deletes `<<` keys from this very list in place
+        super().flatten_mapping(node)  # type: ignore[misc]
+        if node.value is not own:  # it put the merged keys in front of the mapping's own
+            node.merged_pairs = len(node.value) - len(own)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
         if not isinstance(node, yaml.MappingNode):
             raise yaml.constructor.ConstructorError(
                 None, None, f"expected a mapping, found a {node.id}", node.start_mark
             )
-        own = node.value  # flatten_mapping deletes `<<` keys from this very list in place
-        self.flatten_mapping(node)  # type: ignore[attr-defined]
+        self.flatten_mapping(node)
         mapping: dict[Any, Any] = yaml.constructor.BaseConstructor.construct_mapping(
             self,  # type: ignore[arg-type]
             node,
             deep,
         )
-        # Fewer keys than pairs: a duplicate, or keys a `<<` merge brought in and the mapping
-        # overrides (which YAML allows). Only the mapping's own keys are compared, and only
-        # then, so a normal mapping pays one length comparison.
+        # Fewer keys than pairs: a duplicate, or merged keys the mapping overrides. Only then
+        # are its own keys compared, so a normal mapping pays one length comparison.
         if len(mapping) < len(node.value):
             first_seen: dict[Any, Any] = {}
-            for key_node, _ in node.value[len(node.value) - len(own) :]:
+            for key_node, _ in node.value[getattr(node, "merged_pairs", 0) :]:
                 key = self.construct_object(key_node, deep=deep)  # type: ignore[attr-defined]
                 if key in first_seen:
                     raise DuplicateKeyError(

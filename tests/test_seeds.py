@@ -779,6 +779,24 @@ def test_merge_keys_may_still_be_overridden(tmp_seeds: Path, loader: str) -> Non
     assert (article.provider.name, article.provider.key) == ("Override", "base.example")
 
 
+def test_merges_of_merged_mappings_are_not_duplicates(loader: str) -> None:
+    # `inner` is flattened while `c` merges it, before `inner` itself is built.
+    document = (
+        "a: &a {x: 1}
+b:
+  inner: &i {<<: *a, x: 2}
+c: {<<: *i, y: 3}
+d: {<<: [*a, *i], x: 5}
+"
+    )
+    assert load_yaml_mapping(document) == {
+        "a": {"x": 1},
+        "b": {"inner": {"x": 2}},
+        "c": {"x": 2, "y": 3},
+        "d": {"x": 5},
+    }
+
+
 def test_duplicate_key_check_does_not_slow_loading() -> None:
     """A mapping without merges pays one length comparison: the loaders must not copy."""
     document = "".join(f"key{n}: value {n}\n" for n in range(50))
