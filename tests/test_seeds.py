@@ -782,12 +782,7 @@ def test_merge_keys_may_still_be_overridden(tmp_seeds: Path, loader: str) -> Non
 def test_merges_of_merged_mappings_are_not_duplicates(loader: str) -> None:
     # `inner` is flattened while `c` merges it, before `inner` itself is built.
     document = (
-        "a: &a {x: 1}
-b:
-  inner: &i {<<: *a, x: 2}
-c: {<<: *i, y: 3}
-d: {<<: [*a, *i], x: 5}
-"
+        "a: &a {x: 1}\nb:\n  inner: &i {<<: *a, x: 2}\nc: {<<: *i, y: 3}\nd: {<<: [*a, *i], x: 5}\n"
     )
     assert load_yaml_mapping(document) == {
         "a": {"x": 1},
