@@ -428,6 +428,7 @@ def healthz() -> Response:
             "removed": report.removed,
             "failed": report.failed,
             "stale": list(report.stale),
+            "withheld": list(report.withheld),
         }
     response = respond(_json(data, public=False), max_age=0)
     response.headers["Cache-Control"] = "no-store"

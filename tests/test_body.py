@@ -196,6 +196,11 @@ def test_a_seed_file_keeps_its_body_as_sanitized_html(tmp_path: Path) -> None:
     assert parsed.article.excerpt == "The excerpt."
 
 
+def test_a_body_loses_bidirectional_controls_like_every_served_string(tmp_path: Path) -> None:
+    parsed = _seed(tmp_path, FRONT + "Price \u202e05$ \u2066x\u2069\n")
+    assert parsed.article.body_html == "<p>Price 05$ x</p>"
+
+
 def test_a_seed_file_without_a_body_has_none(tmp_path: Path) -> None:
     assert _seed(tmp_path, FRONT).article.body_html == ""
     assert _seed(tmp_path, FRONT + "\n\n").article.body_html == ""
