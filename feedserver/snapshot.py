@@ -142,7 +142,7 @@ def write_to(out: BinaryIO, states: dict[str, _FileState], header: dict[str, Any
         # A file whose latest version parsed is its own good version: kept once.
         good = state.good
         kept = None if good is None or good is state.latest else _encode_seed(good)
-        pending.append(packer.pack([_encode_seed(state.latest), kept]))
+        pending.append(packer.pack([_encode_seed(state.latest), kept, state.withheld]))
         if len(pending) >= 1000:
             put(b"".join(pending))
             pending.clear()
@@ -215,12 +215,12 @@ def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str
                 if header is None:
                     header = _checked_header(item, expected)
                     continue
-                latest_values, good_values = item
+                latest_values, good_values, withheld = item
                 latest = decoder.seed(latest_values)
                 good = None if good_values is None else decoder.seed(good_values)
                 if good is None and latest.error is None:
                     good = latest
-                states[latest.file.path] = _FileState(latest, good)
+                states[latest.file.path] = _FileState(latest, good, bool(withheld))
     except (TypeError, KeyError, msgpack.UnpackException) as error:
         raise ValueError(f"records unreadable ({error})") from None
     if handle.read(DIGEST_BYTES + 1) != digest.digest():

@@ -1,6 +1,7 @@
 """The current catalog and how it is reloaded: incremental, atomic, never losing the last good
 state. Only files that are new or changed are parsed; a file that breaks keeps serving the
-version that last parsed; a directory that disappears keeps the whole last catalog."""
+version that last parsed while it still says `published: true` (and withholds it at once
+otherwise); a directory that disappears keeps the whole last catalog."""
 
 from __future__ import annotations
 
@@ -65,18 +66,41 @@ class ReloadReport:
     stale: tuple[str, ...]
     rebuilt: bool
     error: str | None  # why the directory could not be read, when it could not
+    # Files that broke without still saying `published: true`: their last good version is
+    # no longer served.
+    withheld: tuple[str, ...] = ()
+
+
+WITHHELD = "its last good version is withheld: the file no longer says 'published: true'"
 
 
 @dataclass(frozen=True, slots=True)
 class _FileState:
     latest: ParsedSeed  # what the file holds now, maybe an error
     good: ParsedSeed | None  # the latest version that parsed, served while `latest` fails
+    withheld: bool = False  # a published good version was dropped by the fail-closed rule
 
     @property
     def served(self) -> ParsedSeed:
         if self.latest.error is not None and self.good is not None:
             return self.good
         return self.latest
+
+
+def _next_state(state: _FileState | None, result: ParsedSeed) -> _FileState:
+    """The state of a file after parsing it again. Fail closed: a version that cannot be
+    used keeps the last good one served only while its raw text still says
+    `published: true`; otherwise that version is dropped for good (a broken takedown edit
+    must take the article down, not leave it up)."""
+    if result.error is None:
+        return _FileState(result, result)
+    if state is None:
+        return _FileState(result, None)
+    good = state.good
+    if good is not None and result.still_published:
+        return _FileState(result, good)
+    was_shown = good is not None and good.article is not None and good.article.published
+    return _FileState(result, None, state.withheld or was_shown)
 
 
 class CatalogStore:
@@ -109,6 +133,7 @@ class CatalogStore:
         self._problems: dict[str, list[Problem]] = {}
         self._failed: set[str] = set()
         self._stale: set[str] = set()
+        self._withheld: set[str] = set()
         self._index = TreeIndex()
         # Files whose state came from a snapshot and is not in the catalog yet.
         self._unbuilt: set[str] = set()
@@ -255,14 +280,17 @@ class CatalogStore:
             path = seed_file.path
             state = self._files.get(path)
             result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
-            good = result if result.error is None else (state.good if state else None)
-            new_state = _FileState(result, good)
+            new_state = _next_state(state, result)
+            if result.file is not seed_file:
+                changes.keep(result.file)
             parsed += 1
             before = state.served if state is not None and path not in self._unbuilt else None
             changed.append((before, new_state.served))
             self._unbuilt.discard(path)
             self._files[path] = new_state
             self._note_state(path, new_state)
+            if result.error is not None and new_state.good is None:
+                logger.warning("%s: %s", path, self._problems[path][0].reason)
         for path in changes.removed:
             state = self._files.pop(path)
             if path not in self._unbuilt:
@@ -279,7 +307,7 @@ class CatalogStore:
         self._index.apply(changes)
         if self._watcher is not None:
             self._watcher.sync(self._index.folders)
-        stale = tuple(sorted(self._stale))
+        stale, withheld = tuple(sorted(self._stale)), tuple(sorted(self._withheld))
         if rebuilt:
             self.catalog = self._next_catalog(changed, stale, now)
         report = ReloadReport(
@@ -293,16 +321,18 @@ class CatalogStore:
             stale=stale,
             rebuilt=rebuilt,
             error=None,
+            withheld=withheld,
         )
         logger.info(
             "reload: files=%d parsed=%d unchanged=%d removed=%d failed=%d stale=%d "
-            "duration=%.3fs rebuilt=%s",
+            "withheld=%d duration=%.3fs rebuilt=%s",
             report.files,
             report.parsed,
             report.unchanged,
             report.removed,
             report.failed,
             len(stale),
+            len(withheld),
             report.duration_seconds,
             rebuilt,
         )
@@ -334,9 +364,15 @@ class CatalogStore:
         return folders
 
     def _note_state(self, path: str, state: _FileState | None) -> None:
-        """Keep the problems, failed and stale files up to date as one file changes."""
-        self._note_problems(path, seed_problems(state.served) if state else [])
+        """Keep the problems and the failed, stale and withheld files up to date as one
+        file changes."""
+        problems = seed_problems(state.served) if state else []
+        if state is not None and state.withheld:
+            problems = [Problem(path, f"{state.latest.error}; {WITHHELD}", True)]
+        self._note_problems(path, problems)
         failed = state is not None and state.latest.error is not None
         (self._failed.add if failed else self._failed.discard)(path)
         stale = failed and state is not None and state.good is not None
         (self._stale.add if stale else self._stale.discard)(path)
+        withheld = failed and not stale and state is not None and state.withheld
+        (self._withheld.add if withheld else self._withheld.discard)(path)

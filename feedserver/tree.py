@@ -40,6 +40,14 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.changed or self.removed)
 
+    def keep(self, seed_file: SeedFile) -> None:
+        """Index this SeedFile for its path instead of what the scan saw (the reader's own
+        look at the file, when it differed), so the next scan compares against it."""
+        cut = seed_file.path.rfind("/") + 1
+        folder = self.directories.get(seed_file.path[:cut])
+        if folder is not None and seed_file.path[cut:] in folder:
+            folder[seed_file.path[cut:]] = seed_file
+
 
 class TreeIndex:
     """The seed files of one directory tree as last seen, by directory and name."""

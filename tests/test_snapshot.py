@@ -166,6 +166,27 @@ def test_stale_file_keeps_its_last_good_version_across_a_restart(
     assert served(again) == served(store)
 
 
+def test_withheld_file_stays_withheld_across_a_restart(
+    tmp_seeds: Path,
+    cache: Path,
+    write_seed: Callable[..., Path],
+    write_file: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(snapshot, "REWRITE_SECONDS", 0.0)
+    write_seed("a.md")
+    write_seed("b.md")
+    store, _ = start(tmp_seeds, cache)
+    # A broken edit that no longer says `published: true`: fail closed, the article goes.
+    write_file("b.md", "---\ntitle: [unclosed\n---\n")
+    report = store.reload()
+    assert report.withheld == ("b.md",)
+    again, report = start(tmp_seeds, cache)
+    assert report.parsed == 0
+    assert report.withheld == ("b.md",)
+    assert served(again) == served(store) == [("https://example.com/articles/a", "Test article a")]
+
+
 @pytest.mark.parametrize(
     "damage",
     [
