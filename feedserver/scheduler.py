@@ -4,23 +4,63 @@ A thread started before a fork does not exist in the child, so the scheduler is 
 when the app is built (which may be in gunicorn's master with --preload) but by the first
 request each process handles (or by gunicorn's post_worker_init hook, in
 config/gunicorn.conf.py). A catalog loaded more than an interval ago is brought up to date at
-once, in the background."""
+once, in the background.
+
+Under gunicorn's gevent worker (the standard library monkey-patched) the job is a greenlet of
+the event loop, and a reload (parsing files, rebuilding collections) would hold that loop for
+its whole length: there the reload itself runs in a real OS thread of gevent's thread pool,
+so the loop goes on serving requests between the interpreter's switches of the GIL."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from .catalog import Catalog
 from .store import CatalogStore
 
 logger = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
+
+
+def under_gevent() -> bool:
+    """Whether this process's threads are gevent greenlets (gunicorn's gevent worker)."""
+    if "gevent.monkey" not in sys.modules:
+        return False
+    from gevent import monkey
+
+    return bool(monkey.is_module_patched("threading"))
+
+
+def off_the_event_loop(work: Callable[[], Result]) -> Result:
+    """Run CPU-heavy work where it cannot stall serving: under gevent in a real OS thread
+    (the calling greenlet waits for it, the others go on), otherwise right here."""
+    if not under_gevent():
+        return work()
+    from gevent import get_hub
+
+    return get_hub().threadpool.apply(work)  # type: ignore[no-any-return]
+
+
+def _new_scheduler() -> BaseScheduler:
+    """A scheduler whose loop and jobs live beside the requests: greenlets under gevent
+    (APScheduler's BackgroundScheduler may have been imported before the patching, and would
+    then start a real thread whose job could not use the event loop), threads otherwise."""
+    if under_gevent():
+        from apscheduler.schedulers.gevent import GeventScheduler
+
+        return GeventScheduler()
+    return BackgroundScheduler(daemon=True)
 
 
 class ReloadScheduler:
@@ -29,7 +69,7 @@ class ReloadScheduler:
     def __init__(self, store: CatalogStore, interval_seconds: int) -> None:
         self.store = store
         self.interval_seconds = interval_seconds
-        self._scheduler: BackgroundScheduler | None = None
+        self._scheduler: BaseScheduler | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
         # Called in the serving process when its job starts, and after each reload that
@@ -50,7 +90,7 @@ class ReloadScheduler:
                 return
             for start in self.on_start:
                 start()
-            self._scheduler = BackgroundScheduler(daemon=True)
+            self._scheduler = _new_scheduler()
             # A catalog inherited from a parent may be old: catch up at once, in the
             # background, so this process starts serving without waiting for it.
             first_run = datetime.now(UTC) if self._catalog_is_old() else None
@@ -80,7 +120,7 @@ class ReloadScheduler:
         and never stops later runs."""
         try:
             before = self.store.catalog
-            self.store.reload()
+            off_the_event_loop(self.store.reload)
             after = self.store.catalog
             if after is not before:
                 for listener in self.listeners:
