@@ -267,7 +267,12 @@ def reload_latency(
     finally:
         server.stop()
     spans = list(windows.values())
-    during = [took for started, took in samples if any(lo <= started <= hi for lo, hi in spans)]
+    # A request counts when any part of it overlaps a worker's reload.
+    during = [
+        took
+        for started, took in samples
+        if any(started <= high and started + took >= low for low, high in spans)
+    ]
     return ReloadLatency(
         percentile(during, 0.99),
         len(during),

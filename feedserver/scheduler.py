@@ -42,6 +42,13 @@ def under_gevent() -> bool:
     return bool(monkey.is_module_patched("threading"))
 
 
+# How often, in seconds, the interpreter hands the GIL from a running reload thread to the
+# event loop's thread while the reload runs. The event loop gives the GIL up at every wait for
+# the network (several times per request) and must get it back each time: at Python's
+# default of 5 ms a cached feed's request took up to 76 ms during a reload at 10,000 files.
+RELOAD_SWITCH_INTERVAL = 0.0005
+
+
 def off_the_event_loop(work: Callable[[], Result]) -> Result:
     """Run CPU-heavy work where it cannot stall serving: under gevent in a real OS thread
     (the calling greenlet waits for it, the others go on), otherwise right here."""
@@ -49,7 +56,12 @@ def off_the_event_loop(work: Callable[[], Result]) -> Result:
         return work()
     from gevent import get_hub
 
-    return get_hub().threadpool.apply(work)  # type: ignore[no-any-return]
+    usual = sys.getswitchinterval()
+    sys.setswitchinterval(min(usual, RELOAD_SWITCH_INTERVAL))
+    try:
+        return get_hub().threadpool.apply(work)  # type: ignore[no-any-return]
+    finally:
+        sys.setswitchinterval(usual)
 
 
 def _new_scheduler() -> BaseScheduler:
