@@ -7,13 +7,15 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .catalog import build_catalog
 from .config import ConfigError, load_config
+from .models import Article
 from .seeds import parse_seed_file, scan_seed_files
 
 
@@ -25,18 +27,11 @@ def _apply_common(args: argparse.Namespace) -> None:
         os.environ["FEEDSERVER_SEEDS_DIR"] = args.seeds
 
 
-def _start_worker(worker: Any) -> None:
-    """gunicorn's post_worker_init hook: start the worker's reload job right away."""
-    from .scheduler import start_in_worker
-
-    start_in_worker(worker.wsgi)
-
-
 def serve(args: argparse.Namespace) -> int:
     """Run the app under gunicorn's gevent workers with the given address and workers."""
     from gunicorn.app.base import BaseApplication
 
-    from . import create_app
+    from . import create_app, gunicorn_hooks
     from .worker import gunicorn_settings
 
     _apply_common(args)
@@ -51,13 +46,34 @@ def serve(args: argparse.Namespace) -> int:
             self.cfg.set("workers", args.workers)
             self.cfg.set("preload_app", args.preload)
             self.cfg.set("accesslog", "-")
-            self.cfg.set("post_worker_init", _start_worker)
+            self.cfg.set("access_log_format", gunicorn_hooks.ACCESS_LOG_FORMAT)
+            for hook in ("on_starting", "post_worker_init", "child_exit", "on_exit"):
+                self.cfg.set(hook, getattr(gunicorn_hooks, hook))
 
         def load(self) -> Any:
             return create_app(reload_in_background=True)
 
+    # Chosen before the app may be loaded (--preload loads it before any hook runs).
+    gunicorn_hooks.prepare_metrics_dir()
     Server().run()
     return 0
+
+
+def name_merges(articles: Iterable[Article]) -> list[str]:
+    """One line for each topic or provider that different names share (`Microsoft AI` and
+    `microsoft  ai`): the site shows them as one, under one of the names."""
+    names: dict[str, set[str]] = defaultdict(set)
+    for article in articles:
+        for topic in article.topics:
+            names[f"topics/{topic.key}"].add(topic.name)
+        if article.provider is not None:
+            names[f"providers/{article.provider.key}"].add(article.provider.name)
+    return [
+        f"{where}: warning: one {where.split('/')[0][:-1]} for the names "
+        + ", ".join(repr(name) for name in sorted(spellings))
+        for where, spellings in sorted(names.items())
+        if len(spellings) > 1
+    ]
 
 
 def check(args: argparse.Namespace) -> int:
@@ -76,12 +92,15 @@ def check(args: argparse.Namespace) -> int:
         severity = "skipped" if problem.fatal else "warning"
         print(f"{problem.file}: {severity}: {problem.reason}")
     articles = [seed.article for seed in seeds if seed.article is not None]
+    merges = name_merges(articles)
+    for line in merges:
+        print(line)
     unusable = sum(1 for problem in catalog.problems if problem.fatal)
     print(
         f"{len(seeds)} files, {len(articles)} articles, "
         f"{sum(1 for a in articles if a.published)} published "
         f"({len(catalog.everything.articles)} visible now), "
-        f"{len(catalog.problems)} problems ({unusable} files unusable)"
+        f"{len(catalog.problems) + len(merges)} problems ({unusable} files unusable)"
     )
     return 1 if unusable else 0
 
@@ -92,7 +111,10 @@ def build(args: argparse.Namespace) -> int:
     from .export import build_site, watch
 
     _apply_common(args)
-    overrides = {"base_url": args.base_url} if args.base_url else None
+    # The build's own requests are no readers: nothing is counted or limited.
+    overrides: dict[str, Any] = {"stats_db": "", "polite_polling": False}
+    if args.base_url:
+        overrides["base_url"] = args.base_url
     app = create_app(overrides)
     settings = app.config["FEEDSERVER"]
     if not settings["base_url"]:
