@@ -118,7 +118,11 @@ class ReloadScheduler:
             )
             self._scheduler.start()
             self._pid = os.getpid()
-            logger.info("reload scheduler started in process %d", self._pid)
+            logger.info(
+                "reload scheduler started in process %d (%s)",
+                self._pid,
+                "gevent: reloads run in a thread of its pool" if under_gevent() else "threads",
+            )
 
     def _catalog_is_old(self) -> bool:
         report = self.store.last_report
