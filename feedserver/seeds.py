@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import yaml
 from slugify import slugify
 
+from .content import body_html
 from .models import Article, Image, Provider, Related, Topic
 
 logger = logging.getLogger(__name__)
@@ -372,6 +373,23 @@ def front_matter_at(text: str) -> tuple[str, int]:
     raise SeedError("front matter has no closing '---' line")
 
 
+def markdown_body(text: str, block: str | None = None) -> str:
+    """The text after the front matter's closing `---` line: the article's Markdown body;
+    "" when the file is a whole YAML mapping or holds nothing after its front matter.
+    `block` is front_matter(text) when the caller has it already."""
+    if block is None:
+        block = front_matter(text)
+    if block is text:
+        return ""
+    # front_matter's block runs from after the first line to the closing line's start.
+    closing_start = text.find("\n") + 1 + len(block)
+    closing_end = text.find("\n", closing_start)
+    if closing_end < 0:
+        return ""
+    body = text[closing_end + 1 :]
+    return body if body.strip() else ""
+
+
 # A `published:` line (the key maybe quoted, maybe indented), and a value that says true.
 _PUBLISHED_LINE = re.compile(r"""[ \t]*(["']?)published\1[ \t]*:(.*)""")
 _TRUE_VALUE = re.compile(r"(?:true|True|TRUE)(?:[ \t]+#.*)?")
@@ -560,8 +578,9 @@ def provider_for(name: str, domain: str) -> Provider | None:
 class _Reader:
     """Turns one front-matter mapping into an Article, collecting warnings as it goes."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], body: str = "") -> None:
         self.data = data
+        self.body = body
         self.warnings: list[str] = []
 
     def required_text(self, field: str) -> str:
@@ -716,16 +735,28 @@ class _Reader:
             quality=self.optional_number("quality"),
             heat=self.optional_number("heat"),
             published=self.published(),
+            body_html=self.body_html(url),
         )
+
+    def body_html(self, url: str) -> str:
+        """The Markdown body as sanitized HTML; a body that cannot be rendered is dropped."""
+        if not self.body:
+            return ""
+        try:
+            return body_html(_UNSAFE_CHARACTERS.sub("", self.body), url)
+        except (ValueError, RecursionError) as error:
+            self.warnings.append(f"the Markdown body cannot be rendered ({error}); dropped")
+            return ""
 
 
 def _is_size(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100_000
 
 
-def article_from_mapping(data: dict[str, Any]) -> tuple[Article, tuple[str, ...]]:
-    """Build an Article from front matter; raises SeedError when a required field is unusable."""
-    reader = _Reader(data)
+def article_from_mapping(data: dict[str, Any], body: str = "") -> tuple[Article, tuple[str, ...]]:
+    """Build an Article from front matter and its Markdown body; raises SeedError when a
+    required field is unusable."""
+    reader = _Reader(data, body)
     article = reader.article()
     return article, tuple(reader.warnings)
 
@@ -738,8 +769,11 @@ def parse_seed_file(root: str | Path, seed: SeedFile, max_bytes: int) -> ParsedS
         if (info.st_size, info.st_mtime_ns, info.st_ino) != seed.signature:
             # Changed since the scan: keep what was read, for the next reload to compare.
             seed = _new_tuple(SeedFile, (seed.path, info.st_size, info.st_mtime_ns, info.st_ino))
-        block, first_line = front_matter_at(decode_seed_text(data))
-        article, warnings = article_from_mapping(load_yaml_mapping(block, first_line))
+        text = decode_seed_text(data)
+        block, first_line = front_matter_at(text)
+        article, warnings = article_from_mapping(
+            load_yaml_mapping(block, first_line), markdown_body(text, block)
+        )
     except NotARegularFile as error:
         # The scan's signature no longer describes this path: look again on the next reload
         # even if the file the scan saw comes back unchanged.

@@ -1161,7 +1161,7 @@ def test_any_scalar_in_any_field_never_raises(
 def test_an_unforeseen_exception_is_still_the_files_error(
     tmp_seeds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing(data: dict[str, Any]) -> Any:
+    def failing(data: dict[str, Any], body: str = "") -> Any:
         raise RuntimeError("a bug\nover two lines")
 
     monkeypatch.setattr(seeds, "article_from_mapping", failing)
