@@ -1,7 +1,7 @@
 """Measure feedserver at 1,000, 10,000 and 100,000 seed files against the issue's targets.
 
     python -m benchmarks [--sizes 1000,10000,100000]
-                         [--only cold,reload,watch,serve,flat,memory,startup,restart]
+                         [--only cold,reload,watch,serve,flat,memory,startup,restart,slow,stall]
                          [--workdir DIR] [--markdown FILE]
 
 For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
@@ -22,7 +22,18 @@ from typing import Any
 
 from . import fresh, loadgen, report, targets, trees
 
-GROUPS = ("cold", "reload", "watch", "serve", "flat", "memory", "startup", "restart")
+GROUPS = (
+    "cold",
+    "reload",
+    "watch",
+    "serve",
+    "flat",
+    "memory",
+    "startup",
+    "restart",
+    "slow",
+    "stall",
+)
 BASELINE_SIZE = 1000
 
 
@@ -106,6 +117,12 @@ def measure_size(
         result.figures += targets.restarts(tree, cache)
         _progress(f"N={tree.count:,}: four workers starting together, with and without --preload")
         result.figures += targets.workers(tree, options, cache)
+    if "slow" in groups:
+        _progress(f"N={tree.count:,}: a probe under slow clients")
+        result.figures += targets.slow_clients(tree, options)
+    if "stall" in groups:
+        _progress(f"N={tree.count:,}: a cached feed during a 1% reload")
+        result.figures += targets.reload_stall(tree, options)
     return result
 
 
