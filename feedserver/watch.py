@@ -67,7 +67,7 @@ class FolderWatcher:
             return None
         try:
             return cls(root, inotify_simple.INotify(nonblocking=True))
-        except OSError as error:
+        except Exception as error:  # OSError; under gevent, its subprocess finding libc
             logger.warning("inotify unavailable, reloads scan every file: %s", error)
             return None
 
