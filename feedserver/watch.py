@@ -13,6 +13,7 @@ reached through a symlink, a network file system).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 from collections.abc import Iterable
@@ -66,6 +67,11 @@ class FolderWatcher:
         if inotify_simple is None:
             return None
         try:
+            # inotify_simple finds libc with ctypes.util.find_library, which runs a
+            # subprocess: under gevent, from a thread-pool thread, that fails. The running
+            # interpreter has libc loaded already, so hand it that one.
+            if getattr(inotify_simple, "_libc", None) is None:
+                inotify_simple._libc = ctypes.CDLL(None, use_errno=True)
             return cls(root, inotify_simple.INotify(nonblocking=True))
         except Exception as error:  # OSError; under gevent, its subprocess finding libc
             logger.warning("inotify unavailable, reloads scan every file: %s", error)
