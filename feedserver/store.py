@@ -63,6 +63,9 @@ class ReloadReport:
     stale: tuple[str, ...]
     rebuilt: bool
     error: str | None  # why the directory could not be read, when it could not
+    # Files that broke without still saying `published: true`: their last good version is
+    # no longer served.
+    withheld: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
