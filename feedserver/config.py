@@ -248,7 +248,7 @@ def warn_unknown_variables(environ: Mapping[str, str]) -> None:
         if not name.startswith(ENV_PREFIX) or name in known or name in _warned_variables:
             continue
         _warned_variables.add(name)
-        closest = difflib.get_close_matches(name, known, n=1, cutoff=0)[0]
+        closest = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0)[0]
         logger.warning(
             "feedserver: environment variable %s is not a setting and is ignored; did you mean %s?",
             name,
