@@ -11,12 +11,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, request
 
-from . import health, opml
+from . import health, opml, redirects
 from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .fastpath import answer, cache_key, site_base
+from .negotiation import FEED_VARY, PREVIEW, variant
+from .preview import CORS, feed_preview
 from .query import BadParameter, FeedQuery, Page, parse_feed_query, select_page
 from .render import RENDERERS, FeedDocument
 from .store import CatalogStore
@@ -35,11 +37,6 @@ CONTENT_TYPES = {
     "opml": "text/x-opml; charset=utf-8",
 }
 FORMATS = "any(rss, atom, json)"
-# Pages need no script, frame or form; their only style sheet and images are listed.
-PAGE_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src https: http:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
 _HOST = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
@@ -128,7 +125,9 @@ def _self_url() -> str:
     return f"{base_url()}{request.path}{'?' + query if query else ''}"
 
 
-def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Rendered:
+def _render_feed(
+    collection: Collection, extension: str, query: FeedQuery, preview: bool = False
+) -> Rendered:
     page = select_page(collection.articles, query)
     if page.number > page.last:
         abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
@@ -146,13 +145,16 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
         publisher=str(_setting("site_title")),
         links=_paging_links(collection, extension, page) | _hub_link(),
     )
+    if preview:
+        formats = _feed_links(collection)
+        return feed_preview(document, extension, page, formats, collection.last_modified)
     body = RENDERERS[extension](document)
-    links: tuple[tuple[str, str], ...] = ()
+    links: tuple[tuple[str, str], ...] = (CORS,)
     hub = document.links.get("hub")
     if hub:
         # WebSub discovery by HTTP header too, for subscribers that do not parse the feed.
-        links = (("Link", f'<{hub}>; rel="hub", <{document.self_url}>; rel="self"'),)
-    return Rendered(body, CONTENT_TYPES[extension], collection.last_modified, links)
+        links += (("Link", f'<{hub}>; rel="hub", <{document.self_url}>; rel="self"'),)
+    return Rendered(body, CONTENT_TYPES[extension], collection.last_modified, links, vary=FEED_VARY)
 
 
 def _cached(render: Callable[[Catalog], Rendered]) -> Rendered:
@@ -202,9 +204,13 @@ def _feed_query() -> FeedQuery:
 def _feed(kind: str, key: str, extension: str) -> Response:
     # The query is read only on a miss: a cached response was made for these very bytes of
     # query string, and a bad query raises before anything is cached.
+    if _store().catalog.collection(kind, key) is None:
+        redirects.to_canonical(_store().catalog, kind, key, f".{extension}")
+
     def render(catalog: Catalog) -> Rendered:
         collection = _collection_or_404(catalog, kind, key)
-        return _render_feed(collection, extension, _feed_query())
+        preview = variant(request.environ) == PREVIEW
+        return _render_feed(collection, extension, _feed_query(), preview)
 
     return respond(_cached(render))
 
@@ -231,66 +237,10 @@ def _feed_links(collection: Collection) -> dict[str, str]:
     return {extension: feed_url(collection, extension) for extension in FEED_EXTENSIONS}
 
 
-def _html(template: str, **context: Any) -> Rendered:
-    body = render_template(template, site_title=_setting("site_title"), **context)
-    return Rendered(
-        body.encode("utf-8"),
-        CONTENT_TYPES["html"],
-        None,
-        (("Content-Security-Policy", PAGE_POLICY),),
-    )
-
-
-@bp.get("/")
-def index() -> Response:
-    """The site's home page: every feed, with autodiscovery links."""
-
-    def render(catalog: Catalog) -> Rendered:
-        everything = catalog.everything
-        return _html(
-            "index.html",
-            description=_setting("site_description"),
-            everything=everything,
-            feeds=_feed_links(everything),
-            opml_url=f"{base_url()}/feeds.opml",
-            topics=[(c, page_url(c), _feed_links(c)) for c in catalog.topics.values()],
-            providers=[(c, page_url(c), _feed_links(c)) for c in catalog.providers.values()],
-        )
-
-    return respond(_cached(render))
-
-
-def _collection_page(kind: str, key: str) -> Response:
-    def render(catalog: Catalog) -> Rendered:
-        collection = _collection_or_404(catalog, kind, key)
-        return _html(
-            "collection.html",
-            title=_feed_title(collection),
-            description=_feed_description(collection),
-            collection=collection,
-            articles=collection.articles[: _setting("feed_limit")],
-            feeds=_feed_links(collection),
-            home=f"{base_url()}/",
-        )
-
-    return respond(_cached(render))
-
-
-@bp.get("/topics/<key>")
-def topic_page(key: str) -> Response:
-    """A topic's newest articles as a web page."""
-    return _collection_page(TOPIC, key)
-
-
-@bp.get("/providers/<key>")
-def provider_page(key: str) -> Response:
-    """A provider's newest articles as a web page."""
-    return _collection_page(PROVIDER, key)
-
-
-def _json(data: Any) -> Rendered:
+def _json(data: Any, public: bool = True) -> Rendered:
+    """JSON; public data (the listings) may be read by any web page, /healthz may not."""
     body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-    return Rendered(body, CONTENT_TYPES["api"], None)
+    return Rendered(body, CONTENT_TYPES["api"], None, (CORS,) if public else ())
 
 
 def _listing(collections: dict[str, Collection]) -> list[dict[str, Any]]:
@@ -331,7 +281,7 @@ def feeds_opml() -> Response:
                 for title, group in (("Topics", catalog.topics), ("Providers", catalog.providers))
             ],
         )
-        return Rendered(body, CONTENT_TYPES["opml"], None)
+        return Rendered(body, CONTENT_TYPES["opml"], None, (CORS,))
 
     return respond(_cached(render))
 
@@ -351,7 +301,7 @@ def healthz() -> Response:
     if recorder is not None and recorder.db is not None:
         # Counting never stops serving: a failing stats database is reported, not fatal.
         data["stats"] = "failing" if recorder.error else "ok"
-    rendered = _json(data)
+    rendered = _json(data, public=False)
     if status == 200:
         response = respond(rendered, max_age=0)
     else:  # no 304 may hide a failing check
