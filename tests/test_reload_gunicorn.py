@@ -102,15 +102,21 @@ def touch_later(path: Path, seconds: int) -> None:
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + seconds * 10**9))
 
 
-@pytest.mark.parametrize("preload", [False, True], ids=["workers-load", "preload"])
+GUNICORN_CONF = str(Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("--preload",), ("-c", GUNICORN_CONF), ("-c", GUNICORN_CONF, "--preload")],
+    ids=["workers-load", "preload", "gevent", "gevent-preload"],
+)
 def test_every_worker_serves_each_change(
-    preload: bool,
+    args: tuple[str, ...],
     start_gunicorn: Callable[..., GunicornServer],
     write_seed: Callable[..., Path],
     tmp_seeds: Path,
 ) -> None:
     write_seed("first.txt")
-    args = ("--preload",) if preload else ()
     server = start_gunicorn(
         tmp_seeds, *args, *ACCESS_LOG, env={"FEEDSERVER_RELOAD_INTERVAL": str(INTERVAL)}
     )
