@@ -12,7 +12,9 @@ from werkzeug.http import is_resource_modified, parse_accept_header
 from werkzeug.sansio.utils import get_host
 
 from .cache import Headers, RenderCache, Rendered
+from .query import encode_query, known_parameters
 from .store import CatalogStore
+from .urls import FEED_EXTENSIONS
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 STATUS_LINES = {200: "200 OK", 304: "304 Not Modified"}
@@ -32,10 +34,30 @@ def site_base(environ: dict[str, Any], configured: str) -> str:
     return f"{environ['wsgi.url_scheme']}://{host}"
 
 
+_FEED_SUFFIXES = tuple(f".{extension}" for extension in FEED_EXTENSIONS)
+_JSON_LISTINGS = ("/topics.json", "/providers.json")  # .json, yet not feeds
+
+
+def takes_query(path: str) -> bool:
+    """Whether a path is a feed, the only kind of route that reads a query string."""
+    return path.endswith(_FEED_SUFFIXES) and path not in _JSON_LISTINGS
+
+
+def feed_query(environ: dict[str, Any]) -> str:
+    """The canonical query of a request: the feed parameters it sent, in a fixed order, and
+    nothing else. A feed is rendered from this query alone (its self and paging links too),
+    so every request that maps to one cache key gets exactly the right response."""
+    query = environ.get("QUERY_STRING", "")
+    if not query or not takes_query(environ.get("PATH_INFO", "")):
+        return ""
+    return encode_query(known_parameters(query))
+
+
 def cache_key(environ: dict[str, Any], base: str) -> Hashable:
     """What identifies a response: the site's base URL (a response made for one Host is
-    never served to another), the path and the query exactly as sent."""
-    return (base, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
+    never served to another), the path and the canonical query. Unknown parameters do
+    not make new keys, and SCRIPT_NAME plays no part (the middleware clears it)."""
+    return (base, environ.get("PATH_INFO", ""), feed_query(environ))
 
 
 def answer(rendered: Rendered, environ: dict[str, Any], max_age: int) -> tuple[int, Headers, bytes]:
@@ -74,6 +96,11 @@ class CachedResponses:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        # gunicorn takes SCRIPT_NAME from a trusted proxy's header; links are made from
+        # base_url or the host alone, so it is ignored everywhere, and never reaches a page
+        # that would be cached for everyone (Flask's url_for would prefix it).
+        if environ.get("SCRIPT_NAME"):
+            environ["SCRIPT_NAME"] = ""
         method = environ.get("REQUEST_METHOD")
         if method == "GET" or method == "HEAD":
             base = site_base(environ, self.base_url)

@@ -8,15 +8,26 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
 from . import opml
 from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
-from .fastpath import answer, cache_key, site_base
-from .query import BadParameter, FeedQuery, Page, parse_feed_query, select_page
+from .fastpath import answer, cache_key, feed_query, site_base
+from .query import (
+    BadParameter,
+    FeedQuery,
+    Page,
+    QueryPairs,
+    canonical_pairs,
+    encode_query,
+    known_parameters,
+    parameter_lists,
+    parse_feed_query,
+    select_page,
+)
 from .render import RENDERERS, FeedDocument
 from .store import CatalogStore
 from .urls import FEED_EXTENSIONS, feed_path, page_path
@@ -78,10 +89,22 @@ def base_url() -> str:
     return site_base(request.environ, str(_setting("base_url")))
 
 
-def feed_url(collection: Collection, extension: str, **query: int | str) -> str:
-    """The absolute URL of a collection's feed in a format, with an optional query."""
-    suffix = f"?{urlencode(query)}" if query else ""
+def feed_url(collection: Collection, extension: str, query: QueryPairs = ()) -> str:
+    """The absolute URL of a collection's feed in a format, with an optional query (pairs
+    in canonical order)."""
+    suffix = f"?{encode_query(query)}" if query else ""
     return f"{base_url()}{feed_path(collection, extension)}{suffix}"
+
+
+# What a URL may carry unencoded in an HTTP header: RFC 3986's unreserved and reserved
+# characters, less the comma, semicolon and quote that separate parts of a Link header.
+_HEADER_SAFE = "/:?#[]@!$&()*+=%~"
+
+
+def header_url(url: str) -> str:
+    """A URL fit for an HTTP header: spaces, quotes, <>, commas and non-ASCII percent-encoded
+    (existing escapes kept)."""
+    return quote(url, safe=_HEADER_SAFE)
 
 
 def page_url(collection: Collection) -> str:
@@ -102,12 +125,17 @@ def _feed_description(collection: Collection) -> str:
     return str(_setting("site_description"))
 
 
+def _request_query() -> QueryPairs:
+    """The request's feed parameters in canonical order: the only query a feed is made of."""
+    return known_parameters(feed_query(request.environ))
+
+
 def _paging_links(collection: Collection, extension: str, page: Page) -> dict[str, str]:
-    """RFC 5005 links, each keeping the request's other parameters."""
-    others = {k: v for k, v in request.args.items(multi=False) if k != "page"}
+    """RFC 5005 links, each keeping the request's other feed parameters."""
+    others = tuple(pair for pair in _request_query() if pair[0] != "page")
 
     def to(number: int) -> str:
-        return feed_url(collection, extension, **others, page=number)
+        return feed_url(collection, extension, canonical_pairs((*others, ("page", str(number)))))
 
     links = {"first": to(1), "last": to(page.last)}
     if page.number > 1:
@@ -122,11 +150,6 @@ def _hub_link() -> dict[str, str]:
     return {"hub": hub} if hub else {}
 
 
-def _self_url() -> str:
-    query = request.query_string.decode("latin-1")
-    return f"{base_url()}{request.path}{'?' + query if query else ''}"
-
-
 def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Rendered:
     page = select_page(collection.articles, query)
     if page.number > page.last:
@@ -135,7 +158,7 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
         title=_feed_title(collection),
         description=_feed_description(collection),
         html_url=page_url(collection),
-        self_url=_self_url(),
+        self_url=feed_url(collection, extension, _request_query()),
         feed_id=feed_url(collection, extension),
         language=str(_setting("language")),
         updated=collection.updated,
@@ -150,7 +173,8 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
     hub = document.links.get("hub")
     if hub:
         # WebSub discovery by HTTP header too, for subscribers that do not parse the feed.
-        links = (("Link", f'<{hub}>; rel="hub", <{document.self_url}>; rel="self"'),)
+        hub_url, self_url = header_url(hub), header_url(document.self_url)
+        links = (("Link", f'<{hub_url}>; rel="hub", <{self_url}>; rel="self"'),)
     return Rendered(body, CONTENT_TYPES[extension], collection.last_modified, links)
 
 
@@ -180,15 +204,15 @@ def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
 def _feed_query() -> FeedQuery:
     try:
         return parse_feed_query(
-            request.args.to_dict(flat=False), _setting("feed_limit"), _setting("max_feed_limit")
+            parameter_lists(_request_query()), _setting("feed_limit"), _setting("max_feed_limit")
         )
     except BadParameter as error:
         abort(400, description=str(error))
 
 
 def _feed(kind: str, key: str, extension: str) -> Response:
-    # The query is read only on a miss: a cached response was made for these very bytes of
-    # query string, and a bad query raises before anything is cached.
+    # The query is read only on a miss: a cached response was made from this very canonical
+    # query (fastpath.feed_query), and a bad query raises before anything is cached.
     def render(catalog: Catalog) -> Rendered:
         collection = _collection_or_404(catalog, kind, key)
         return _render_feed(collection, extension, _feed_query())
