@@ -131,6 +131,12 @@ SETTINGS: tuple[Setting, ...] = (
         _integer(1024),
         "Seed files larger than this many bytes are refused unread.",
     ),
+    Setting(
+        "render_cache_bytes",
+        64_000_000,
+        _integer(0),
+        "Bytes of rendered responses (with their gzip copies) each process keeps; 0 keeps none.",
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
