@@ -26,6 +26,7 @@ DEFAULTS = {
     "max_feed_limit": 500,
     "websub_hub": "",
     "max_file_bytes": 1048576,
+    "render_cache_bytes": 64_000_000,
 }
 
 
