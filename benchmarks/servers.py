@@ -140,10 +140,17 @@ def start(
         access_log = logs / f"{name}-{port}.access.log"
         command += ["--access-logfile", str(access_log), "--access-logformat", access_format]
     handle = open(error_log, "wb")  # noqa: SIM115 - closed by Gunicorn.stop
+    # A load generator polls the same feeds unconditionally from one client: polite polling
+    # would refuse it. The audience counts go beside the logs, not into the repository.
+    settings = {
+        "FEEDSERVER_POLITE_POLLING": "false",
+        "FEEDSERVER_STATS_DB": str(logs / f"{name}-{port}-stats.sqlite3"),
+        **(env or {}),
+    }
     process = subprocess.Popen(
         [*command, app],
         cwd=REPO_ROOT,
-        env=clean_environment(**(env or {})),
+        env=clean_environment(**settings),
         stdout=handle,
         stderr=subprocess.STDOUT,
     )

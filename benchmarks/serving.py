@@ -27,6 +27,7 @@ class Serving:
     body_bytes: int
     feed: loadgen.Load
     bare: loadgen.Load
+    uncounted: loadgen.Load  # the feed server with subscriber counting off (no stats_db)
     tool: str
 
 
@@ -50,19 +51,19 @@ def measure(
 ) -> Serving:
     """Start both servers, load each in turn, and stop them."""
     options = ("--workers", str(WORKERS), "--preload")
-    feed = servers.start(
-        "wsgi:app",
-        logs,
-        *options,
-        env={
-            "FEEDSERVER_SEEDS_DIR": str(seeds),
-            "FEEDSERVER_BASE_URL": BASE_URL,
-            "FEEDSERVER_RELOAD_INTERVAL": "3600",
-        },
+    settings = {
+        "FEEDSERVER_SEEDS_DIR": str(seeds),
+        "FEEDSERVER_BASE_URL": BASE_URL,
+        "FEEDSERVER_RELOAD_INTERVAL": "3600",
+    }
+    feed = servers.start("wsgi:app", logs, *options, env=settings)
+    uncounted = servers.start(
+        "wsgi:app", logs, *options, env={**settings, "FEEDSERVER_STATS_DB": ""}
     )
     bare = None
     try:
         feed.wait_ready()
+        uncounted.wait_ready()
         path = _biggest_topic_path(feed.port)
         status, headers, body = servers.get(feed.port, path)
         if status != 200:
@@ -83,17 +84,25 @@ def measure(
             raise RuntimeError("the bare app does not answer the feed's content type")
         feed_url = f"http://{servers.HOST}:{feed.port}{path}"
         bare_url = f"http://{servers.HOST}:{bare.port}{path}"
+        uncounted_url = f"http://{servers.HOST}:{uncounted.port}{path}"
         # Warm up: every worker renders (feed) and every code path runs once.
-        for url in (feed_url, bare_url):
+        for url in (feed_url, bare_url, uncounted_url):
             loadgen.run(url, connections, threads, 1, tool)
-        feed_runs, bare_runs = [], []
+        feed_runs, bare_runs, uncounted_runs = [], [], []
         for _ in range(rounds):
             feed_runs.append(loadgen.run(feed_url, connections, threads, seconds, tool))
             bare_runs.append(loadgen.run(bare_url, connections, threads, seconds, tool))
+            uncounted_runs.append(loadgen.run(uncounted_url, connections, threads, seconds, tool))
     finally:
         feed.stop()
+        uncounted.stop()
         if bare is not None:
             bare.stop()
-    best_feed = max(feed_runs, key=lambda load: load.requests_per_second)
-    best_bare = max(bare_runs, key=lambda load: load.requests_per_second)
-    return Serving(path, len(body), best_feed, best_bare, best_feed.tool)
+
+    def best(runs: list[loadgen.Load]) -> loadgen.Load:
+        return max(runs, key=lambda load: load.requests_per_second)
+
+    best_feed = best(feed_runs)
+    return Serving(
+        path, len(body), best_feed, best(bare_runs), best(uncounted_runs), best_feed.tool
+    )

@@ -70,6 +70,10 @@ def create_app(
         settings["reload_interval"],
         web.valid_host,
     )
+    # Outermost: every answer, cached or not, is counted, and impolite polls are refused.
+    from . import stats_views  # imports prometheus_client: only once an app is built
+
+    stats_views.init_app(app, settings)
     if reload_in_background:
         websub.init_app(app, scheduler.init_app(app, store))
     return app

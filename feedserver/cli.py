@@ -25,18 +25,11 @@ def _apply_common(args: argparse.Namespace) -> None:
         os.environ["FEEDSERVER_SEEDS_DIR"] = args.seeds
 
 
-def _start_worker(worker: Any) -> None:
-    """gunicorn's post_worker_init hook: start the worker's reload job right away."""
-    from .scheduler import start_in_worker
-
-    start_in_worker(worker.wsgi)
-
-
 def serve(args: argparse.Namespace) -> int:
     """Run the app under gunicorn with the given address and workers."""
     from gunicorn.app.base import BaseApplication
 
-    from . import create_app
+    from . import create_app, gunicorn_hooks
 
     _apply_common(args)
     load_config()  # fail with one clear line before gunicorn starts
@@ -47,11 +40,15 @@ def serve(args: argparse.Namespace) -> int:
             self.cfg.set("workers", args.workers)
             self.cfg.set("preload_app", args.preload)
             self.cfg.set("accesslog", "-")
-            self.cfg.set("post_worker_init", _start_worker)
+            self.cfg.set("access_log_format", gunicorn_hooks.ACCESS_LOG_FORMAT)
+            for hook in ("on_starting", "post_worker_init", "child_exit", "on_exit"):
+                self.cfg.set(hook, getattr(gunicorn_hooks, hook))
 
         def load(self) -> Any:
             return create_app(reload_in_background=True)
 
+    # Chosen before the app may be loaded (--preload loads it before any hook runs).
+    gunicorn_hooks.prepare_metrics_dir()
     Server().run()
     return 0
 
@@ -88,7 +85,10 @@ def build(args: argparse.Namespace) -> int:
     from .export import build_site, watch
 
     _apply_common(args)
-    overrides = {"base_url": args.base_url} if args.base_url else None
+    # The build's own requests are no readers: nothing is counted or limited.
+    overrides: dict[str, Any] = {"stats_db": "", "polite_polling": False}
+    if args.base_url:
+        overrides["base_url"] = args.base_url
     app = create_app(overrides)
     settings = app.config["FEEDSERVER"]
     if not settings["base_url"]:

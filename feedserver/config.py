@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,6 +86,37 @@ def _hub_url(value: Any) -> str:
     return text
 
 
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str | int) else ""
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {value!r}")
+
+
+def _networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be a list of addresses or networks such as 127.0.0.0/8")
+    networks = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an address or network") from None
+    return tuple(networks)
+
+
+def _optional_path(value: Any) -> str:
+    return _text(value)
+
+
 def _path(value: Any) -> str:
     return _nonempty_text(value)
 
@@ -130,6 +162,35 @@ SETTINGS: tuple[Setting, ...] = (
         1024 * 1024,
         _integer(1024),
         "Seed files larger than this many bytes are refused unread.",
+    ),
+    Setting(
+        "health_details_from",
+        ["127.0.0.0/8", "::1"],
+        _networks,
+        "Addresses (or networks) that may see /healthz details, /stats and /metrics.",
+    ),
+    Setting(
+        "stats_db",
+        "var/stats.sqlite3",
+        _optional_path,
+        "SQLite file of subscriber and poll counts, shared by the workers; empty: not counted.",
+    ),
+    Setting(
+        "stats_retention_days", 400, _integer(1, 36500), "Days of daily figures kept in stats_db."
+    ),
+    Setting(
+        "stats_flush_seconds",
+        5,
+        _integer(1, 300),
+        "Seconds between each worker's batched writes to stats_db.",
+    ),
+    Setting("stats_public", False, _boolean, "Show /stats and /stats.json to every address."),
+    Setting("metrics_public", False, _boolean, "Show /metrics to every address."),
+    Setting(
+        "polite_polling",
+        True,
+        _boolean,
+        "Answer 429 to a client polling one feed unconditionally faster than its freshness hint.",
     ),
     Setting(
         "render_cache_bytes",

@@ -107,6 +107,7 @@ class CachedResponses:
             if self.base_url or self.valid_host(base.partition("://")[2]):
                 rendered = self.cache.peek(self.store.catalog, cache_key(environ, base))
                 if rendered is not None:
+                    environ["feedserver.cache"] = "hit"
                     status, headers, body = answer(rendered, environ, self.max_age)
                     start_response(STATUS_LINES[status], headers)
                     return [] if method == "HEAD" or status == 304 else [body]

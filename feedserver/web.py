@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -183,7 +184,19 @@ def _cached(render: Callable[[Catalog], Rendered]) -> Rendered:
     Later requests for it are answered by the fast path (fastpath.py) before Flask."""
     catalog = _store().catalog
     key = cache_key(request.environ, base_url())
-    return _cache().get(catalog, key, lambda: render(catalog))
+    environ = request.environ
+    environ["feedserver.cache"] = "hit"
+
+    def timed_render() -> Rendered:
+        environ["feedserver.cache"] = "miss"
+        started = time.perf_counter()
+        rendered = render(catalog)
+        current_app.extensions["feedserver.metrics"].render_seconds.observe(
+            time.perf_counter() - started
+        )
+        return rendered
+
+    return _cache().get(catalog, key, timed_render)
 
 
 def respond(rendered: Rendered, max_age: int | None = None) -> Response:
@@ -365,6 +378,10 @@ def healthz() -> Response:
     }
     if store.degraded_reason:
         data["reason"] = store.degraded_reason
+    recorder = current_app.extensions.get("feedserver.polls")
+    if recorder is not None and recorder.db is not None:
+        # Counting never stops serving: a failing stats database is reported, not fatal.
+        data["stats"] = "failing" if recorder.error else "ok"
     if report is not None:
         data["reload"] = {
             "started": report.started.isoformat().replace("+00:00", "Z"),

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 from urllib.parse import urlencode
 
@@ -65,6 +65,8 @@ class HubPublisher:
         self._lock_file: IO[bytes] | None = None
         self._queue: queue.Queue[str] = queue.Queue()
         self._sender: threading.Thread | None = None
+        # Told of each notification's outcome (True: the hub accepted it), for the metrics.
+        self.on_outcome: Callable[[bool], None] = lambda accepted: None
 
     def holds_lock(self) -> bool:
         """Whether this process is the publisher, taking the role if it is free."""
@@ -109,6 +111,7 @@ class HubPublisher:
             problem = self._post(feed_url)
             if problem is None:
                 logger.info("WebSub: hub accepted %s", feed_url)
+                self.on_outcome(True)
                 return True
             if attempt < self.attempts:
                 logger.warning(
@@ -121,6 +124,7 @@ class HubPublisher:
                 time.sleep(pause)
                 pause *= 2
         logger.error("WebSub: gave up on %s after %d attempts: %s", feed_url, attempt, problem)
+        self.on_outcome(False)
         return False
 
     def _post(self, feed_url: str) -> str | None:
@@ -151,5 +155,10 @@ def init_app(app: Flask, scheduler: ReloadScheduler) -> HubPublisher | None:
     )
     scheduler.on_start.append(publisher.claim)
     scheduler.listeners.append(publisher.on_reload)
+    metrics = app.extensions.get("feedserver.metrics")
+    if metrics is not None:
+        publisher.on_outcome = lambda accepted: metrics.websub.labels(
+            "sent" if accepted else "failed"
+        ).inc()
     app.extensions["feedserver.websub"] = publisher
     return publisher

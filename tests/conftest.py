@@ -47,6 +47,9 @@ def _isolated_environment(
         # setenv first, so that undo also removes a variable the code under test sets.
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
+    # Tests fetch the same feed again and again from one client: only the tests of polite
+    # polling turn it on.
+    monkeypatch.setenv("FEEDSERVER_POLITE_POLLING", "false")
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
@@ -234,8 +237,10 @@ def launch_gunicorn(
     until it answers. The caller must `stop()` it."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     environment["FEEDSERVER_SEEDS_DIR"] = str(seeds)
-    environment.update(env or {})
     log_dir.mkdir(parents=True, exist_ok=True)
+    environment["FEEDSERVER_POLITE_POLLING"] = "false"
+    environment["FEEDSERVER_STATS_DB"] = str(log_dir / "stats.sqlite3")
+    environment.update(env or {})
     for attempt in range(3):  # another process may take the free port before gunicorn does
         port = _free_port()
         log = log_dir / f"gunicorn-{port}.log"

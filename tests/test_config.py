@@ -3,6 +3,7 @@ and one clear line naming the key for every bad value."""
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,13 @@ DEFAULTS = {
     "max_feed_limit": 500,
     "websub_hub": "",
     "max_file_bytes": 1048576,
+    "health_details_from": (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")),
+    "stats_db": "var/stats.sqlite3",
+    "stats_retention_days": 400,
+    "stats_flush_seconds": 5,
+    "stats_public": False,
+    "metrics_public": False,
+    "polite_polling": True,
     "render_cache_bytes": 64_000_000,
 }
 
@@ -36,12 +44,13 @@ def write_config(path: Path, data: Any) -> Path:
 
 
 def test_defaults() -> None:
-    assert load_config() == DEFAULTS
+    # The tests' environment turns polite polling off (see conftest.py).
+    assert load_config() == {**DEFAULTS, "polite_polling": False}
     assert load_config(environ={}) == DEFAULTS
 
 
 def test_settings_table_matches_defaults() -> None:
-    assert {s.name: s.default for s in SETTINGS} == DEFAULTS
+    assert {s.name: s.parse(s.default) for s in SETTINGS} == DEFAULTS
     assert all(s.help for s in SETTINGS)
 
 

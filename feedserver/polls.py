@@ -1,0 +1,161 @@
+"""Counting polls off the hot path: a request only appends one tuple to a bounded queue; a
+background thread of each process turns the queue into metrics and audience figures and
+writes them to the stats database every few seconds."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from .audience import feed_of, identify
+from .statsdb import Batch, StatsDB, StatsError
+
+if TYPE_CHECKING:
+    from .metrics import ServerMetrics
+
+logger = logging.getLogger(__name__)
+
+# Past this many unprocessed requests (a flood between two drains), more are not counted.
+MAX_PENDING = 200_000
+COUNTED_STATUSES = frozenset({"200", "304"})
+
+# (path, status, address, User-Agent, cache result, time)
+Event = tuple[str, str, str, str, str, float]
+
+
+def _today(moment: float) -> date:
+    return datetime.fromtimestamp(moment, UTC).date()
+
+
+class PollRecorder:
+    """Takes note of every answered request and turns the notes into figures."""
+
+    def __init__(
+        self,
+        db: StatsDB | None,
+        metrics: ServerMetrics | None,
+        flush_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.metrics = metrics
+        self.flush_seconds = flush_seconds
+        self.clock = clock
+        self.dropped = 0
+        self.error: str | None = None  # the stats database's last problem, for /healthz
+        self._events: deque[Event] = deque()
+        self._batches: dict[date, Batch] = {}
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # one drain at a time (thread, exit, tests)
+        os.register_at_fork(after_in_child=self._after_fork)
+        atexit.register(self.flush)
+
+    def _after_fork(self) -> None:
+        # The parent's thread does not exist here, and its notes are the parent's to write.
+        self._thread = None
+        self._events.clear()
+        self._batches.clear()
+        self._lock = threading.Lock()
+
+    def note(self, environ: dict[str, Any], status: str) -> None:
+        """Record one answered request: the hot path, so only an append."""
+        if self._thread is None:
+            self._start()
+        if len(self._events) >= MAX_PENDING:
+            self.dropped += 1
+            return
+        self._events.append(
+            (
+                environ.get("PATH_INFO", ""),
+                status,
+                environ.get("REMOTE_ADDR", ""),
+                environ.get("HTTP_USER_AGENT", ""),
+                environ.get("feedserver.cache", ""),
+                self.clock(),
+            )
+        )
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="polls", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        last_write = time.monotonic()
+        while True:
+            self._wake.wait(min(1.0, self.flush_seconds))
+            self._wake.clear()
+            try:
+                self.drain()
+                if time.monotonic() - last_write >= self.flush_seconds:
+                    self.write()
+                    last_write = time.monotonic()
+            except Exception:  # a bug here must never stop counting for good
+                logger.exception("counting polls failed")
+
+    def flush(self) -> None:
+        """Count every pending note and write it now (at exit, and in tests)."""
+        self.drain()
+        self.write()
+
+    def drain(self) -> None:
+        """Turn the pending notes into metrics and per-day batches."""
+        with self._lock:
+            events = self._events
+            count = len(events)
+            for _ in range(count):
+                self._count(*events.popleft())
+
+    def _count(
+        self, path: str, status: str, address: str, agent: str, cache: str, moment: float
+    ) -> None:
+        if self.metrics is not None:
+            self.metrics.count_request(path, status, cache)
+        if self.db is None:
+            return
+        feed = feed_of(path)
+        if feed is None:
+            return
+        batch = self._batches.setdefault(_today(moment), Batch())
+        if status == "429":
+            batch.limited[feed] += 1
+            return
+        if status not in COUNTED_STATUSES:
+            return
+        batch.polls[feed] += 1
+        poller = identify(agent)
+        if poller.is_aggregator:
+            # Without a feed-id, one aggregator's subscriptions to two formats stay apart.
+            subscription = poller.feed_id or path
+            batch.reports[(feed, poller.aggregator, subscription)] = (poller.subscribers, moment)
+        else:
+            batch.direct.setdefault(feed, set()).add((address, agent))
+
+    def write(self) -> None:
+        """Write the batches to the stats database; on failure keep serving and say why."""
+        with self._lock:
+            batches, self._batches = self._batches, {}
+        if self.db is None:
+            return
+        for day, batch in sorted(batches.items()):
+            if not batch:
+                continue
+            try:
+                self.db.write(day, batch)
+            except StatsError as error:
+                if str(error) != self.error:
+                    logger.error("%s; polls are not being counted", error)
+                self.error = str(error)
+                return
+        if self.error is not None:
+            logger.info("stats database writable again")
+            self.error = None

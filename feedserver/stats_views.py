@@ -1,0 +1,219 @@
+"""The audience and the server, for the newsroom: `/stats`, `/stats.json` (subscribers and
+polls per feed, with a daily history) and `/metrics` (Prometheus). Trusted addresses only,
+unless configured public. Also where the counting is wired into an app."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
+
+from .audience import ALL_FEED
+from .catalog import Catalog, Collection
+from .chart import daily_chart
+from .metrics import CONTENT_TYPE, ServerMetrics
+from .politeness import AudienceMiddleware, PollingTable
+from .polls import PollRecorder
+from .statsdb import FeedDay, StatsDB, StatsError, latest_by_feed
+from .store import CatalogStore
+from .urls import feed_path, page_path
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("stats", __name__)
+
+HISTORY_DAYS = 30
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+PAGE_POLICY = "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+
+def _setting(name: str) -> Any:
+    return current_app.config["FEEDSERVER"][name]
+
+
+def trusted_request() -> bool:
+    """Whether the request comes from an address allowed to see details."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    networks = _setting("health_details_from")
+    return any(address in network for network in networks)
+
+
+def _refuse_unless_allowed(public_setting: str) -> None:
+    if not _setting(public_setting) and not trusted_request():
+        abort(403, description="only trusted addresses may see this")
+
+
+def _db() -> StatsDB | None:
+    db: StatsDB | None = current_app.extensions["feedserver.stats_db"]
+    return db
+
+
+def _read_days(days: int) -> list[FeedDay]:
+    db = _db()
+    if db is None:
+        abort(404, description="stats are off: the stats_db setting is empty")
+    since = datetime.now(UTC).date() - timedelta(days=days - 1)
+    try:
+        return db.read(since)
+    except StatsError as error:
+        logger.error("%s", error)
+        abort(503, description="the stats database cannot be read; see the server's log")
+
+
+def _collection(catalog: Catalog, feed: str) -> Collection | None:
+    if feed == ALL_FEED:
+        return catalog.everything
+    kind, _, key = feed.partition(":")
+    return catalog.collection(kind, key)
+
+
+def _feed_name(feed: str, collection: Collection | None) -> str:
+    if feed == ALL_FEED:
+        return "All articles"
+    return collection.name if collection else feed.partition(":")[2]
+
+
+def stats_data(days: list[FeedDay], catalog: Catalog, base: str) -> dict[str, Any]:
+    """The figures of `/stats.json`: per feed today, and per day for all feeds."""
+    feeds = []
+    for feed, latest in sorted(
+        latest_by_feed(days).items(), key=lambda item: (-item[1].subscribers, item[0])
+    ):
+        collection = _collection(catalog, feed)
+        feeds.append(
+            {
+                "feed": feed,
+                "name": _feed_name(feed, collection),
+                "page": f"{base}{page_path(collection)}" if collection else None,
+                "rss": f"{base}{feed_path(collection, 'rss')}" if collection else None,
+                "day": latest.day,
+                "subscribers": latest.subscribers,
+                "direct": latest.direct,
+                "aggregators": dict(sorted(latest.aggregators.items())),
+                "polls": latest.polls,
+                "limited": latest.limited,
+                "history": [
+                    {"day": d.day, "subscribers": d.subscribers, "polls": d.polls}
+                    for d in days
+                    if d.feed == feed
+                ],
+            }
+        )
+    totals: dict[str, dict[str, int]] = {}
+    for feed_day in days:
+        day = totals.setdefault(feed_day.day, {"subscribers": 0, "polls": 0, "limited": 0})
+        day["subscribers"] += feed_day.subscribers
+        day["polls"] += feed_day.polls
+        day["limited"] += feed_day.limited
+    return {
+        "generated": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "feeds": feeds,
+        "days": [{"day": day, **figures} for day, figures in sorted(totals.items())],
+    }
+
+
+def _store() -> CatalogStore:
+    store: CatalogStore = current_app.extensions["feedserver.store"]
+    return store
+
+
+def _base() -> str:
+    return str(_setting("base_url")) or request.host_url.rstrip("/")
+
+
+@bp.get("/stats.json")
+def stats_json() -> Response:
+    """Subscribers and polls per feed, today and per day."""
+    _refuse_unless_allowed("stats_public")
+    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _base())
+    body = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    return Response(body, content_type="application/json", headers=NO_STORE)
+
+
+@bp.get("/stats")
+def stats_page() -> Response:
+    """The same figures as a page, with a daily chart drawn as inline SVG."""
+    _refuse_unless_allowed("stats_public")
+    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _base())
+    start = datetime.now(UTC).date() - timedelta(days=HISTORY_DAYS - 1)
+    by_day = {d["day"]: d for d in data["days"]}
+    series = [
+        (day, by_day.get(day.isoformat(), {}).get("subscribers", 0))
+        for day in (start + timedelta(days=n) for n in range(HISTORY_DAYS))
+    ]
+    body = render_template(
+        "stats.html",
+        site_title=_setting("site_title"),
+        data=data,
+        chart=daily_chart(series, "Subscribers per day, all feeds"),
+    )
+    return Response(body, headers={**NO_STORE, "Content-Security-Policy": PAGE_POLICY})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics, added up across the server's workers."""
+    _refuse_unless_allowed("metrics_public")
+    server_metrics: ServerMetrics = current_app.extensions["feedserver.metrics"]
+    store = _store()
+    if store.last_report is not None:
+        catalog = store.catalog
+        server_metrics.observe_reload(
+            store.last_report,
+            len(catalog.everything.articles),
+            len(catalog.topics),
+            len(catalog.providers),
+        )
+    return Response(server_metrics.exposition(), content_type=CONTENT_TYPE, headers=NO_STORE)
+
+
+def _subscribers_today(db: StatsDB) -> dict[str, int]:
+    try:
+        days = db.read(datetime.now(UTC).date())
+    except StatsError as error:
+        logger.error("%s", error)
+        return {}
+    return {feed: day.subscribers for feed, day in latest_by_feed(days).items()}
+
+
+def init_app(app: Flask, settings: dict[str, Any]) -> PollRecorder:
+    """Count polls, enforce polite polling and serve the figures; returns the recorder."""
+    db = None
+    if settings["stats_db"]:
+        db = StatsDB(settings["stats_db"], settings["stats_retention_days"])
+        try:
+            db.initialize()
+        except StatsError as error:
+            logger.error("%s; serving without counting polls", error)
+    metrics = ServerMetrics((lambda: _subscribers_today(db)) if db is not None else None)
+    recorder = PollRecorder(db, metrics, settings["stats_flush_seconds"])
+    table = None
+    if settings["polite_polling"]:
+        table = _polling_table(settings["stats_db"])
+    interval = float(settings["reload_interval"])
+    app.extensions["feedserver.stats_db"] = db
+    app.extensions["feedserver.metrics"] = metrics
+    app.extensions["feedserver.polls"] = recorder
+    app.register_blueprint(bp)
+    app.wsgi_app = AudienceMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, recorder, table, lambda path: interval
+    )
+    return recorder
+
+
+def _polling_table(stats_db: str) -> PollingTable:
+    """The shared table beside the stats database (per process when there is none)."""
+    if not stats_db:
+        return PollingTable(None)
+    try:
+        return PollingTable(f"{stats_db}-polling")
+    except OSError as error:
+        logger.error("polling table %s-polling: %s; limits hold per process", stats_db, error)
+        return PollingTable(None)

@@ -1,0 +1,240 @@
+"""The audience store: polls and subscribers per feed and day, in SQLite shared by every
+worker of a server (WAL mode, one writer at a time, each worker writing in batches).
+
+No address is ever written. A direct poller is kept, for the current day only, as a keyed
+hash of its address and User-Agent, with a random key made for that day; when the day is
+over its pollers are folded into a count and the day's hashes and key are deleted, so
+nothing links a poller across days. Aggregators keep the latest count they reported."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+SCHEMA_VERSION = "1"
+# A hostile client can invent User-Agents: past this many distinct pollers of one day,
+# more are not stored (the count then says "at least").
+MAX_POLLERS_PER_DAY = 1_000_000
+BUSY_TIMEOUT_SECONDS = 5.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS day_keys (day TEXT PRIMARY KEY, key BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS polls (
+    day TEXT NOT NULL, feed TEXT NOT NULL,
+    polls INTEGER NOT NULL DEFAULT 0, limited INTEGER NOT NULL DEFAULT 0,
+    direct INTEGER,  -- NULL while the day is open: counted from `pollers`
+    PRIMARY KEY (day, feed)
+);
+CREATE TABLE IF NOT EXISTS pollers (
+    day TEXT NOT NULL, feed TEXT NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (day, feed, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aggregators (
+    day TEXT NOT NULL, feed TEXT NOT NULL, aggregator TEXT NOT NULL, subscription TEXT NOT NULL,
+    subscribers INTEGER NOT NULL, seen REAL NOT NULL,
+    PRIMARY KEY (day, feed, aggregator, subscription)
+);
+"""
+
+
+class StatsError(Exception):
+    """The stats database cannot be opened, read or written; the message says why."""
+
+
+@dataclass
+class Batch:
+    """What one worker saw since its last write, for one day."""
+
+    polls: Counter[str] = field(default_factory=Counter)
+    limited: Counter[str] = field(default_factory=Counter)
+    # feed -> the (address, User-Agent) of each direct poller: hashed before it is stored.
+    direct: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    # (feed, aggregator, subscription) -> (subscribers, when reported)
+    reports: dict[tuple[str, str, str], tuple[int, float]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.polls or self.limited or self.reports)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDay:
+    """One feed on one day."""
+
+    day: str
+    feed: str
+    polls: int
+    limited: int
+    direct: int
+    aggregators: dict[str, int]  # aggregator -> subscribers (its subscriptions added up)
+
+    @property
+    def subscribers(self) -> int:
+        """Aggregators' reported subscribers plus direct pollers."""
+        return self.direct + sum(self.aggregators.values())
+
+
+def _poller_hash(key: bytes, address: str, user_agent: str) -> bytes:
+    text = f"{address}\n{user_agent}".encode("utf-8", "replace")
+    return hashlib.blake2b(text, key=key, digest_size=16).digest()
+
+
+class StatsDB:
+    """Reads and writes the audience tables of one SQLite file."""
+
+    def __init__(self, path: str | Path, retention_days: int) -> None:
+        self.path = os.path.abspath(path)  # the working directory may change later
+        self.retention_days = retention_days
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
+        except (OSError, sqlite3.Error) as error:
+            raise StatsError(f"stats database {self.path} cannot be opened: {error}") from None
+        with closing(connection):
+            try:
+                yield connection
+            except sqlite3.Error as error:
+                raise StatsError(f"stats database {self.path}: {error}") from None
+
+    def initialize(self) -> None:
+        """Create the tables (WAL mode) unless they exist; raises StatsError when it cannot."""
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+            )
+            found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if found is None or found[0] != SCHEMA_VERSION:
+                raise StatsError(f"stats database {self.path} has another schema version")
+
+    def write(self, day: date, batch: Batch) -> None:
+        """Add one batch of one day, in one transaction; closes days that are over."""
+        today = day.isoformat()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
+            try:
+                self._close_past_days(db, today)
+                key = self._day_key(db, today)
+                for feed in batch.polls.keys() | batch.limited.keys() | batch.direct.keys():
+                    db.execute(
+                        "INSERT INTO polls (day, feed, polls, limited) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (day, feed) DO UPDATE SET "
+                        "polls = polls + excluded.polls, limited = limited + excluded.limited",
+                        (today, feed, batch.polls[feed], batch.limited[feed]),
+                    )
+                self._add_pollers(db, today, key, batch.direct)
+                db.executemany(
+                    "INSERT INTO aggregators VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (day, feed, aggregator, subscription) DO UPDATE SET "
+                    "subscribers = excluded.subscribers, seen = excluded.seen "
+                    "WHERE excluded.seen >= aggregators.seen",
+                    [
+                        (today, feed, aggregator, subscription, count, seen)
+                        for (feed, aggregator, subscription), (count, seen) in batch.reports.items()
+                    ],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _day_key(self, db: sqlite3.Connection, today: str) -> bytes:
+        db.execute(
+            "INSERT OR IGNORE INTO day_keys (day, key) VALUES (?, ?)",
+            (today, secrets.token_bytes(32)),
+        )
+        row = db.execute("SELECT key FROM day_keys WHERE day = ?", (today,)).fetchone()
+        return bytes(row[0])
+
+    def _add_pollers(
+        self,
+        db: sqlite3.Connection,
+        today: str,
+        key: bytes,
+        direct: dict[str, set[tuple[str, str]]],
+    ) -> None:
+        if not direct:
+            return
+        stored = db.execute("SELECT count(*) FROM pollers WHERE day = ?", (today,)).fetchone()[0]
+        room = MAX_POLLERS_PER_DAY - stored
+        rows = [
+            (today, feed, _poller_hash(key, address, agent))
+            for feed, pollers in direct.items()
+            for address, agent in pollers
+        ]
+        db.executemany("INSERT OR IGNORE INTO pollers VALUES (?, ?, ?)", rows[: max(0, room)])
+
+    def _close_past_days(self, db: sqlite3.Connection, today: str) -> None:
+        """Fold finished days' pollers into counts, forget their keys, drop expired days."""
+        open_days = [
+            row[0] for row in db.execute("SELECT day FROM day_keys WHERE day < ?", (today,))
+        ]
+        for day in open_days:
+            db.execute(
+                "UPDATE polls SET direct = (SELECT count(*) FROM pollers "
+                "WHERE pollers.day = polls.day AND pollers.feed = polls.feed) WHERE day = ?",
+                (day,),
+            )
+            db.execute("DELETE FROM pollers WHERE day = ?", (day,))
+            db.execute("DELETE FROM day_keys WHERE day = ?", (day,))
+        cutoff = (date.fromisoformat(today) - timedelta(days=self.retention_days)).isoformat()
+        for table in ("polls", "aggregators", "pollers", "day_keys"):
+            db.execute(f"DELETE FROM {table} WHERE day <= ?", (cutoff,))
+
+    def read(self, since: date) -> list[FeedDay]:
+        """Every feed's figures for each day from `since` on, oldest day first."""
+        first = since.isoformat()
+        with self._connect() as db:
+            polls = db.execute(
+                "SELECT day, feed, polls, limited, direct FROM polls WHERE day >= ?", (first,)
+            ).fetchall()
+            open_counts = {
+                (day, feed): count
+                for day, feed, count in db.execute(
+                    "SELECT day, feed, count(*) FROM pollers WHERE day >= ? GROUP BY day, feed",
+                    (first,),
+                )
+            }
+            aggregators: dict[tuple[str, str], Counter[str]] = {}
+            for day, feed, name, subscribers in db.execute(
+                "SELECT day, feed, aggregator, subscribers FROM aggregators WHERE day >= ?",
+                (first,),
+            ):
+                aggregators.setdefault((day, feed), Counter())[name] += subscribers
+        days = []
+        seen = set()
+        for day, feed, count, limited, direct in polls:
+            seen.add((day, feed))
+            direct_count = direct if direct is not None else open_counts.get((day, feed), 0)
+            days.append(
+                FeedDay(
+                    day, feed, count, limited, direct_count, dict(aggregators.get((day, feed), {}))
+                )
+            )
+        for (day, feed), names in aggregators.items():
+            if (day, feed) not in seen:
+                days.append(FeedDay(day, feed, 0, 0, 0, dict(names)))
+        return sorted(days, key=lambda d: (d.day, d.feed))
+
+
+def latest_by_feed(days: Iterable[FeedDay]) -> dict[str, FeedDay]:
+    """Each feed's figures of the newest day it has."""
+    latest: dict[str, FeedDay] = {}
+    for feed_day in days:
+        if feed_day.feed not in latest or latest[feed_day.feed].day < feed_day.day:
+            latest[feed_day.feed] = feed_day
+    return latest
