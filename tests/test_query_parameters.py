@@ -87,10 +87,10 @@ def test_every_internal_name_as_a_parameter_changes_nothing(
 
 @pytest.mark.parametrize("route", FEEDS)
 def test_unknown_names_beside_known_ones_are_dropped(client: FlaskClient, route: str) -> None:
-    plain = body(client, f"{route}?limit=1&page=2")
+    plain = body(client, f"{route}?limit=1&page=1")
     assert plain[0] == 200
     for name in INTERNAL:
-        assert body(client, f"{route}?{name}=1&limit=1&page=2") == plain, name
+        assert body(client, f"{route}?{name}=1&limit=1&page=1") == plain, name
 
 
 @settings(
