@@ -4,7 +4,9 @@ Every worker reloads on its own, but only one process publishes: the one that ho
 exclusive lock on a file shared by all of a server's workers. When it dies the lock is
 released, and the next worker to reload takes it over. Notifications go out from a
 background thread, retried with growing pauses, so a slow or dead hub never holds up a
-request or a reload."""
+request or a reload. The queue holds each feed URL at most once (the hub fetches the feed
+when told, so one ping covers every change made before it) and is bounded; the hub's
+redirects are not followed (a 3xx is a failure)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ import fcntl
 import hashlib
 import logging
 import os
-import queue
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 from urllib.parse import urlencode
 
@@ -29,6 +31,21 @@ from .scheduler import ReloadScheduler
 from .urls import FEED_EXTENSIONS, feed_path
 
 logger = logging.getLogger(__name__)
+
+# Feed URLs waiting for a ping, at most: three per collection, so room for thousands of
+# topics and providers changed at once while the hub is down.
+MAX_PENDING = 30_000
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """The hub's 3xx is an answer, not an address to post to instead."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+# An opener like urlopen's, without following redirects: a 3xx raises HTTPError.
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
 
 
 def changed_collections(before: Catalog, after: Catalog, limit: int) -> Iterator[Collection]:
@@ -55,6 +72,7 @@ class HubPublisher:
         lock_name: str,
         attempts: int = 6,
         first_pause: float = 1.0,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.hub = hub
         self.base_url = base_url
@@ -63,7 +81,11 @@ class HubPublisher:
         self.attempts = attempts
         self.first_pause = first_pause
         self._lock_file: IO[bytes] | None = None
-        self._queue: queue.Queue[str] = queue.Queue()
+        self.max_pending = max_pending
+        # Feed URLs in the order they were queued; a URL already waiting is not added again.
+        self._pending: OrderedDict[str, None] = OrderedDict()
+        self._ready = threading.Condition()
+        self.dropped = 0  # notifications refused because the queue was full
         self._sender: threading.Thread | None = None
         # Told of each notification's outcome (True: the hub accepted it), for the metrics.
         self.on_outcome: Callable[[bool], None] = lambda accepted: None
@@ -90,19 +112,52 @@ class HubPublisher:
         """Queue one notification per feed of every collection whose content changed."""
         if not self.holds_lock():
             return
-        for collection in changed_collections(before, after, self.feed_limit):
-            for extension in FEED_EXTENSIONS:
-                self._queue.put(f"{self.base_url}{feed_path(collection, extension)}")
-        self._start_sender()
+        self.enqueue(
+            f"{self.base_url}{feed_path(collection, extension)}"
+            for collection in changed_collections(before, after, self.feed_limit)
+            for extension in FEED_EXTENSIONS
+        )
+
+    def enqueue(self, feed_urls: Iterable[str]) -> None:
+        """Queue a ping for each feed URL not already waiting; past the bound, drop and warn."""
+        dropped = 0
+        with self._ready:
+            for url in feed_urls:
+                if url in self._pending:
+                    continue
+                if len(self._pending) >= self.max_pending:
+                    dropped += 1
+                    continue
+                self._pending[url] = None
+            self.dropped += dropped
+            self._ready.notify()
+            self._start_sender()
+        if dropped:
+            logger.warning(
+                "WebSub: queue full (%d feeds waiting); dropped %d notifications",
+                self.max_pending,
+                dropped,
+            )
+
+    def pending(self) -> list[str]:
+        """The feed URLs waiting for a ping, oldest first (not the one being sent)."""
+        with self._ready:
+            return list(self._pending)
 
     def _start_sender(self) -> None:
         if self._sender is None or not self._sender.is_alive():
             self._sender = threading.Thread(target=self._send_all, name="websub", daemon=True)
             self._sender.start()
 
+    def _next(self) -> str:
+        with self._ready:
+            while not self._pending:
+                self._ready.wait()
+            return self._pending.popitem(last=False)[0]
+
     def _send_all(self) -> None:
         while True:
-            self.publish(self._queue.get())
+            self.publish(self._next())
 
     def publish(self, feed_url: str) -> bool:
         """Notify the hub of one feed, retrying with doubling pauses; True once it accepts."""
@@ -132,10 +187,12 @@ class HubPublisher:
         request = urllib.request.Request(self.hub, data=data, method="POST")
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with _OPENER.open(request, timeout=10) as response:
                 response.read()
                 return None
         except urllib.error.HTTPError as error:
+            if 300 <= error.code < 400:
+                return f"hub answered {error.code} (redirects are not followed)"
             return f"hub answered {error.code}"
         except (OSError, ValueError) as error:
             return f"hub unreachable ({error})"
