@@ -103,7 +103,7 @@ class RenderCache:
     for that render instead of repeating it.
     """
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 64_000_000) -> None:
         self.max_bytes = max_bytes
         self.renders = 0  # how many renders ran, for tests and benchmarks
         self.bytes = 0  # what the kept entries hold now
