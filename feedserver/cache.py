@@ -32,6 +32,8 @@ class Rendered:
     content_type: str
     last_modified: datetime | None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # The request headers the body was chosen on (a feed URL's variants add Accept).
+    vary: str = "Accept-Encoding"
     etag: str = ""
     _gzipped: bytes | None = field(default=None, repr=False)
     _headers: dict[tuple[bool, int], Headers] = field(default_factory=dict, repr=False)
@@ -71,7 +73,7 @@ class Rendered:
             if compressed:
                 found.append(("Content-Encoding", "gzip"))
             found += [
-                ("Vary", "Accept-Encoding"),
+                ("Vary", self.vary),
                 ("ETag", quote_etag(self.etag_for(compressed))),
                 ("Cache-Control", f"public, max-age={max_age}"),
                 ("X-Content-Type-Options", "nosniff"),

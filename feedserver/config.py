@@ -151,6 +151,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_feed_limit", 500, _integer(1, 10000), "Largest `limit` query value a client may ask."
     ),
+    Setting("page_size", 20, _integer(1, 500), "Articles on one page of an HTML page's paging."),
     Setting(
         "websub_hub",
         "",

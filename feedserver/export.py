@@ -18,13 +18,16 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from flask import Flask
+from flask.testing import FlaskClient
 
 from .catalog import Catalog
+from .redirects import FEED_ALIASES
 from .store import CatalogStore
 from .urls import FEED_EXTENSIONS, feed_path, page_path
 
@@ -33,7 +36,28 @@ logger = logging.getLogger(__name__)
 # Lists the files a build wrote, so the next build removes only its own stale files.
 MANIFEST = ".feedserver-manifest"
 LISTINGS = ("/topics.json", "/providers.json", "/feeds.opml")
-STATIC = ("/static/style.css",)
+PAGES = ("/topics", "/providers")
+STATIC = ("/static/style.css", "/static/favicon.svg", "/favicon.ico")
+# A feed's HTML preview (what a browser gets at the feed's URL) is written beside the feed
+# as `<feed file>.html`, for a host that rewrites browser navigations to it (see README).
+PREVIEW_SUFFIX = ".html"
+BROWSER = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
+# Netlify and Cloudflare Pages read redirects from this file at the top of the site.
+REDIRECTS_FILE = "_redirects"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One file of the export: the request whose response it holds, and its name."""
+
+    path: str
+    name: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The route as a report names it: its path, and the variant a browser gets."""
+        return f"{self.path} (preview)" if self.headers else self.path
 
 
 class BuildRefused(Exception):
@@ -51,17 +75,34 @@ class BuildReport:
     failed: tuple[str, ...] = ()
 
 
-def routes(catalog: Catalog) -> Iterator[tuple[str, str]]:
+def routes(catalog: Catalog) -> Iterator[Route]:
     """Every path the server answers without a query string (/healthz aside), with the file
-    it is written to: a page becomes a folder's index.html."""
+    it is written to: a page becomes a folder's index.html, a feed's preview `<feed>.html`,
+    and the feed names other software uses (`rss.xml`, `atom.xml`, ...) copies of the feed."""
     for collection in (catalog.everything, *catalog.topics.values(), *catalog.providers.values()):
         page = page_path(collection)
-        yield page, f"{page.strip('/')}/index.html".lstrip("/")
+        yield Route(page, _index_file(page))
         for extension in FEED_EXTENSIONS:
             path = feed_path(collection, extension)
-            yield path, path.lstrip("/")
+            yield Route(path, path.lstrip("/"))
+            yield Route(path, path.lstrip("/") + PREVIEW_SUFFIX, BROWSER)
+    for page in PAGES:
+        yield Route(page, _index_file(page))
     for path in (*LISTINGS, *STATIC):
-        yield path, path.lstrip("/")
+        yield Route(path, path.lstrip("/"))
+    for alias, target in FEED_ALIASES.items():
+        if "." in alias:  # a file name a static host can serve as it is
+            yield Route(target, alias.lstrip("/"))
+
+
+def _index_file(page: str) -> str:
+    return f"{page.strip('/')}/index.html".lstrip("/")
+
+
+def redirects_file() -> bytes:
+    """`_redirects` for Netlify and Cloudflare Pages: the feed names other software uses."""
+    lines = [f"{alias} {target} 301" for alias, target in FEED_ALIASES.items()]
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _write_atomically(target: Path, body: bytes) -> None:
@@ -136,8 +177,11 @@ def _remove(outdir: Path, name: str) -> bool:
 
 def _had_articles(outdir: Path, previous: set[str]) -> bool:
     """Whether the previous build in outdir showed any article."""
-    if any(name.startswith(("topics/", "providers/")) for name in previous):
-        return True
+    feeds = tuple(f".{extension}" for extension in FEED_EXTENSIONS)
+    if any(
+        name.startswith(("topics/", "providers/")) and name.endswith(feeds) for name in previous
+    ):
+        return True  # a topic's or provider's feed: it had an article
     if "feed.json" not in previous:
         return False
     try:
@@ -174,6 +218,28 @@ def check_build(app: Flask, outdir: Path, allow_empty: bool = False) -> None:
         )
 
 
+class RouteFailed(Exception):
+    """A route did not answer 200; the message says what it answered."""
+
+
+def _fetch(client: FlaskClient, route: Route) -> bytes:
+    response = client.get(route.path, headers=route.headers)
+    if response.status_code != 200:
+        raise RouteFailed(f"answered {response.status_code}")
+    return response.get_data()
+
+
+def _place(target: Path, body: bytes) -> bool:
+    """Write body to target unless it holds those bytes already; True when it did."""
+    try:
+        same = target.stat().st_size == len(body) and target.read_bytes() == body
+    except OSError:
+        same = False
+    if not same:
+        _write_atomically(target, body)
+    return same
+
+
 def build_site(app: Flask, outdir: Path, allow_empty: bool = False) -> BuildReport:
     """Write every route of the app's current catalog under outdir; see the module's doc.
 
@@ -187,35 +253,28 @@ def build_site(app: Flask, outdir: Path, allow_empty: bool = False) -> BuildRepo
     names: list[str] = []
     failed: list[str] = []
     kept: set[str] = set()  # files of failed routes: the last good copy stays
-    for route, name in routes(store.catalog):
+    files: list[tuple[str, str, Callable[[], bytes]]] = [
+        (route.label, route.name, partial(_fetch, client, route)) for route in routes(store.catalog)
+    ]
+    files.append((REDIRECTS_FILE, REDIRECTS_FILE, redirects_file))
+    for label, name, make in files:  # one body in memory at a time
         try:
-            response = client.get(route)
-            problem = None if response.status_code == 200 else f"answered {response.status_code}"
+            same = _place(outdir / name, make())
+        except RouteFailed as failure:
+            problem = str(failure)
+        except OSError as error:
+            problem = f"cannot write {name}: {error.strerror or error}"
         except Exception as error:  # one route's failure must not stop the others
             problem = f"failed: {type(error).__name__}: {error}"
-        if problem is None:
-            target = outdir / name
-            body = response.get_data()
-            try:
-                same = target.stat().st_size == len(body) and target.read_bytes() == body
-            except OSError:
-                same = False
-            try:
-                if not same:
-                    _write_atomically(target, body)
-            except OSError as error:
-                problem = f"cannot write {name}: {error.strerror or error}"
-        if problem is not None:
-            failed.append(f"{route}: {problem}")
-            logger.error("build: %s: %s", route, problem)
-            if name in previous:
-                kept.add(name)
-            continue
-        names.append(name)
-        if same:
-            unchanged += 1
         else:
-            written += 1
+            names.append(name)
+            unchanged += same
+            written += not same
+            continue
+        failed.append(f"{label}: {problem}")
+        logger.error("build: %s: %s", label, problem)
+        if name in previous:
+            kept.add(name)
     stale = previous - set(names) - kept
     removed = sum(_remove(outdir, name) for name in sorted(stale))
     # Stale entries that could not be removed stay listed, so a later build tries again.

@@ -13,9 +13,9 @@ from werkzeug.http import is_resource_modified, parse_accept_header
 from werkzeug.sansio.utils import get_host
 
 from .cache import Headers, RenderCache, Rendered
+from .negotiation import variant
 from .query import encode_query, known_parameters
 from .store import CatalogStore
-from .urls import FEED_EXTENSIONS
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 STATUS_LINES = {200: "200 OK", 304: "304 Not Modified"}
@@ -35,21 +35,12 @@ def site_base(environ: dict[str, Any], configured: str) -> str:
     return f"{environ['wsgi.url_scheme']}://{host}"
 
 
-_FEED_SUFFIXES = tuple(f".{extension}" for extension in FEED_EXTENSIONS)
-_JSON_LISTINGS = ("/topics.json", "/providers.json")  # .json, yet not feeds
-
-
-def takes_query(path: str) -> bool:
-    """Whether a path is a feed, the only kind of route that reads a query string."""
-    return path.endswith(_FEED_SUFFIXES) and path not in _JSON_LISTINGS
-
-
-def feed_query(environ: dict[str, Any]) -> str:
-    """The canonical query of a request: the feed parameters it sent, in a fixed order, and
-    nothing else. A feed is rendered from this query alone (its self and paging links too),
-    so every request that maps to one cache key gets exactly the right response."""
+def canonical_query(environ: dict[str, Any]) -> str:
+    """The canonical query of a request: the known parameters it sent (query.py), in a fixed
+    order, and nothing else. Feeds and pages are made from this query alone (their self and
+    paging links too), so every request that maps to one cache key gets the right response."""
     query = environ.get("QUERY_STRING", "")
-    if not query or not takes_query(environ.get("PATH_INFO", "")):
+    if not query:
         return ""
     if len(query) <= _MEMO_CHARS:
         return _canonical_memo(query)
@@ -68,9 +59,11 @@ _canonical_memo = lru_cache(maxsize=4096)(_canonical)
 
 def cache_key(environ: dict[str, Any], base: str) -> Hashable:
     """What identifies a response: the site's base URL (a response made for one Host is
-    never served to another), the path and the canonical query. Unknown parameters do
-    not make new keys, and SCRIPT_NAME plays no part (the middleware clears it)."""
-    return (base, environ.get("PATH_INFO", ""), feed_query(environ))
+    never served to another), the path, the canonical query (unknown parameters make no new
+    key) and the variant (a feed's HTML preview for browsers is kept apart from the feed).
+    SCRIPT_NAME plays no part: the middleware clears it."""
+    path = environ.get("PATH_INFO", "")
+    return (base, path, canonical_query(environ), variant(environ))
 
 
 def answer(rendered: Rendered, environ: dict[str, Any], max_age: int) -> tuple[int, Headers, bytes]:

@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from .models import Article
 
@@ -88,8 +88,8 @@ def canonical_pairs(pairs: Iterable[tuple[str, str]]) -> QueryPairs:
 
 
 def encode_query(pairs: Iterable[tuple[str, str]]) -> str:
-    """A query string of pairs, every reserved character percent-encoded."""
-    return urlencode(list(pairs), quote_via=quote)
+    """A query string of pairs: spaces as `+`, every other reserved character escaped."""
+    return urlencode(list(pairs))
 
 
 def parameter_lists(pairs: QueryPairs) -> dict[str, list[str]]:

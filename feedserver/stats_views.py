@@ -18,6 +18,7 @@ from .chart import daily_chart
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .politeness import AudienceMiddleware, PollingTable
 from .polls import PollRecorder
+from .preview import PAGE_POLICY
 from .statsdb import FeedDay, StatsDB, StatsError, latest_by_feed
 from .store import CatalogStore
 from .urls import feed_path, page_path
@@ -28,7 +29,6 @@ bp = Blueprint("stats", __name__)
 
 HISTORY_DAYS = 30
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-PAGE_POLICY = "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 
 def _setting(name: str) -> Any:

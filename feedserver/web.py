@@ -11,12 +11,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, request
 
-from . import opml
+from . import opml, redirects
 from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
-from .fastpath import answer, cache_key, feed_query, site_base
+from .fastpath import answer, cache_key, canonical_query, site_base
+from .negotiation import FEED_VARY, PREVIEW, variant
+from .preview import CORS, feed_preview
 from .query import (
     BadParameter,
     FeedQuery,
@@ -46,11 +48,6 @@ CONTENT_TYPES = {
     "opml": "text/x-opml; charset=utf-8",
 }
 FORMATS = "any(rss, atom, json)"
-# Pages need no script, frame or form; their only style sheet and images are listed.
-PAGE_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src https: http:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
 _HOST = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
@@ -126,14 +123,15 @@ def _feed_description(collection: Collection) -> str:
     return str(_setting("site_description"))
 
 
-def _request_query() -> QueryPairs:
-    """The request's feed parameters in canonical order: the only query a feed is made of."""
-    return known_parameters(feed_query(request.environ))
+def request_query() -> QueryPairs:
+    """The request's known parameters in canonical order: the only query a feed or page is
+    made of (the same as in its cache key)."""
+    return known_parameters(canonical_query(request.environ))
 
 
 def _paging_links(collection: Collection, extension: str, page: Page) -> dict[str, str]:
     """RFC 5005 links, each keeping the request's other feed parameters."""
-    others = tuple(pair for pair in _request_query() if pair[0] != "page")
+    others = tuple(pair for pair in request_query() if pair[0] != "page")
 
     def to(number: int) -> str:
         return feed_url(collection, extension, canonical_pairs((*others, ("page", str(number)))))
@@ -151,7 +149,9 @@ def _hub_link() -> dict[str, str]:
     return {"hub": hub} if hub else {}
 
 
-def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Rendered:
+def _render_feed(
+    collection: Collection, extension: str, query: FeedQuery, preview: bool = False
+) -> Rendered:
     page = select_page(collection.articles, query)
     if page.number > page.last:
         abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
@@ -159,7 +159,7 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
         title=_feed_title(collection),
         description=_feed_description(collection),
         html_url=page_url(collection),
-        self_url=feed_url(collection, extension, _request_query()),
+        self_url=feed_url(collection, extension, request_query()),
         feed_id=feed_url(collection, extension),
         language=str(_setting("language")),
         updated=collection.updated,
@@ -169,14 +169,17 @@ def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Re
         publisher=str(_setting("site_title")),
         links=_paging_links(collection, extension, page) | _hub_link(),
     )
+    if preview:
+        formats = _feed_links(collection)
+        return feed_preview(document, extension, page, formats, collection.last_modified)
     body = RENDERERS[extension](document)
-    links: tuple[tuple[str, str], ...] = ()
+    links: tuple[tuple[str, str], ...] = (CORS,)
     hub = document.links.get("hub")
     if hub:
         # WebSub discovery by HTTP header too, for subscribers that do not parse the feed.
         hub_url, self_url = header_url(hub), header_url(document.self_url)
-        links = (("Link", f'<{hub_url}>; rel="hub", <{self_url}>; rel="self"'),)
-    return Rendered(body, CONTENT_TYPES[extension], collection.last_modified, links)
+        links += (("Link", f'<{hub_url}>; rel="hub", <{self_url}>; rel="self"'),)
+    return Rendered(body, CONTENT_TYPES[extension], collection.last_modified, links, vary=FEED_VARY)
 
 
 def _cached(render: Callable[[Catalog], Rendered]) -> Rendered:
@@ -217,7 +220,7 @@ def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
 def _feed_query() -> FeedQuery:
     try:
         return parse_feed_query(
-            parameter_lists(_request_query()), _setting("feed_limit"), _setting("max_feed_limit")
+            parameter_lists(request_query()), _setting("feed_limit"), _setting("max_feed_limit")
         )
     except BadParameter as error:
         abort(400, description=str(error))
@@ -225,10 +228,14 @@ def _feed_query() -> FeedQuery:
 
 def _feed(kind: str, key: str, extension: str) -> Response:
     # The query is read only on a miss: a cached response was made from this very canonical
-    # query (fastpath.feed_query), and a bad query raises before anything is cached.
+    # query (fastpath.canonical_query), and a bad query raises before anything is cached.
+    if _store().catalog.collection(kind, key) is None:
+        redirects.to_canonical(_store().catalog, kind, key, f".{extension}")
+
     def render(catalog: Catalog) -> Rendered:
         collection = _collection_or_404(catalog, kind, key)
-        return _render_feed(collection, extension, _feed_query())
+        preview = variant(request.environ) == PREVIEW
+        return _render_feed(collection, extension, _feed_query(), preview)
 
     return respond(_cached(render))
 
@@ -255,66 +262,10 @@ def _feed_links(collection: Collection) -> dict[str, str]:
     return {extension: feed_url(collection, extension) for extension in FEED_EXTENSIONS}
 
 
-def _html(template: str, **context: Any) -> Rendered:
-    body = render_template(template, site_title=_setting("site_title"), **context)
-    return Rendered(
-        body.encode("utf-8"),
-        CONTENT_TYPES["html"],
-        None,
-        (("Content-Security-Policy", PAGE_POLICY),),
-    )
-
-
-@bp.get("/")
-def index() -> Response:
-    """The site's home page: every feed, with autodiscovery links."""
-
-    def render(catalog: Catalog) -> Rendered:
-        everything = catalog.everything
-        return _html(
-            "index.html",
-            description=_setting("site_description"),
-            everything=everything,
-            feeds=_feed_links(everything),
-            opml_url=f"{base_url()}/feeds.opml",
-            topics=[(c, page_url(c), _feed_links(c)) for c in catalog.topics.values()],
-            providers=[(c, page_url(c), _feed_links(c)) for c in catalog.providers.values()],
-        )
-
-    return respond(_cached(render))
-
-
-def _collection_page(kind: str, key: str) -> Response:
-    def render(catalog: Catalog) -> Rendered:
-        collection = _collection_or_404(catalog, kind, key)
-        return _html(
-            "collection.html",
-            title=_feed_title(collection),
-            description=_feed_description(collection),
-            collection=collection,
-            articles=collection.articles[: _setting("feed_limit")],
-            feeds=_feed_links(collection),
-            home=f"{base_url()}/",
-        )
-
-    return respond(_cached(render))
-
-
-@bp.get("/topics/<key>")
-def topic_page(key: str) -> Response:
-    """A topic's newest articles as a web page."""
-    return _collection_page(TOPIC, key)
-
-
-@bp.get("/providers/<key>")
-def provider_page(key: str) -> Response:
-    """A provider's newest articles as a web page."""
-    return _collection_page(PROVIDER, key)
-
-
-def _json(data: Any) -> Rendered:
+def _json(data: Any, public: bool = True) -> Rendered:
+    """JSON; public data (the listings) may be read by any web page, /healthz may not."""
     body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-    return Rendered(body, CONTENT_TYPES["api"], None)
+    return Rendered(body, CONTENT_TYPES["api"], None, (CORS,) if public else ())
 
 
 def _listing(collections: dict[str, Collection]) -> list[dict[str, Any]]:
@@ -355,7 +306,7 @@ def feeds_opml() -> Response:
                 for title, group in (("Topics", catalog.topics), ("Providers", catalog.providers))
             ],
         )
-        return Rendered(body, CONTENT_TYPES["opml"], None)
+        return Rendered(body, CONTENT_TYPES["opml"], None, (CORS,))
 
     return respond(_cached(render))
 
@@ -393,6 +344,6 @@ def healthz() -> Response:
             "failed": report.failed,
             "stale": list(report.stale),
         }
-    response = respond(_json(data), max_age=0)
+    response = respond(_json(data, public=False), max_age=0)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -25,6 +25,7 @@ DEFAULTS = {
     "language": "en",
     "feed_limit": 50,
     "max_feed_limit": 500,
+    "page_size": 20,
     "websub_hub": "",
     "max_file_bytes": 1048576,
     "health_details_from": (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")),

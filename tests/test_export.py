@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,14 @@ import pytest
 from flask import Flask
 
 from feedserver import cli
-from feedserver.export import MANIFEST, BuildRefused, build_site, plain_relative
+from feedserver.export import (
+    BROWSER,
+    MANIFEST,
+    REDIRECTS_FILE,
+    BuildRefused,
+    build_site,
+    plain_relative,
+)
 from feedserver.render import RENDERERS, FeedDocument
 
 from .conftest import TEST_BASE_URL, GunicornServer
@@ -27,6 +35,18 @@ EXPECTED = {
     "providers.json",
     "feeds.opml",
     "static/style.css",
+    "static/favicon.svg",
+    "favicon.ico",
+    "topics/index.html",
+    "providers/index.html",
+    "rss.xml",
+    "feed.xml",
+    "index.xml",
+    "atom.xml",
+    REDIRECTS_FILE,
+    "feed.rss.html",
+    "feed.atom.html",
+    "feed.json.html",
     *(
         f"{kind}/{key}{suffix}"
         for kind, keys in (
@@ -34,9 +54,20 @@ EXPECTED = {
             ("providers", ("hothardware.com", "techcrunch.com")),
         )
         for key in keys
-        for suffix in (".rss", ".atom", ".json", "/index.html")
+        for suffix in (
+            ".rss",
+            ".atom",
+            ".json",
+            "/index.html",
+            ".rss.html",
+            ".atom.html",
+            ".json.html",
+        )
     ),
 }
+# Files named for other software's feed URLs hold the canonical feed's bytes.
+ALIAS_FILES = {"rss.xml": "/feed.rss", "feed.xml": "/feed.rss", "index.xml": "/feed.rss"}
+ALIAS_FILES["atom.xml"] = "/feed.atom"
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -47,10 +78,15 @@ def files_under(root: Path) -> dict[str, bytes]:
     }
 
 
-def url_path(name: str) -> str:
+def url_path(name: str) -> tuple[str, dict[str, str]]:
+    """The request whose response a file of the export holds."""
     if name == "index.html":
-        return "/"
-    return "/" + name.removesuffix("/index.html")
+        return "/", {}
+    if name in ALIAS_FILES:
+        return ALIAS_FILES[name], {}
+    if name.endswith((".rss.html", ".atom.html", ".json.html")):
+        return "/" + name.removesuffix(".html"), BROWSER  # a feed's preview for browsers
+    return "/" + name.removesuffix("/index.html"), {}
 
 
 @pytest.fixture
@@ -68,7 +104,17 @@ def test_build_writes_every_route_byte_identical_to_the_server(
     assert (report.files, report.written, report.removed) == (len(EXPECTED), len(EXPECTED), 0)
     server = make_app(seeds_dir, base_url=TEST_BASE_URL).test_client()  # a separate app
     for name, body in written.items():
-        assert server.get(url_path(name)).get_data() == body, name
+        if name == REDIRECTS_FILE:
+            continue
+        path, headers = url_path(name)
+        assert server.get(path, headers=headers).get_data() == body, name
+    # What a Netlify or Cloudflare Pages site redirects: the names the server redirects.
+    for line in written[REDIRECTS_FILE].decode().splitlines():
+        source, target, status = line.split()
+        response = server.get(source)
+        assert (response.status_code, status) == (301, "301")
+        assert response.headers["Location"] == f"{TEST_BASE_URL}{target}"
+    assert "/rss.xml /feed.rss 301" in written[REDIRECTS_FILE].decode()
 
 
 def test_build_matches_a_running_gunicorn(
@@ -80,8 +126,13 @@ def test_build_matches_a_running_gunicorn(
         cli.main(["build", str(out), "--seeds", str(seeds_dir), "--base-url", TEST_BASE_URL]) == 0
     )
     for name, body in files_under(out).items():
-        status, _, served = server.fetch(url_path(name))
-        assert (status, served) == (200, body), name
+        if name == REDIRECTS_FILE:
+            continue
+        path, headers = url_path(name)
+        with urllib.request.urlopen(
+            urllib.request.Request(server.url + path, headers=headers), timeout=10
+        ) as response:
+            assert (response.status, response.read()) == (200, body), name
 
 
 def test_second_build_rewrites_only_changed_files_and_removes_stale_ones(
@@ -104,8 +155,8 @@ def test_second_build_rewrites_only_changed_files_and_removes_stale_ones(
     report = build_site(app, out)
     after = files_under(out)
     gone = {name for name in before if "techcrunch.com" in name}
-    assert len(gone) == 4 and not gone & set(after)
-    assert report.removed == 4
+    assert len(gone) == 7 and not gone & set(after)
+    assert report.removed == 7
     assert "notes.txt" in after
     changed = {name for name in after if name in before and after[name] != before[name]}
     assert report.written == len(changed) > 0
@@ -194,7 +245,11 @@ def test_a_build_that_would_remove_every_article_is_refused(
     assert snapshot(built) == before
     # Insisting builds the empty site: every topic and provider file goes.
     assert build_cli(built, seeds_dir, "--allow-empty") == 0
-    assert not (built / "topics").exists() and not (built / "providers").exists()
+    left = {str(path.relative_to(built)) for path in built.rglob("*") if path.is_file()}
+    assert not {name for name in left if name.startswith(("topics/", "providers/"))} - {
+        "topics/index.html",
+        "providers/index.html",
+    }
     assert json.loads((built / "feed.json").read_bytes())["items"] == []
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from feedserver.negotiation import FEED_VARY
+
 from .conftest import BUNDLED_SEEDS, ROOT, GunicornServer
 from .test_readers import install_debian_package
 
@@ -275,7 +277,7 @@ def test_the_second_request_is_served_from_the_cache_unchanged(proxy: Proxy) -> 
     assert first.headers["ETag"].startswith('"') and "W/" not in first.headers["ETag"]
     assert first.headers["Content-Type"] == "application/rss+xml; charset=utf-8"
     assert first.headers["Cache-Control"] == f"public, max-age={RELOAD_INTERVAL}"
-    assert first.headers["Vary"] == "Accept-Encoding"
+    assert first.headers["Vary"] == FEED_VARY
     assert first.headers.get("Content-Encoding") is None
     # Links name the Host (with its port) the client used, not gunicorn's address.
     assert f"http://{host}:{proxy.port}/topics/ai".encode() in first.body
@@ -345,7 +347,7 @@ def test_gzip_and_plain_variants_are_cached_apart_and_never_mixed_up(proxy: Prox
     etag = replies[1][1].headers["ETag"]
     for kind, reply in replies:
         assert reply.status == 200
-        assert reply.headers["Vary"] == "Accept-Encoding"
+        assert reply.headers["Vary"] == FEED_VARY
         if kind == "gzip":
             assert reply.headers["Content-Encoding"] == "gzip"
             assert reply.headers["ETag"] == etag[:-1] + '-gz"'
@@ -372,6 +374,58 @@ def test_gzip_and_plain_variants_are_cached_apart_and_never_mixed_up(proxy: Prox
         direct = proxy.direct(FEED, host, headers=gz if compressed else None)
         assert direct.entity() == reply.entity(), accept
         assert (gzip.decompress(reply.body) if compressed else reply.body) == plain_body, accept
+
+
+CHROME_NAVIGATION = {
+    "Sec-Fetch-Dest": "document",
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+    "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7",
+}
+FEEDPARSER_ACCEPT = (
+    "application/atom+xml,application/rdf+xml,application/rss+xml,application/x-netcdf,"
+    "application/xml;q=0.9,text/xml;q=0.2,*/*;q=0.1"
+)
+
+
+def test_a_browser_gets_the_preview_and_a_reader_the_feed_each_cached_apart(
+    proxy: Proxy,
+) -> None:
+    host = "view.test"
+    reader = {"Accept": FEEDPARSER_ACCEPT}
+    replies = [
+        ("feed", proxy.get(FEED, host, headers=reader)),
+        ("html", proxy.get(FEED, host, headers=CHROME_NAVIGATION)),
+        ("feed", proxy.get(FEED, host, headers=reader)),
+        ("html", proxy.get(FEED, host, headers=CHROME_NAVIGATION)),
+        ("feed", proxy.get(FEED, host)),  # no Accept at all
+        # Accept alone, as a browser without Sec-Fetch-* sends it.
+        ("html", proxy.get(FEED, host, headers={"Accept": "text/html,*/*;q=0.8"})),
+        # text/html named, but not preferred: the feed.
+        ("feed", proxy.get(FEED, host, headers={"Accept": "application/rss+xml, text/html"})),
+    ]
+    assert [r.cache for _, r in replies[:2]] == ["MISS", "MISS"], proxy.log()
+    assert all(r.cache == "HIT" for _, r in replies[2:]), [r.cache for _, r in replies]
+    feed = replies[0][1]
+    page = replies[1][1]
+    assert feed.headers["Content-Type"] == "application/rss+xml; charset=utf-8"
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert feed.headers["ETag"] != page.headers["ETag"]
+    for kind, reply in replies:
+        assert reply.status == 200
+        assert reply.body == (page.body if kind == "html" else feed.body), kind
+        assert reply.headers["Vary"] == FEED_VARY
+    # What each variant's cached copy is: exactly what gunicorn sends for that request.
+    assert proxy.direct(FEED, host, headers=reader).body == feed.body
+    assert proxy.direct(FEED, host, headers=CHROME_NAVIGATION).body == page.body
+    # A browser revalidating its preview gets a 304; with the feed's ETag, the preview.
+    again = proxy.get(
+        FEED, host, headers={**CHROME_NAVIGATION, "If-None-Match": page.headers["ETag"]}
+    )
+    assert again.status == 304, proxy.log()
+    other = proxy.get(
+        FEED, host, headers={**CHROME_NAVIGATION, "If-None-Match": feed.headers["ETag"]}
+    )
+    assert other.status == 200 and other.body == page.body
 
 
 def test_head_has_the_headers_of_get(proxy: Proxy) -> None:

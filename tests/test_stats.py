@@ -155,9 +155,11 @@ def test_unconditional_polls_faster_than_the_hint_get_429(
     assert conditional.status_code == 304  # conditional polls are never limited
     assert _poll(client, "/topics/ai.atom", "Miniflux/2.1").status_code == 200  # another feed
     assert _poll(client, "/topics/ai.rss", "Miniflux/2.1", "192.0.2.77").status_code == 200
-    for _ in range(3):  # aggregators and pages are never limited
+    for _ in range(3):  # aggregators, pages and browsers opening a feed are never limited
         assert _poll(client, "/topics/ai.rss", FEEDLY).status_code == 200
         assert _poll(client, "/topics/ai", "Firefox").status_code == 200
+        html_first = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
+        assert _poll(client, "/topics/ai.rss", "Firefox", **html_first).status_code == 200
     _flush(app)
     assert _feed(_stats(client), "topic:ai")["limited"] == 1
     assert (
