@@ -251,3 +251,18 @@ def test_gunicorn_script_name_header_poisons_no_cached_page(
     plain = raw_get(server, route)
     assert plain.startswith(b"HTTP/1.1 200")
     assert b"/evil" not in plain and b"/evil" not in forged
+
+
+def test_page_links_carry_no_unknown_parameter(
+    make_app: Callable[..., Flask], seeds_dir: Path
+) -> None:
+    app = make_app(seeds_dir, base_url=TEST_BASE_URL, page_size=1)
+    client = app.test_client()
+    plain = client.get("/?page=1&sort=heat")
+    assert plain.status_code == 200
+    assert 'href="?sort=heat&amp;page=2"' in plain.get_data(as_text=True)  # the older page
+    renders = app.extensions["feedserver.cache"].renders
+    for junk in ("utm_source=x", "collection=1", "page_size=9", "self=1&key=2"):
+        response = client.get(f"/?{junk}&page=1&sort=heat")
+        assert response.get_data() == plain.get_data(), junk
+    assert app.extensions["feedserver.cache"].renders == renders
