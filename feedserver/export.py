@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 MANIFEST = ".feedserver-manifest"
 LISTINGS = ("/topics.json", "/providers.json", "/feeds.opml")
 PAGES = ("/topics", "/providers")
-STATIC = ("/static/style.css", "/static/favicon.svg", "/favicon.ico")
+STATIC = ("/static/style.css", "/static/favicon.svg", "/favicon.ico", "/static/feed-icon.png")
 # A feed's HTML preview (what a browser gets at the feed's URL) is written beside the feed
 # as `<feed file>.html`, for a host that rewrites browser navigations to it (see README).
 PREVIEW_SUFFIX = ".html"

@@ -67,7 +67,8 @@ def cache_key(environ: dict[str, Any], base: str) -> Hashable:
 
 
 def answer(rendered: Rendered, environ: dict[str, Any], max_age: int) -> tuple[int, Headers, bytes]:
-    """Status, headers and body for a rendered response, honouring gzip and validators."""
+    """Status, headers and body for a rendered response, honouring gzip and validators;
+    `max_age` is the server's Cache-Control max-age (see Rendered.headers)."""
     # Cheap tests first: most polls carry no validators, many no Accept-Encoding.
     accept = environ.get("HTTP_ACCEPT_ENCODING")
     compress = bool(accept) and parse_accept_header(accept)["gzip"] > 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from . import redirects
+from . import combine, redirects
 from .cache import Rendered
 from .catalog import PROVIDER, TOPIC, Catalog, Collection
 from .models import Article
@@ -26,6 +26,7 @@ from .web import (
     base_url,
     feed_url,
     page_url,
+    provider_subsets,
     request_query,
     respond,
     valid_host,
@@ -106,7 +107,7 @@ def index() -> Response:
 
 
 def _collection_page(kind: str, key: str) -> Response:
-    if _store().catalog.collection(kind, key) is None:
+    if combine.union(_store().catalog, kind, key) is None:
         redirects.to_canonical(_store().catalog, kind, key, "")
 
     def render(catalog: Catalog) -> Rendered:
@@ -121,6 +122,7 @@ def _collection_page(kind: str, key: str) -> Response:
             page=page,
             paging=pager,
             feeds=_feed_links(collection),
+            subsets=provider_subsets(catalog, collection),
         )
 
     return respond(_cached(render))
@@ -192,7 +194,7 @@ def search() -> Response:
 def _search_feeds(everything: Collection, words: str) -> dict[str, str]:
     if not words:
         return _feed_links(everything)
-    return {ext: feed_url(everything, ext, (("q", words),)) for ext in ("rss", "atom", "json")}
+    return {ext: feed_url(everything, ext, [("q", words)]) for ext in ("rss", "atom", "json")}
 
 
 @bp.get("/favicon.ico")

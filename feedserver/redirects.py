@@ -11,6 +11,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, request
 
 from .catalog import PROVIDER, TOPIC, Catalog
+from .combine import MAX_UNION, UNION_SEPARATOR
 from .negotiation import is_public_data
 from .preview import CORS
 from .seeds import provider_for, topic_for
@@ -51,9 +52,21 @@ def _moved(path: str, max_age: int) -> Response:
 
 
 def canonical_key(catalog: Catalog, kind: str, key: str) -> str | None:
-    """The key of the served topic or provider that `key` spells another way, if any."""
+    """The key of the served topic or provider that `key` spells another way, if any; for a
+    union (`AI+Azure`), the union of its parts' keys when every part names one."""
     if not key.isprintable():
         return None  # control characters are no way of spelling a name
+    if UNION_SEPARATOR in key:
+        parts = key.split(UNION_SEPARATOR)
+        if len(parts) > MAX_UNION:
+            return None
+        keys = [
+            p if catalog.collection(kind, p) else canonical_key(catalog, kind, p) for p in parts
+        ]
+        if not all(keys):
+            return None
+        joined = UNION_SEPARATOR.join(dict.fromkeys(k for k in keys if k))
+        return joined if joined != key else None
     if kind == TOPIC:
         topic = topic_for(key)
         found = topic.key if topic else None

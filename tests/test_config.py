@@ -27,6 +27,7 @@ DEFAULTS = {
     "max_feed_limit": 500,
     "page_size": 20,
     "websub_hub": "",
+    "feed_image": "",
     "max_file_bytes": 1048576,
     "health_details_from": (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")),
     "stats_db": "var/stats.sqlite3",
@@ -147,6 +148,8 @@ BAD_VALUES = [
     ("language", "english language"),
     ("site_title", ""),
     ("seeds_dir", "  "),
+    ("feed_image", "logo.png"),
+    ("feed_image", "https://cdn.example.com/logo.svg"),
 ]
 
 

@@ -35,6 +35,7 @@ EXPECTED = {
     "providers.json",
     "feeds.opml",
     "static/style.css",
+    "static/feed-icon.png",
     "static/favicon.svg",
     "favicon.ico",
     "topics/index.html",

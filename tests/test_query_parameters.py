@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedserver.query import FEED_PARAMETERS
+from feedserver.query import KNOWN_PARAMETERS
 
 from .conftest import ROOT, TEST_BASE_URL, GunicornServer
 
@@ -94,7 +94,7 @@ def internal_names() -> set[str]:
     return names
 
 
-INTERNAL = sorted(internal_names() - set(FEED_PARAMETERS))
+INTERNAL = sorted(internal_names() - set(KNOWN_PARAMETERS))
 
 
 def test_the_internal_names_include_those_that_once_collided() -> None:
@@ -146,7 +146,7 @@ def test_random_parameters_never_cause_a_5xx(
 ) -> None:
     response = client.get(route, query_string=pairs)
     assert response.status_code < 500
-    if not redirect(route) and not any(name in FEED_PARAMETERS for name, _ in pairs):
+    if not redirect(route) and not any(name in KNOWN_PARAMETERS for name, _ in pairs):
         assert (response.status_code, response.get_data()) == body(client, route)
 
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from feedserver import web
+from feedserver.freshness import Freshness
 from feedserver.render import FeedDocument, render_atom, render_json, render_rss
 from feedserver.seeds import article_from_mapping, front_matter
 
@@ -351,8 +352,11 @@ def test_atom_entries(client: FlaskClient) -> None:
         assert content is not None and content.get("type") == "html"
         assert f'<img src="{html.escape(_image(url)["url"])}"' in (content.text or "")
         assert "Related coverage" in (content.text or "")
-        terms = [c.get("term") for c in entry.findall("atom:category", NS)]
-        assert terms == ["microsoft-ai", "ai"]
+        categories = [(c.get("term"), c.get("scheme")) for c in entry.findall("atom:category", NS)]
+        assert categories == [
+            ("Microsoft AI", f"{BASE}/topics/microsoft-ai"),
+            ("AI", f"{BASE}/topics/ai"),
+        ]
 
 
 def test_atom_entries_have_the_excerpt_as_summary(client: FlaskClient) -> None:
@@ -656,8 +660,10 @@ def test_html_escapes_article_text(
     item = xml(get(client, "/feed.rss")).find("channel/item")
     assert item is not None
     assert item.findtext("title") == "<script>alert(1)</script> & co"
+    summary = item.findtext("description", "")
+    assert "<img src=x" not in summary and "&lt;img src=x onerror=alert(2)&gt;" in summary
     content = item.findtext("content:encoded", "", NS)
-    assert "<img src=x" not in content and "&lt;img src=x onerror=alert(2)&gt;" in content
+    assert "<img src=x" not in content and "<p>Body text.</p>" in content
 
 
 # --- JSON listings and health -----------------------------------------------------------
@@ -738,6 +744,7 @@ def test_opml_lists_every_feed(client: FlaskClient) -> None:
     root = ElementTree.fromstring(response.data)
     xml_urls = [o.get("xmlUrl") for o in root.iter("outline") if o.get("xmlUrl")]
     assert xml_urls == [
+        f"{BASE}/feed.rss",
         f"{BASE}/topics/ai.rss",
         f"{BASE}/topics/microsoft-ai.rss",
         f"{BASE}/providers/hothardware.com.rss",
@@ -857,7 +864,7 @@ def _document(article: Any) -> FeedDocument:
         updated=article.published_at,
         entries=[article],
         base_url="http://x.test",
-        ttl_minutes=1,
+        freshness=Freshness(60),
         publisher="Site",
     )
 
