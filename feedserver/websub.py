@@ -48,6 +48,42 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_RefuseRedirects)
 
 
+class _Outbox:
+    """Feed URLs waiting for a ping, oldest first: each at most once (the hub fetches the
+    feed when told, so one ping covers every change before it), and at most `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._urls: OrderedDict[str, None] = OrderedDict()
+        self._ready = threading.Condition()
+
+    def add(self, feed_urls: Iterable[str]) -> int:
+        """Queue the URLs not already waiting; how many were dropped for want of room."""
+        dropped = 0
+        with self._ready:
+            for url in feed_urls:
+                if url in self._urls:
+                    continue
+                if len(self._urls) >= self.limit:
+                    dropped += 1
+                    continue
+                self._urls[url] = None
+            self._ready.notify()
+        return dropped
+
+    def take(self) -> str:
+        """The oldest waiting URL, waiting for one if there is none."""
+        with self._ready:
+            while not self._urls:
+                self._ready.wait()
+            return self._urls.popitem(last=False)[0]
+
+    def waiting(self) -> list[str]:
+        """The URLs waiting, oldest first."""
+        with self._ready:
+            return list(self._urls)
+
+
 def changed_collections(before: Catalog, after: Catalog, limit: int) -> Iterator[Collection]:
     """The collections of `after` whose default feed (its first `limit` entries) differs."""
     pairs: list[tuple[Collection | None, Collection]] = [(before.everything, after.everything)]
@@ -82,10 +118,9 @@ class HubPublisher:
         self.first_pause = first_pause
         self._lock_file: IO[bytes] | None = None
         self.max_pending = max_pending
-        # Feed URLs in the order they were queued; a URL already waiting is not added again.
-        self._pending: OrderedDict[str, None] = OrderedDict()
-        self._ready = threading.Condition()
         self.dropped = 0  # notifications refused because the queue was full
+        self._queue: _Outbox | None = None
+        self._queue_pid: int | None = None
         self._sender: threading.Thread | None = None
         # Told of each notification's outcome (True: the hub accepted it), for the metrics.
         self.on_outcome: Callable[[bool], None] = lambda accepted: None
@@ -120,19 +155,11 @@ class HubPublisher:
 
     def enqueue(self, feed_urls: Iterable[str]) -> None:
         """Queue a ping for each feed URL not already waiting; past the bound, drop and warn."""
-        dropped = 0
-        with self._ready:
-            for url in feed_urls:
-                if url in self._pending:
-                    continue
-                if len(self._pending) >= self.max_pending:
-                    dropped += 1
-                    continue
-                self._pending[url] = None
-            self.dropped += dropped
-            self._ready.notify()
-            self._start_sender()
+        outbox = self._outbox()
+        dropped = outbox.add(feed_urls)
+        self._start_sender(outbox)
         if dropped:
+            self.dropped += dropped
             logger.warning(
                 "WebSub: queue full (%d feeds waiting); dropped %d notifications",
                 self.max_pending,
@@ -141,23 +168,27 @@ class HubPublisher:
 
     def pending(self) -> list[str]:
         """The feed URLs waiting for a ping, oldest first (not the one being sent)."""
-        with self._ready:
-            return list(self._pending)
+        return self._queue.waiting() if self._queue is not None else []
 
-    def _start_sender(self) -> None:
+    def _outbox(self) -> _Outbox:
+        """This process's queue of feeds to announce. Made here rather than with the app: a
+        queue made in gunicorn's master before a --preload fork holds real locks, and
+        waiting on one would block a gevent worker's whole event loop."""
+        if self._queue is None or self._queue_pid != os.getpid():
+            self._queue, self._queue_pid = _Outbox(self.max_pending), os.getpid()
+            self._sender = None
+        return self._queue
+
+    def _start_sender(self, outbox: _Outbox) -> None:
         if self._sender is None or not self._sender.is_alive():
-            self._sender = threading.Thread(target=self._send_all, name="websub", daemon=True)
+            self._sender = threading.Thread(
+                target=self._send_all, args=(outbox,), name="websub", daemon=True
+            )
             self._sender.start()
 
-    def _next(self) -> str:
-        with self._ready:
-            while not self._pending:
-                self._ready.wait()
-            return self._pending.popitem(last=False)[0]
-
-    def _send_all(self) -> None:
+    def _send_all(self, outbox: _Outbox) -> None:
         while True:
-            self.publish(self._next())
+            self.publish(outbox.take())
 
     def publish(self, feed_url: str) -> bool:
         """Notify the hub of one feed, retrying with doubling pauses; True once it accepts."""
