@@ -64,7 +64,7 @@ def create_app(
     # it, which would copy memory the workers could share with the master).
     gc.freeze()
     app.extensions["feedserver.store"] = store
-    app.extensions["feedserver.cache"] = RenderCache()
+    app.extensions["feedserver.cache"] = RenderCache(settings["render_cache_bytes"])
     app.extensions["feedserver.health"] = ProblemSummaries()
     # werkzeug would answer "//" in a path with a redirect built from the Host header.
     app.url_map.merge_slashes = False

@@ -16,6 +16,8 @@ from .catalog import Catalog
 
 # Level 6 is gzip's default: nearly the size of 9 at a fraction of the time.
 GZIP_LEVEL = 6
+# What an entry costs beside its bodies (key, headers, objects), so tiny ones count too.
+ENTRY_OVERHEAD = 1024
 
 
 Headers = list[tuple[str, str]]
@@ -37,6 +39,8 @@ class Rendered:
     etag: str = ""
     _gzipped: bytes | None = field(default=None, repr=False)
     _headers: dict[tuple[bool, int], Headers] = field(default_factory=dict, repr=False)
+    # Told when the gzip copy is made, so the cache holding this response can count it.
+    on_grow: Callable[[Rendered], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Strong validator from the bytes alone: equal in every worker and after restarts.
@@ -47,7 +51,15 @@ class Rendered:
         """The body gzip-compressed with a fixed mtime, so its bytes are stable too."""
         if self._gzipped is None:
             self._gzipped = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
+            if self.on_grow is not None:
+                self.on_grow(self)
         return self._gzipped
+
+    @property
+    def size(self) -> int:
+        """Bytes this response holds: its body, its gzip copy once made, and an overhead."""
+        gzipped = self._gzipped
+        return len(self.body) + (len(gzipped) if gzipped is not None else 0) + ENTRY_OVERHEAD
 
     def etag_for(self, compressed: bool) -> str:
         """The strong ETag of the plain or the gzip representation (they must differ)."""
@@ -93,19 +105,50 @@ class _Pending:
 
 
 class RenderCache:
-    """A bounded LRU map of rendered responses for the current catalog only.
+    """An LRU map of rendered responses for the current catalog only, bounded in bytes.
 
-    Each key is rendered at most once per catalog: concurrent requests for a key that is
-    being rendered wait for that render instead of repeating it.
+    Each entry counts its body, its gzip copy (from when it is made) and a fixed overhead;
+    the least recently used entries go when the total passes `max_bytes`, and a response
+    larger than the whole budget is served but not kept. Each key is rendered at most once
+    per catalog while it is kept: concurrent requests for a key that is being rendered wait
+    for that render instead of repeating it.
     """
 
-    def __init__(self, max_entries: int = 1024) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_bytes: int = 64_000_000) -> None:
+        self.max_bytes = max_bytes
         self.renders = 0  # how many renders ran, for tests and benchmarks
+        self.bytes = 0  # what the kept entries hold now
         self._catalog: Catalog | None = None
         self._entries: OrderedDict[Hashable, Rendered] = OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
         self._pending: dict[Hashable, _Pending] = {}
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _drop(self, key: Hashable) -> None:
+        """Forget an entry (the lock is held)."""
+        rendered = self._entries.pop(key)
+        rendered.on_grow = None
+        self.bytes -= self._sizes.pop(key)
+
+    def _keep(self, key: Hashable, rendered: Rendered) -> None:
+        """Count an entry at its current size, then evict down to the budget (lock held)."""
+        if key in self._entries:
+            self.bytes -= self._sizes[key]
+        self._entries[key] = rendered
+        self._entries.move_to_end(key)
+        self._sizes[key] = rendered.size
+        self.bytes += self._sizes[key]
+        while self.bytes > self.max_bytes and self._entries:
+            self._drop(next(iter(self._entries)))
+
+    def _grown(self, catalog: Catalog, key: Hashable, rendered: Rendered) -> None:
+        """A kept entry made its gzip copy: count it, evicting others (or itself) to fit."""
+        with self._lock:
+            if catalog is self._catalog and self._entries.get(key) is rendered:
+                self._keep(key, rendered)
 
     def peek(self, catalog: Catalog, key: Hashable) -> Rendered | None:
         """The cached response for key under this catalog, if there is one."""
@@ -121,8 +164,12 @@ class RenderCache:
         """The cached response for key under this catalog, rendering it on a miss."""
         with self._lock:
             if catalog is not self._catalog:
+                for old in self._entries.values():
+                    old.on_grow = None
                 self._catalog = catalog
                 self._entries = OrderedDict()
+                self._sizes = {}
+                self.bytes = 0
                 self._pending = {}
             found = self._entries.get(key)
             if found is not None:
@@ -137,14 +184,13 @@ class RenderCache:
             # The owner's render raised (a 404, say): this request meets the same fate itself.
             return pending.result if pending.result is not None else render()
         try:
-            pending.result = render()  # outside the lock: other feeds are not held up
+            rendered = pending.result = render()  # outside the lock: others are not held up
             with self._lock:
                 self.renders += 1
-                if catalog is self._catalog:
-                    self._entries[key] = pending.result
-                    while len(self._entries) > self.max_entries:
-                        self._entries.popitem(last=False)
-            return pending.result
+                if catalog is self._catalog and rendered.size <= self.max_bytes:
+                    rendered.on_grow = lambda grown: self._grown(catalog, key, grown)
+                    self._keep(key, rendered)
+            return rendered
         finally:
             with self._lock:
                 if self._pending.get(key) is pending:

@@ -116,13 +116,19 @@ def check(args: argparse.Namespace) -> int:
 def build(args: argparse.Namespace) -> int:
     """Write every feed and page as static files under OUTDIR; with --watch, keep doing so."""
     from . import create_app
-    from .export import build_site, watch
+    from .export import BuildRefused, build_site, unreadable_seeds, watch
 
     _apply_common(args)
     # The build's own requests are no readers: nothing is counted or limited.
     overrides: dict[str, Any] = {"stats_db": "", "polite_polling": False}
     if args.base_url:
         overrides["base_url"] = args.base_url
+    outdir = Path(args.outdir)
+    # An empty catalog would replace every file of a good site: refuse before loading.
+    problem = unreadable_seeds(Path(load_config(overrides)["seeds_dir"]))
+    if problem:
+        print(f"feedserver: build: {problem}; nothing written to {outdir}", file=sys.stderr)
+        return 1
     app = create_app(overrides)
     settings = app.config["FEEDSERVER"]
     if not settings["base_url"]:
@@ -132,16 +138,21 @@ def build(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    outdir = Path(args.outdir)
-    report = build_site(app, outdir)
+    try:
+        report = build_site(app, outdir, args.allow_empty)
+    except BuildRefused as refusal:
+        print(f"feedserver: build: {refusal}", file=sys.stderr)
+        return 1
+    for failure in report.failed:
+        print(f"feedserver: build: {failure}", file=sys.stderr)
     print(
         f"{report.files} files: {report.written} written, {report.unchanged} unchanged, "
-        f"{report.removed} removed"
+        f"{report.removed} removed, {len(report.failed)} failed"
     )
     if args.watch:
         with contextlib.suppress(KeyboardInterrupt):
-            watch(app, outdir, settings["reload_interval"])
-    return 0
+            watch(app, outdir, settings["reload_interval"], args.allow_empty)
+    return 1 if report.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)")
     export.add_argument("--config", metavar="FILE", help="config file to read")
     export.add_argument("--watch", action="store_true", help="rebuild on every reload interval")
+    export.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="build even when it removes every article of the previous build",
+    )
     export.set_defaults(handler=build)
 
     inspect = commands.add_parser("check", help="report every problem in a seeds directory")

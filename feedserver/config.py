@@ -238,6 +238,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Reload only the folders inotify reports changed (Linux), with a full scan every "
         "tenth reload; false: every reload stats every file.",
     ),
+    Setting(
+        "render_cache_bytes",
+        64_000_000,
+        _integer(0),
+        "Bytes of rendered responses (with their gzip copies) each process keeps; 0 keeps none.",
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 

@@ -4,17 +4,23 @@ same paths, so that a CDN, an object store or any web server can carry the traff
 The bytes come from the app itself (through Flask's test client), so a file is identical to
 what the server returns for the same catalog and base_url. A build is incremental and
 atomic: a file is rewritten only when its bytes change, each by a temporary file renamed
-into place, and files of topics or providers that no longer exist are removed."""
+into place, and files of topics or providers that no longer exist are removed.
+
+A build never destroys a good site: it refuses (changing nothing) when the seeds directory
+cannot be read or when it would remove every article of the previous build; a route that
+fails, or a file that cannot be written, is reported and skipped while its old file stays;
+and only plain relative paths inside OUTDIR are ever taken from the manifest to delete."""
 
 from __future__ import annotations
 
-import itertools
+import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from flask import Flask
@@ -48,15 +54,25 @@ class Route:
     name: str
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """The route as a report names it: its path, and the variant a browser gets."""
+        return f"{self.path} (preview)" if self.headers else self.path
+
+
+class BuildRefused(Exception):
+    """A build that would damage the site: nothing was changed; the message is one line."""
+
 
 @dataclass(frozen=True, slots=True)
 class BuildReport:
-    """What one build did."""
+    """What one build did; `failed` has one line per route or file that could not be made."""
 
     files: int
     written: int
     unchanged: int
     removed: int
+    failed: tuple[str, ...] = ()
 
 
 def routes(catalog: Catalog) -> Iterator[Route]:
@@ -102,66 +118,185 @@ def _write_atomically(target: Path, body: bytes) -> None:
         raise
 
 
+def plain_relative(name: str) -> bool:
+    """Whether a manifest entry is a plain relative path (no `..`, `.`, empty part, absolute
+    path, backslash, NUL or other control character): the only kind a build deletes."""
+    return (
+        bool(name)
+        and name.isprintable()
+        and "\\" not in name
+        and ".." not in name
+        and not name.startswith("/")
+        and all(part not in ("", ".") for part in name.split("/"))
+    )
+
+
 def _read_manifest(outdir: Path) -> set[str]:
+    """The files the previous build wrote, leaving out (and logging) any entry that is not a
+    plain relative path: a tampered manifest can make a build delete nothing outside."""
     try:
-        return set((outdir / MANIFEST).read_text(encoding="utf-8").split("\n")) - {""}
+        text = (outdir / MANIFEST).read_bytes().decode("utf-8", "replace")
     except FileNotFoundError:
         return set()
+    except OSError as error:
+        logger.warning("build: %s cannot be read (%s); nothing is removed", MANIFEST, error)
+        return set()
+    names = set(text.split("\n")) - {""}
+    ignored = {name for name in names if not plain_relative(name) or "\ufffd" in name}
+    for name in sorted(ignored):
+        logger.warning("build: %s: ignoring entry %r, not a plain relative path", MANIFEST, name)
+    return names - ignored
 
 
-def _remove(outdir: Path, name: str) -> None:
+def _inside(outdir: Path, path: Path) -> bool:
+    """Whether path, symbolic links resolved, is below outdir."""
+    root = os.path.realpath(outdir)
+    return os.path.realpath(path).startswith(root + os.sep)
+
+
+def _remove(outdir: Path, name: str) -> bool:
+    """Delete a file an earlier build wrote, and the folders it leaves empty; False (logged)
+    when it is not a file inside outdir or cannot be removed."""
     path = outdir / name
-    path.unlink(missing_ok=True)
-    for parent in path.parents:  # drop folders the build made that are now empty
-        if parent == outdir or any(parent.iterdir()):
-            break
-        parent.rmdir()
+    if not _inside(outdir, path):
+        logger.warning("build: not removing %s: it resolves outside %s", name, outdir)
+        return False
+    try:
+        if path.is_dir() and not path.is_symlink():
+            raise IsADirectoryError(21, "is a directory")
+        path.unlink(missing_ok=True)
+        for parent in path.parents:  # drop folders the build made that are now empty
+            if parent == outdir or any(parent.iterdir()):
+                break
+            parent.rmdir()
+    except OSError as error:
+        logger.warning("build: cannot remove %s: %s", name, error.strerror or error)
+        return False
+    return True
+
+
+def _had_articles(outdir: Path, previous: set[str]) -> bool:
+    """Whether the previous build in outdir showed any article."""
+    feeds = tuple(f".{extension}" for extension in FEED_EXTENSIONS)
+    if any(
+        name.startswith(("topics/", "providers/")) and name.endswith(feeds) for name in previous
+    ):
+        return True  # a topic's or provider's feed: it had an article
+    if "feed.json" not in previous:
+        return False
+    try:
+        return bool(json.loads((outdir / "feed.json").read_bytes()).get("items"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def unreadable_seeds(seeds_dir: Path) -> str | None:
+    """Why a seeds directory cannot be read, or None when it can."""
+    try:
+        with os.scandir(seeds_dir) as entries:
+            next(entries, None)
+    except OSError as error:
+        return f"seeds directory {seeds_dir} cannot be read: {error.strerror or error}"
+    return None
+
+
+def check_build(app: Flask, outdir: Path, allow_empty: bool = False) -> None:
+    """Raise BuildRefused when building would damage the site in outdir."""
+    store: CatalogStore = app.extensions["feedserver.store"]
+    if store.degraded_reason:
+        raise BuildRefused(
+            f"{store.seeds_dir}: {store.degraded_reason}; nothing written to {outdir}"
+        )
+    if (
+        not allow_empty
+        and not store.catalog.everything.articles
+        and _had_articles(outdir, _read_manifest(outdir))
+    ):
+        raise BuildRefused(
+            f"{store.seeds_dir} has no published article, and the build would remove every "
+            f"article of the site in {outdir}; nothing written (--allow-empty to build anyway)"
+        )
+
+
+class RouteFailed(Exception):
+    """A route did not answer 200; the message says what it answered."""
 
 
 def _fetch(client: FlaskClient, route: Route) -> bytes:
     response = client.get(route.path, headers=route.headers)
     if response.status_code != 200:
-        raise RuntimeError(f"{route.path} answered {response.status_code} during the build")
+        raise RouteFailed(f"answered {response.status_code}")
     return response.get_data()
 
 
-def build_site(app: Flask, outdir: Path) -> BuildReport:
-    """Write every route of the app's current catalog under outdir; see the module's doc."""
+def _place(target: Path, body: bytes) -> bool:
+    """Write body to target unless it holds those bytes already; True when it did."""
+    try:
+        same = target.stat().st_size == len(body) and target.read_bytes() == body
+    except OSError:
+        same = False
+    if not same:
+        _write_atomically(target, body)
+    return same
+
+
+def build_site(app: Flask, outdir: Path, allow_empty: bool = False) -> BuildReport:
+    """Write every route of the app's current catalog under outdir; see the module's doc.
+
+    Raises BuildRefused, having changed nothing, when the build would damage the site."""
+    check_build(app, outdir, allow_empty)
     store: CatalogStore = app.extensions["feedserver.store"]
+    previous = _read_manifest(outdir)
     client = app.test_client()
     outdir.mkdir(parents=True, exist_ok=True)
     written = unchanged = 0
-    names = []
-    # One body in memory at a time.
-    made = ((route.name, _fetch(client, route)) for route in routes(store.catalog))
-    for name, body in itertools.chain(made, [(REDIRECTS_FILE, redirects_file())]):
-        names.append(name)
-        target = outdir / name
+    names: list[str] = []
+    failed: list[str] = []
+    kept: set[str] = set()  # files of failed routes: the last good copy stays
+    files: list[tuple[str, str, Callable[[], bytes]]] = [
+        (route.label, route.name, partial(_fetch, client, route)) for route in routes(store.catalog)
+    ]
+    files.append((REDIRECTS_FILE, REDIRECTS_FILE, redirects_file))
+    for label, name, make in files:  # one body in memory at a time
         try:
-            same = target.stat().st_size == len(body) and target.read_bytes() == body
-        except OSError:
-            same = False
-        if same:
-            unchanged += 1
+            same = _place(outdir / name, make())
+        except RouteFailed as failure:
+            problem = str(failure)
+        except OSError as error:
+            problem = f"cannot write {name}: {error.strerror or error}"
+        except Exception as error:  # one route's failure must not stop the others
+            problem = f"failed: {type(error).__name__}: {error}"
         else:
-            _write_atomically(target, body)
-            written += 1
-    stale = _read_manifest(outdir) - set(names)
-    for name in sorted(stale):
-        _remove(outdir, name)
-    _write_atomically(outdir / MANIFEST, ("\n".join(sorted(names)) + "\n").encode("utf-8"))
-    report = BuildReport(len(names), written, unchanged, len(stale))
+            names.append(name)
+            unchanged += same
+            written += not same
+            continue
+        failed.append(f"{label}: {problem}")
+        logger.error("build: %s: %s", label, problem)
+        if name in previous:
+            kept.add(name)
+    stale = previous - set(names) - kept
+    removed = sum(_remove(outdir, name) for name in sorted(stale))
+    # Stale entries that could not be removed stay listed, so a later build tries again.
+    listed = set(names) | kept | {name for name in stale if (outdir / name).exists()}
+    try:
+        _write_atomically(outdir / MANIFEST, ("\n".join(sorted(listed)) + "\n").encode("utf-8"))
+    except OSError as error:
+        failed.append(f"{MANIFEST}: cannot write: {error.strerror or error}")
+        logger.error("build: %s", failed[-1])
+    report = BuildReport(len(names), written, unchanged, removed, tuple(failed))
     logger.info(
-        "build: files=%d written=%d unchanged=%d removed=%d",
+        "build: files=%d written=%d unchanged=%d removed=%d failed=%d",
         report.files,
         report.written,
         report.unchanged,
         report.removed,
+        len(report.failed),
     )
     return report
 
 
-def watch(app: Flask, outdir: Path, interval: float) -> None:
+def watch(app: Flask, outdir: Path, interval: float, allow_empty: bool = False) -> None:
     """Rebuild whenever a reload changes the catalog, every interval, until interrupted."""
     store: CatalogStore = app.extensions["feedserver.store"]
     while True:
@@ -169,4 +304,7 @@ def watch(app: Flask, outdir: Path, interval: float) -> None:
         before = store.catalog
         store.reload()
         if store.catalog is not before:
-            build_site(app, outdir)
+            try:
+                build_site(app, outdir, allow_empty)
+            except BuildRefused as refusal:
+                logger.error("build refused: %s", refusal)

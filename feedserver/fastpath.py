@@ -6,6 +6,7 @@ check the validators and write the bytes. Anything not cached goes on to the Fla
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
+from functools import lru_cache
 from typing import Any
 
 from werkzeug.http import is_resource_modified, parse_accept_header
@@ -13,6 +14,7 @@ from werkzeug.sansio.utils import get_host
 
 from .cache import Headers, RenderCache, Rendered
 from .negotiation import variant
+from .query import encode_query, known_parameters
 from .store import CatalogStore
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -33,11 +35,35 @@ def site_base(environ: dict[str, Any], configured: str) -> str:
     return f"{environ['wsgi.url_scheme']}://{host}"
 
 
+def canonical_query(environ: dict[str, Any]) -> str:
+    """The canonical query of a request: the known parameters it sent (query.py), in a fixed
+    order, and nothing else. Feeds and pages are made from this query alone (their self and
+    paging links too), so every request that maps to one cache key gets the right response."""
+    query = environ.get("QUERY_STRING", "")
+    if not query:
+        return ""
+    if len(query) <= _MEMO_CHARS:
+        return _canonical_memo(query)
+    return _canonical(query)
+
+
+def _canonical(query: str) -> str:
+    return encode_query(known_parameters(query))
+
+
+# Parsing and encoding a query takes about 20 µs, several times a cached answer; readers
+# poll the same few queries, so the latest 4,096 short ones are remembered (3 MB at most).
+_MEMO_CHARS = 256
+_canonical_memo = lru_cache(maxsize=4096)(_canonical)
+
+
 def cache_key(environ: dict[str, Any], base: str) -> Hashable:
     """What identifies a response: the site's base URL (a response made for one Host is
-    never served to another), the path and the query exactly as sent, and the variant (a
-    feed's HTML preview for browsers is kept apart from the feed)."""
-    return (base, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), variant(environ))
+    never served to another), the path, the canonical query (unknown parameters make no new
+    key) and the variant (a feed's HTML preview for browsers is kept apart from the feed).
+    SCRIPT_NAME plays no part: the middleware clears it."""
+    path = environ.get("PATH_INFO", "")
+    return (base, path, canonical_query(environ), variant(environ))
 
 
 def answer(rendered: Rendered, environ: dict[str, Any], max_age: int) -> tuple[int, Headers, bytes]:
@@ -77,6 +103,11 @@ class CachedResponses:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        # gunicorn takes SCRIPT_NAME from a trusted proxy's header; links are made from
+        # base_url or the host alone, so it is ignored everywhere, and never reaches a page
+        # that would be cached for everyone (Flask's url_for would prefix it).
+        if environ.get("SCRIPT_NAME"):
+            environ["SCRIPT_NAME"] = ""
         method = environ.get("REQUEST_METHOD")
         if method == "GET" or method == "HEAD":
             base = site_base(environ, self.base_url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, request
 
@@ -14,7 +13,7 @@ from .cache import Rendered
 from .catalog import PROVIDER, TOPIC, Catalog, Collection
 from .models import Article
 from .preview import html, plural
-from .query import BadParameter, Page, parse_feed_query, select_page
+from .query import BadParameter, Page, encode_query, parameter_lists, parse_feed_query, select_page
 from .urls import page_path
 from .web import (
     _cached,
@@ -28,6 +27,7 @@ from .web import (
     feed_url,
     page_url,
     provider_subsets,
+    request_query,
     respond,
     valid_host,
 )
@@ -58,20 +58,21 @@ def _page_of(articles: Sequence[Article]) -> tuple[Page, dict[str, str], int]:
     how many articles match in all."""
     size = int(_setting("page_size"))
     try:
-        query = parse_feed_query(request.args.to_dict(flat=False), size, size)
+        query = parse_feed_query(parameter_lists(request_query()), size, size)
     except BadParameter as error:
         abort(400, description=str(error))
     page = select_page(articles, query)
     total = sum(map(query.matches, articles)) if query.filtered else len(articles)
     if page.number > page.last:
         abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
-    others = [(k, v) for k, v in request.args.items(multi=True) if k != "page"]
+    # Only the known parameters, as in the cache key: a cached page is right for everyone.
+    others = [(k, v) for k, v in request_query() if k != "page"]
     links = {}
     if page.number > 1:
         newer = others + ([("page", str(page.number - 1))] if page.number > 2 else [])
-        links["newer"] = f"?{urlencode(newer)}" if newer else request.path
+        links["newer"] = f"?{encode_query(newer)}" if newer else request.path
     if page.number < page.last:
-        links["older"] = f"?{urlencode([*others, ('page', str(page.number + 1))])}"
+        links["older"] = f"?{encode_query([*others, ('page', str(page.number + 1))])}"
     return page, links, total
 
 
@@ -174,7 +175,7 @@ def search() -> Response:
     """Articles whose title or excerpt holds every word of `q`, with a feed of the search."""
 
     def render(catalog: Catalog) -> Rendered:
-        words = request.args.get("q", "").strip()
+        words = next((value for name, value in request_query() if name == "q"), "").strip()
         everything = catalog.everything
         page, pager, total = _page_of(everything.articles if words else ())
         return html(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
 
 from .models import Article
 from .seeds import provider_for, topic_for
@@ -13,7 +14,9 @@ from .seeds import provider_for, topic_for
 SORTS = ("date", "heat", "quality")
 # The parameters that choose a feed's articles by topic and provider (any feed takes them).
 SELECTION_PARAMETERS = ("topic", "provider", "exclude_topic", "exclude_provider")
-# Every query parameter a feed reads; any other is ignored.
+# Every query parameter a feed or page reads, in the order a canonical query lists them. A
+# new parameter is added here; anything else a client sends is dropped before the cache key
+# and the response's own links are made (known_parameters), so it never changes a response.
 KNOWN_PARAMETERS = ("limit", "page", "q", "min_quality", "sort", *SELECTION_PARAMETERS)
 MAX_SELECTION_VALUES = 20  # values of one selection parameter
 MAX_SELECTION_CHARS = 200  # characters of one value
@@ -66,6 +69,40 @@ class Page:
     articles: Sequence[Article]
     number: int
     last: int  # the number of the last page; 1 when nothing matches
+
+
+QueryPairs = tuple[tuple[str, str], ...]
+
+
+def known_parameters(query_string: str) -> QueryPairs:
+    """The feed parameters of a raw WSGI query string, in canonical order; others dropped.
+
+    Repeated parameters are kept (in the order sent), so the parser can refuse them."""
+    # WSGI hands the query over as latin-1; its bytes are UTF-8 with percent escapes.
+    text = query_string.encode("latin-1", "replace").decode("utf-8", "replace")
+    return canonical_pairs(parse_qsl(text, keep_blank_values=True))
+
+
+_ORDER = {name: index for index, name in enumerate(KNOWN_PARAMETERS)}
+
+
+def canonical_pairs(pairs: Iterable[tuple[str, str]]) -> QueryPairs:
+    """The feed parameters among pairs, in canonical order (stable for repeated names)."""
+    known = [(name, value) for name, value in pairs if name in _ORDER]
+    return tuple(sorted(known, key=lambda pair: _ORDER[pair[0]]))
+
+
+def encode_query(pairs: Iterable[tuple[str, str]]) -> str:
+    """A query string of pairs: spaces as `+`, every other reserved character escaped."""
+    return urlencode(list(pairs))
+
+
+def parameter_lists(pairs: QueryPairs) -> dict[str, list[str]]:
+    """Pairs as the name-to-values mapping parse_feed_query reads."""
+    lists: dict[str, list[str]] = {}
+    for name, value in pairs:
+        lists.setdefault(name, []).append(value)
+    return lists
 
 
 def _single(args: Mapping[str, list[str]], name: str) -> str | None:

@@ -8,16 +8,16 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, request
 
 from . import combine, health, opml, redirects
 from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
-from .fastpath import answer, cache_key, site_base
+from .fastpath import answer, cache_key, canonical_query, site_base
 from .freshness import Freshness, poll_interval
 from .negotiation import FEED_VARY, PREVIEW, variant
 from .preview import CORS, feed_preview
@@ -25,7 +25,12 @@ from .query import (
     BadParameter,
     FeedQuery,
     Page,
+    QueryPairs,
     Selection,
+    canonical_pairs,
+    encode_query,
+    known_parameters,
+    parameter_lists,
     parse_feed_query,
     parse_selection,
     select_page,
@@ -91,12 +96,23 @@ def base_url() -> str:
     return site_base(request.environ, str(_setting("base_url")))
 
 
-def feed_url(
-    collection: Collection, extension: str, query: list[tuple[str, str]] | None = None
-) -> str:
-    """The absolute URL of a collection's feed in a format, with an optional query."""
-    suffix = f"?{urlencode(query)}" if query else ""
+def feed_url(collection: Collection, extension: str, query: Iterable[tuple[str, str]] = ()) -> str:
+    """The absolute URL of a collection's feed in a format, with an optional query (pairs
+    in canonical order)."""
+    encoded = encode_query(query)
+    suffix = f"?{encoded}" if encoded else ""
     return f"{base_url()}{feed_path(collection, extension)}{suffix}"
+
+
+# What a URL may carry unencoded in an HTTP header: RFC 3986's unreserved and reserved
+# characters, less the comma, semicolon and quote that separate parts of a Link header.
+_HEADER_SAFE = "/:?#[]@!$&()*+=%~"
+
+
+def header_url(url: str) -> str:
+    """A URL fit for an HTTP header: spaces, quotes, <>, commas and non-ASCII percent-encoded
+    (existing escapes kept)."""
+    return quote(url, safe=_HEADER_SAFE)
 
 
 def page_url(collection: Collection) -> str:
@@ -142,12 +158,18 @@ def _feed_description(collection: Collection, narrowed_by: str = "") -> str:
     return str(_setting("site_description"))
 
 
+def request_query() -> QueryPairs:
+    """The request's known parameters in canonical order: the only query a feed or page is
+    made of (the same as in its cache key)."""
+    return known_parameters(canonical_query(request.environ))
+
+
 def _paging_links(collection: Collection, extension: str, page: Page) -> dict[str, str]:
-    """RFC 5005 links, each keeping the request's other parameters (repeated ones too)."""
-    others = [(k, v) for k, v in request.args.items(multi=True) if k != "page"]
+    """RFC 5005 links, each keeping the request's other feed parameters."""
+    others = tuple(pair for pair in request_query() if pair[0] != "page")
 
     def to(number: int) -> str:
-        return feed_url(collection, extension, [*others, ("page", str(number))])
+        return feed_url(collection, extension, canonical_pairs((*others, ("page", str(number)))))
 
     links = {"first": to(1), "last": to(page.last)}
     if page.number > 1:
@@ -160,11 +182,6 @@ def _paging_links(collection: Collection, extension: str, page: Page) -> dict[st
 def _hub_link() -> dict[str, str]:
     hub = str(_setting("websub_hub"))
     return {"hub": hub} if hub else {}
-
-
-def _self_url() -> str:
-    query = request.query_string.decode("latin-1")
-    return f"{base_url()}{request.path}{'?' + query if query else ''}"
 
 
 def _feed_image() -> tuple[str, int]:
@@ -198,7 +215,7 @@ def _render_feed(
         title=_feed_title(collection, narrowed_by),
         description=_feed_description(collection, narrowed_by),
         html_url=page_url(collection),
-        self_url=_self_url(),
+        self_url=feed_url(collection, extension, request_query()),
         # A narrowed feed is a feed of its own: its identity keeps the selection.
         feed_id=feed_url(collection, extension, selection.canonical_query()),
         language=str(_setting("language")),
@@ -219,7 +236,8 @@ def _render_feed(
     hub = document.links.get("hub")
     if hub:
         # WebSub discovery by HTTP header too, for subscribers that do not parse the feed.
-        links += (("Link", f'<{hub}>; rel="hub", <{document.self_url}>; rel="self"'),)
+        hub_url, self_url = header_url(hub), header_url(document.self_url)
+        links += (("Link", f'<{hub_url}>; rel="hub", <{self_url}>; rel="self"'),)
     return Rendered(
         body,
         CONTENT_TYPES[extension],
@@ -269,7 +287,7 @@ def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
 def _feed_query() -> FeedQuery:
     try:
         return parse_feed_query(
-            request.args.to_dict(flat=False), _setting("feed_limit"), _setting("max_feed_limit")
+            parameter_lists(request_query()), _setting("feed_limit"), _setting("max_feed_limit")
         )
     except BadParameter as error:
         abort(400, description=str(error))
@@ -277,14 +295,14 @@ def _feed_query() -> FeedQuery:
 
 def _selection() -> Selection:
     try:
-        return parse_selection(request.args.to_dict(flat=False))
+        return parse_selection(parameter_lists(request_query()))
     except BadParameter as error:
         abort(400, description=str(error))
 
 
 def _feed(kind: str, key: str, extension: str) -> Response:
-    # The query is read only on a miss: a cached response was made for these very bytes of
-    # query string, and a bad query raises before anything is cached.
+    # The query is read only on a miss: a cached response was made from this very canonical
+    # query (fastpath.canonical_query), and a bad query raises before anything is cached.
     if combine.union(_store().catalog, kind, key) is None:
         redirects.to_canonical(_store().catalog, kind, key, f".{extension}")
 

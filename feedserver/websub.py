@@ -4,7 +4,9 @@ Every worker reloads on its own, but only one process publishes: the one that ho
 exclusive lock on a file shared by all of a server's workers. When it dies the lock is
 released, and the next worker to reload takes it over. Notifications go out from a
 background thread, retried with growing pauses, so a slow or dead hub never holds up a
-request or a reload."""
+request or a reload. The queue holds each feed URL at most once (the hub fetches the feed
+when told, so one ping covers every change made before it) and is bounded; the hub's
+redirects are not followed (a 3xx is a failure)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ import fcntl
 import hashlib
 import logging
 import os
-import queue
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 from urllib.parse import urlencode
 
@@ -29,6 +31,57 @@ from .scheduler import ReloadScheduler
 from .urls import FEED_EXTENSIONS, feed_path
 
 logger = logging.getLogger(__name__)
+
+# Feed URLs waiting for a ping, at most: three per collection, so room for thousands of
+# topics and providers changed at once while the hub is down.
+MAX_PENDING = 30_000
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """The hub's 3xx is an answer, not an address to post to instead."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+# An opener like urlopen's, without following redirects: a 3xx raises HTTPError.
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
+class _Outbox:
+    """Feed URLs waiting for a ping, oldest first: each at most once (the hub fetches the
+    feed when told, so one ping covers every change before it), and at most `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._urls: OrderedDict[str, None] = OrderedDict()
+        self._ready = threading.Condition()
+
+    def add(self, feed_urls: Iterable[str]) -> int:
+        """Queue the URLs not already waiting; how many were dropped for want of room."""
+        dropped = 0
+        with self._ready:
+            for url in feed_urls:
+                if url in self._urls:
+                    continue
+                if len(self._urls) >= self.limit:
+                    dropped += 1
+                    continue
+                self._urls[url] = None
+            self._ready.notify()
+        return dropped
+
+    def take(self) -> str:
+        """The oldest waiting URL, waiting for one if there is none."""
+        with self._ready:
+            while not self._urls:
+                self._ready.wait()
+            return self._urls.popitem(last=False)[0]
+
+    def waiting(self) -> list[str]:
+        """The URLs waiting, oldest first."""
+        with self._ready:
+            return list(self._urls)
 
 
 def changed_collections(before: Catalog, after: Catalog, limit: int) -> Iterator[Collection]:
@@ -55,6 +108,7 @@ class HubPublisher:
         lock_name: str,
         attempts: int = 6,
         first_pause: float = 1.0,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.hub = hub
         self.base_url = base_url
@@ -63,7 +117,9 @@ class HubPublisher:
         self.attempts = attempts
         self.first_pause = first_pause
         self._lock_file: IO[bytes] | None = None
-        self._queue: queue.Queue[str] | None = None
+        self.max_pending = max_pending
+        self.dropped = 0  # notifications refused because the queue was full
+        self._queue: _Outbox | None = None
         self._queue_pid: int | None = None
         self._sender: threading.Thread | None = None
         # Told of each notification's outcome (True: the hub accepted it), for the metrics.
@@ -91,30 +147,48 @@ class HubPublisher:
         """Queue one notification per feed of every collection whose content changed."""
         if not self.holds_lock():
             return
-        outbox = self._outbox()
-        for collection in changed_collections(before, after, self.feed_limit):
-            for extension in FEED_EXTENSIONS:
-                outbox.put(f"{self.base_url}{feed_path(collection, extension)}")
-        self._start_sender(outbox)
+        self.enqueue(
+            f"{self.base_url}{feed_path(collection, extension)}"
+            for collection in changed_collections(before, after, self.feed_limit)
+            for extension in FEED_EXTENSIONS
+        )
 
-    def _outbox(self) -> queue.Queue[str]:
+    def enqueue(self, feed_urls: Iterable[str]) -> None:
+        """Queue a ping for each feed URL not already waiting; past the bound, drop and warn."""
+        outbox = self._outbox()
+        dropped = outbox.add(feed_urls)
+        self._start_sender(outbox)
+        if dropped:
+            self.dropped += dropped
+            logger.warning(
+                "WebSub: queue full (%d feeds waiting); dropped %d notifications",
+                self.max_pending,
+                dropped,
+            )
+
+    def pending(self) -> list[str]:
+        """The feed URLs waiting for a ping, oldest first (not the one being sent)."""
+        return self._queue.waiting() if self._queue is not None else []
+
+    def _outbox(self) -> _Outbox:
         """This process's queue of feeds to announce. Made here rather than with the app: a
         queue made in gunicorn's master before a --preload fork holds real locks, and
         waiting on one would block a gevent worker's whole event loop."""
         if self._queue is None or self._queue_pid != os.getpid():
-            self._queue, self._queue_pid, self._sender = queue.Queue(), os.getpid(), None
+            self._queue, self._queue_pid = _Outbox(self.max_pending), os.getpid()
+            self._sender = None
         return self._queue
 
-    def _start_sender(self, outbox: queue.Queue[str]) -> None:
+    def _start_sender(self, outbox: _Outbox) -> None:
         if self._sender is None or not self._sender.is_alive():
             self._sender = threading.Thread(
                 target=self._send_all, args=(outbox,), name="websub", daemon=True
             )
             self._sender.start()
 
-    def _send_all(self, outbox: queue.Queue[str]) -> None:
+    def _send_all(self, outbox: _Outbox) -> None:
         while True:
-            self.publish(outbox.get())
+            self.publish(outbox.take())
 
     def publish(self, feed_url: str) -> bool:
         """Notify the hub of one feed, retrying with doubling pauses; True once it accepts."""
@@ -144,10 +218,12 @@ class HubPublisher:
         request = urllib.request.Request(self.hub, data=data, method="POST")
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with _OPENER.open(request, timeout=10) as response:
                 response.read()
                 return None
         except urllib.error.HTTPError as error:
+            if 300 <= error.code < 400:
+                return f"hub answered {error.code} (redirects are not followed)"
             return f"hub answered {error.code}"
         except (OSError, ValueError) as error:
             return f"hub unreachable ({error})"

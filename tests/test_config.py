@@ -41,6 +41,7 @@ DEFAULTS = {
     "polite_polling": True,
     "cache_dir": "auto",
     "watch_seeds": True,
+    "render_cache_bytes": 64_000_000,
 }
 
 

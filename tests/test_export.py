@@ -3,7 +3,9 @@ and atomic."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,15 @@ import pytest
 from flask import Flask
 
 from feedserver import cli
-from feedserver.export import BROWSER, MANIFEST, REDIRECTS_FILE, build_site
+from feedserver.export import (
+    BROWSER,
+    MANIFEST,
+    REDIRECTS_FILE,
+    BuildRefused,
+    build_site,
+    plain_relative,
+)
+from feedserver.render import RENDERERS, FeedDocument
 
 from .conftest import TEST_BASE_URL, GunicornServer
 
@@ -161,3 +171,180 @@ def test_second_build_rewrites_only_changed_files_and_removes_stale_ones(
 def test_build_needs_a_base_url(tmp_path: Path, seeds_dir: Path) -> None:
     assert cli.main(["build", str(tmp_path / "site"), "--seeds", str(seeds_dir)]) == 2
     assert not (tmp_path / "site").exists()
+
+
+# --- a build never destroys a good site -------------------------------------------------------
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under root (the manifest too) with its bytes and modification time."""
+    return {
+        str(path.relative_to(root)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+
+def build_cli(out: Path, seeds: Path, *extra: str) -> int:
+    return cli.main(["build", str(out), "--seeds", str(seeds), "--base-url", TEST_BASE_URL, *extra])
+
+
+@pytest.fixture
+def built(tmp_path: Path, seeds_dir: Path) -> Path:
+    """A good site built from the bundled seeds."""
+    out = tmp_path / "site"
+    assert build_cli(out, seeds_dir) == 0
+    return out
+
+
+@pytest.mark.parametrize("how", ["missing", "a file", "renamed"])
+def test_an_unreadable_seeds_directory_changes_nothing(
+    built: Path, seeds_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    before = snapshot(built)
+    capsys.readouterr()
+    if how == "missing":
+        seeds = tmp_path / "no-such-seeds"
+    elif how == "a file":
+        seeds = tmp_path / "seeds-file"
+        seeds.write_text("not a directory")
+    else:
+        seeds = seeds_dir
+        seeds_dir.rename(tmp_path / "moved")
+    assert build_cli(built, seeds) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(seeds) in err and "nothing written" in err, err
+    assert snapshot(built) == before
+
+
+def test_a_directory_that_disappears_before_the_build_changes_nothing(
+    built: Path, app: Flask, seeds_dir: Path
+) -> None:
+    before = snapshot(built)
+    shutil.rmtree(seeds_dir)
+    app.extensions["feedserver.store"].reload()  # as `build --watch` does
+    with pytest.raises(BuildRefused, match="cannot be read"):
+        build_site(app, built)
+    assert snapshot(built) == before
+
+
+def unpublish_all(seeds: Path) -> None:
+    for path in seeds.iterdir():
+        if path.is_file():
+            path.write_text(path.read_text().replace("published: true", "published: false"))
+
+
+def test_a_build_that_would_remove_every_article_is_refused(
+    built: Path, seeds_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(built)
+    unpublish_all(seeds_dir)
+    capsys.readouterr()
+    assert build_cli(built, seeds_dir) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--allow-empty" in err, err
+    assert snapshot(built) == before
+    # Insisting builds the empty site: every topic and provider file goes.
+    assert build_cli(built, seeds_dir, "--allow-empty") == 0
+    left = {str(path.relative_to(built)) for path in built.rglob("*") if path.is_file()}
+    assert not {name for name in left if name.startswith(("topics/", "providers/"))} - {
+        "topics/index.html",
+        "providers/index.html",
+    }
+    assert json.loads((built / "feed.json").read_bytes())["items"] == []
+
+
+def test_an_empty_site_may_be_built_first_and_rebuilt(tmp_path: Path, tmp_seeds: Path) -> None:
+    out = tmp_path / "site"
+    assert build_cli(out, tmp_seeds) == 0  # nothing to lose: no refusal
+    assert build_cli(out, tmp_seeds) == 0
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "../outside.txt",
+        "../../outside.txt",
+        "topics/../../outside.txt",
+        "OUTSIDE_ABSOLUTE",
+        "./../outside.txt",
+        "topics/..",
+        "..",
+        "..\\outside.txt",
+        "topics\\..\\..\\outside.txt",
+        "feed.rss\x00../outside.txt",
+        "link/outside.txt",
+    ],
+)
+def test_manifest_entries_outside_outdir_are_never_deleted(
+    built: Path, app: Flask, tmp_path: Path, entry: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    (built / "link").symlink_to(tmp_path)  # a folder inside OUTDIR that leads outside
+    entry = entry.replace("OUTSIDE_ABSOLUTE", str(outside))
+    with (built / MANIFEST).open("a", encoding="utf-8") as manifest:
+        manifest.write(entry + "\n")
+    report = build_site(app, built)
+    assert outside.read_text() == "keep me"
+    assert report.removed == 0 and not report.failed
+    listed = (built / MANIFEST).read_text(encoding="utf-8").split("\n")
+    if plain_relative(entry):  # plain, but it resolves outside: listed still, never deleted
+        assert entry == "link/outside.txt" and entry in listed
+        assert "resolves outside" in caplog.text
+    else:
+        assert entry not in listed
+        assert "ignoring entry" in caplog.text
+
+
+@pytest.mark.parametrize("entry", ["a/./b", "a//b", "/", "", " \t"])
+def test_plain_relative_refuses_odd_entries(entry: str) -> None:
+    assert not plain_relative(entry)
+
+
+@pytest.mark.parametrize("entry", ["feed.rss", "topics/ai/index.html", "providers/a.b.c.rss"])
+def test_plain_relative_accepts_the_builds_own_names(entry: str) -> None:
+    assert plain_relative(entry)
+
+
+def explode_for(title: str, renderer: Callable[[FeedDocument], bytes]) -> Callable[..., bytes]:
+    def render(document: FeedDocument) -> bytes:
+        if title in document.title:
+            raise RuntimeError("renderer broke")
+        return renderer(document)
+
+    return render
+
+
+def test_a_failing_route_is_reported_and_skipped_and_its_last_file_kept(
+    built: Path,
+    seeds_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = (built / "topics" / "ai.atom").read_bytes()
+    monkeypatch.setitem(RENDERERS, "atom", explode_for("Microsoft AI", RENDERERS["atom"]))
+    # Something changed as well, so every other file is rewritten.
+    techcrunch = next(seeds_dir.glob("004_*"))
+    techcrunch.write_text(techcrunch.read_text().replace("published: true", "published: false"))
+    capsys.readouterr()
+    assert build_cli(built, seeds_dir) == 1
+    captured = capsys.readouterr()
+    failures = [line for line in captured.err.splitlines() if line.startswith("feedserver: build")]
+    assert failures == ["feedserver: build: /topics/microsoft-ai.atom: answered 500"]
+    assert "1 failed" in captured.out
+    assert (built / "topics" / "ai.atom").read_bytes() != old  # the others were rebuilt
+    assert (built / "topics" / "microsoft-ai.atom").is_file()  # the last good copy stays
+    assert "topics/microsoft-ai.atom" in (built / MANIFEST).read_text()
+    assert not (built / "providers" / "techcrunch.com.rss").exists()
+
+
+def test_a_file_that_cannot_be_written_is_reported_and_skipped(app: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    (out / "feed.rss" / "in-the-way").mkdir(parents=True)  # a folder where a file goes
+    report = build_site(app, out)
+    assert len(report.failed) == 1
+    assert report.failed[0].startswith("/feed.rss: cannot write feed.rss:")
+    assert report.files == len(EXPECTED) - 1
+    assert (out / "feed.atom").is_file() and (out / "topics" / "ai.rss").is_file()
+    assert not list(out.rglob(".tmp-*"))

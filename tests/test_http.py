@@ -281,12 +281,12 @@ def test_following_next_visits_every_article_once(many: FlaskClient, extension: 
 def test_paging_links_follow_rfc_5005(many: FlaskClient) -> None:
     root = ElementTree.fromstring(many.get("/feed.atom?limit=25&page=2&q=story").data)
     links = {link.get("rel"): link.get("href") for link in root.iter(f"{ATOM}link")}
-    base = f"{TEST_BASE_URL}/feed.atom?limit=25&q=story"
-    assert links["self"] == f"{TEST_BASE_URL}/feed.atom?limit=25&page=2&q=story"
-    assert links["first"] == f"{base}&page=1"
-    assert links["previous"] == f"{base}&page=1"
-    assert links["next"] == f"{base}&page=3"
-    assert links["last"] == f"{base}&page=6"
+    base = f"{TEST_BASE_URL}/feed.atom?limit=25"
+    assert links["self"] == f"{base}&page=2&q=story"
+    assert links["first"] == f"{base}&page=1&q=story"
+    assert links["previous"] == f"{base}&page=1&q=story"
+    assert links["next"] == f"{base}&page=3&q=story"
+    assert links["last"] == f"{base}&page=6&q=story"
     rss = ElementTree.fromstring(many.get("/feed.rss?limit=25&page=6").data)
     rels = {link.get("rel") for link in rss.iter(f"{ATOM}link")}
     assert rels == {"self", "first", "previous", "last"}

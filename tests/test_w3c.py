@@ -165,8 +165,10 @@ SHAPES = [
     "/providers/example.com+techcrunch.com.rss",
     "/feed.rss?topic=ai&topic=w3c-markdown-body&provider=example.com&provider=techcrunch.com",
     "/feed.atom?topic=ai&topic=w3c-markdown-body&provider=example.com&provider=techcrunch.com",
-    "/feed.rss?exclude_topic=ai&exclude_provider=hothardware.com&limit=3&page=2",
-    "/feed.atom?exclude_topic=ai&exclude_provider=hothardware.com&limit=3&page=2",
+    # Asked in canonical order (query.KNOWN_PARAMETERS): a feed's self link is its canonical
+    # URL, and the validator wants it to be the address it fetched.
+    "/feed.rss?limit=3&page=2&exclude_topic=ai&exclude_provider=hothardware.com",
+    "/feed.atom?limit=3&page=2&exclude_topic=ai&exclude_provider=hothardware.com",
 ]
 # Variants the validator still finds fault with: none now.
 KNOWN_PROBLEMS: dict[tuple[str, str], str] = {}

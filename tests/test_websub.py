@@ -190,3 +190,139 @@ def test_one_process_pings_under_several_workers(
     hub.wait_for(len(expected))
     time.sleep(2.5)  # two more intervals: no other worker pings as well
     assert Counter(hub.pings) == dict.fromkeys(expected, 1), server.output()[-2000:]
+
+
+# --- the queue: one pending ping per feed, bounded; no redirects ------------------------------
+
+
+class RecordingHub(Hub):
+    """A hub that records, with each ping, the status it answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered: list[tuple[str, int]] = []
+        hub = self
+        handler = self.server.RequestHandlerClass
+        original = handler.do_POST  # type: ignore[attr-defined]
+
+        def do_post(request: BaseHTTPRequestHandler) -> None:
+            status = hub.status
+            before = len(hub.pings)
+            original(request)
+            hub.answered += [(url, status) for url in hub.pings[before:]]
+
+        handler.do_POST = do_post  # type: ignore[attr-defined]
+
+    def accepted(self) -> Counter[str]:
+        return Counter(url for url, status in self.answered if status < 300)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_feed_waits_in_the_queue_once_while_the_hub_is_down() -> None:
+    from feedserver.websub import HubPublisher
+
+    hub = RecordingHub()
+    try:
+        hub.status = 503
+        publisher = HubPublisher(hub.url, TEST_BASE_URL, 50, "dedupe-test", 1000, 0.02)
+        a, b, c = (f"{TEST_BASE_URL}/topics/{name}.rss" for name in "abc")
+        publisher.enqueue([a, b, c])
+        assert wait_until(lambda: len(hub.pings) >= 2)  # a is being retried
+        for _ in range(20):  # every reload while the hub is down changes the same feeds
+            publisher.enqueue([a, b, c])
+        pending = publisher.pending()
+        assert sorted(pending) == sorted({a, b, c}), pending  # each once; a again after a
+        hub.status = 204
+        assert wait_until(lambda: sum(hub.accepted().values()) == 4)
+        time.sleep(0.3)  # and nothing more arrives
+        assert hub.accepted() == {a: 2, b: 1, c: 1}
+        assert publisher.pending() == []
+    finally:
+        hub.server.shutdown()
+
+
+def test_the_queue_is_bounded_and_says_what_it_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from feedserver.websub import HubPublisher
+
+    hub = RecordingHub()
+    try:
+        hub.status = 503
+        publisher = HubPublisher(hub.url, TEST_BASE_URL, 50, "bound-test", 1000, 0.05, 5)
+        first = f"{TEST_BASE_URL}/feed.rss"
+        publisher.enqueue([first])
+        assert wait_until(lambda: len(hub.pings) >= 1)  # the first is in flight, not waiting
+        urls = [f"{TEST_BASE_URL}/topics/t{n}.rss" for n in range(12)]
+        publisher.enqueue(urls)
+        assert publisher.pending() == urls[:5]
+        assert publisher.dropped == 7
+        assert "queue full (5 feeds waiting); dropped 7 notifications" in caplog.text
+    finally:
+        hub.server.shutdown()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_hub_redirect_is_a_failure_and_is_not_followed(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    from feedserver.websub import HubPublisher
+
+    received: dict[str, list[str]] = {"hub": [], "target": []}
+
+    def server(name: str, answer: int, location: str = "") -> ThreadingHTTPServer:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received[name].append(self.command)
+                self.send_response(answer)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD = do_PUT = do_POST
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        running = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=running.serve_forever, daemon=True).start()
+        return running
+
+    target = server("target", 204)  # where the redirect points: it must hear nothing
+    hub = server("hub", status, f"http://127.0.0.1:{target.server_address[1]}/")
+    try:
+        url = f"http://127.0.0.1:{hub.server_address[1]}/"
+        publisher = HubPublisher(url, TEST_BASE_URL, 50, "redirect-test", 2, 0.01)
+        assert not publisher.publish(f"{TEST_BASE_URL}/feed.rss")
+        assert received == {"hub": ["POST", "POST"], "target": []}  # both attempts, no more
+        assert f"hub answered {status} (redirects are not followed)" in caplog.text
+    finally:
+        hub.shutdown()
+        target.shutdown()
+
+
+def test_urls_in_the_link_header_are_percent_encoded(
+    make_app: Callable[..., Flask], tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    two_topics(write_seed)
+    hub = 'https://hub.example/a b/"é",<y>'  # config takes it: a path is not checked
+    client = make_app(tmp_seeds, base_url=TEST_BASE_URL, websub_hub=hub).test_client()
+    response = client.get(
+        "/topics/alpha.atom", query_string={"q": 'test "a",<b>;é', "junk": "x y", "limit": "5"}
+    )
+    assert response.status_code == 200
+    link = response.headers["Link"]
+    assert link.isascii()
+    hub_part, self_part = link.split(", ")
+    assert hub_part == '<https://hub.example/a%20b/%22%C3%A9%22%2C%3Cy%3E>; rel="hub"'
+    assert self_part == (
+        f'<{TEST_BASE_URL}/topics/alpha.atom?limit=5&q=test+%22a%22%2C%3Cb%3E%3B%C3%A9>; rel="self"'
+    )
+    assert not any(c in link[1 : link.index(">")] for c in ' "<,')
