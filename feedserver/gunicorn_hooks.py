@@ -5,6 +5,7 @@ master, before any worker exists) before prometheus_client is imported anywhere.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -28,7 +29,15 @@ def prepare_metrics_dir() -> str:
         directory = tempfile.mkdtemp(prefix="feedserver-metrics-")
         os.environ[METRICS_ENV] = directory
         _created.append(directory)
+        # Also when the master stops without on_exit (a start-up check failing): only the
+        # process that made the folder removes it, never a worker leaving.
+        atexit.register(_remove_if_owner, directory, os.getpid())
     return directory
+
+
+def _remove_if_owner(directory: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def on_starting(server: Any) -> None:

@@ -33,8 +33,9 @@ FEED_ALIASES = {
 }
 # A fixed alias never changes: a day; a spelling's target may go when its topic does.
 ALIAS_MAX_AGE = 86400
-# Characters a query string keeps as they are; anything else is percent-encoded.
-_QUERY_SAFE = "/?&=+%;:@,$!*'()~"
+# Characters a query string keeps as they are in the Location header; anything else,
+# commas, semicolons and quotes included (as in every URL put in a header), is encoded.
+_QUERY_SAFE = "/?&=+%:@$!*()~"
 
 
 def _moved(path: str, max_age: int) -> Response:

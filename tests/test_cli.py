@@ -171,7 +171,8 @@ def test_build_with_a_missing_seeds_directory_exits_with_one_line(
     code = main(["build", str(outdir), "--base-url", "https://feeds.test", "--seeds", str(missing)])
     assert code == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line == f"feedserver: seeds_dir {missing}: no such directory"
+    assert line.startswith(f"feedserver: build: seeds directory {missing} cannot be read")
+    assert line.endswith(f"nothing written to {outdir}")
     assert not outdir.exists()
 
 
