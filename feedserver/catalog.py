@@ -6,10 +6,11 @@ from __future__ import annotations
 import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .models import Article
+from .search import SearchIndex
 from .seeds import ParsedSeed
 
 # What an empty feed reports as its update time: fixed, so it never moves on its own.
@@ -63,6 +64,11 @@ class Catalog:
     files: int
     built_at: datetime
     scheduled: tuple[Article, ...]  # published, but dated in the future
+    # Built on first use and kept with the snapshot (a copy of the snapshot shares it).
+    search: SearchIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "search", SearchIndex(self.everything.articles, collection_keys))
 
     @property
     def next_release(self) -> datetime | None:

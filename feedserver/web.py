@@ -128,8 +128,12 @@ def _self_url() -> str:
     return f"{base_url()}{request.path}{'?' + query if query else ''}"
 
 
-def _render_feed(collection: Collection, extension: str, query: FeedQuery) -> Rendered:
-    page = select_page(collection.articles, query)
+def _render_feed(
+    catalog: Catalog, collection: Collection, extension: str, query: FeedQuery
+) -> Rendered:
+    page = select_page(
+        collection.articles, query, catalog.search, (collection.kind, collection.key)
+    )
     if page.number > page.last:
         abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
     document = FeedDocument(
@@ -204,7 +208,7 @@ def _feed(kind: str, key: str, extension: str) -> Response:
     # query string, and a bad query raises before anything is cached.
     def render(catalog: Catalog) -> Rendered:
         collection = _collection_or_404(catalog, kind, key)
-        return _render_feed(collection, extension, _feed_query())
+        return _render_feed(catalog, collection, extension, _feed_query())
 
     return respond(_cached(render))
 
