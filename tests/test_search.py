@@ -51,9 +51,7 @@ def article(draw: st.DrawFn, number: int) -> Article:
 
 
 def seeds(articles: list[Article]) -> list[ParsedSeed]:
-    return [
-        ParsedSeed(SeedFile(f"{n}.txt", 1, n, n), a, None, ()) for n, a in enumerate(articles)
-    ]
+    return [ParsedSeed(SeedFile(f"{n}.txt", 1, n, n), a, None, ()) for n, a in enumerate(articles)]
 
 
 @st.composite
@@ -87,7 +85,8 @@ def collections(catalog: Catalog) -> list[Collection]:
 
 
 def indexed(catalog: Catalog, collection: Collection, query: FeedQuery) -> Page:
-    return select_page(collection.articles, query, catalog.search, (collection.kind, collection.key))
+    key = (collection.kind, collection.key)
+    return select_page(collection.articles, query, catalog.search, key)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
