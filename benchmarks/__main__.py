@@ -1,6 +1,7 @@
 """Measure feedserver at 1,000, 10,000 and 100,000 seed files against the issue's targets.
 
-    python -m benchmarks [--sizes 1000,10000,100000] [--only cold,reload,serve,flat,memory,startup]
+    python -m benchmarks [--sizes 1000,10000,100000]
+                         [--only cold,reload,serve,flat,filtered,memory,startup]
                          [--workdir DIR] [--markdown FILE]
 
 For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
@@ -21,7 +22,7 @@ from typing import Any
 
 from . import fresh, loadgen, report, targets, trees
 
-GROUPS = ("cold", "reload", "serve", "flat", "memory", "startup")
+GROUPS = ("cold", "reload", "serve", "flat", "filtered", "memory", "startup")
 BASELINE_SIZE = 1000
 
 
@@ -83,6 +84,9 @@ def measure_size(
     if "flat" in groups:
         _progress(f"N={tree.count:,}: feed latency")
         result.figures += targets.flat_cost(tree, state["baseline"])
+    if "filtered" in groups:
+        _progress(f"N={tree.count:,}: filtered feed latency")
+        result.figures += targets.filtered_cost(tree, state["baseline"])
     if "memory" in groups:
         _progress(f"N={tree.count:,}: memory")
         result.figures += targets.memory(tree, state["idle"])
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         loadgen=args.loadgen,
     )
     state: dict[str, Any] = {"baseline": None, "idle": None}
-    if "flat" in args.only:
+    if "flat" in args.only or "filtered" in args.only:
         state["baseline"] = trees.seed_tree(workdir, BASELINE_SIZE, args.seed)
     if "memory" in args.only:
         state["idle"] = fresh.run("memory:idle_rss")

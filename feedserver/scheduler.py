@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -64,6 +65,9 @@ class ReloadScheduler:
                 misfire_grace_time=self.interval_seconds,
                 **({"next_run_time": first_run} if first_run else {}),
             )
+            # Build the served catalog's search index now, in the background, so that the
+            # first filtered request does not wait for it (reload() does so for later ones).
+            self._scheduler.add_job(self.prepare_search, id="prepare-search")
             self._scheduler.start()
             self._pid = os.getpid()
             logger.info("reload scheduler started in process %d", self._pid)
@@ -85,8 +89,21 @@ class ReloadScheduler:
             if after is not before:
                 for listener in self.listeners:
                     listener(before, after)
+                self.prepare_search()
         except Exception:
             logger.exception("reload failed; serving the last catalog")
+
+    def prepare_search(self) -> None:
+        """Build the served catalog's search index, off the request path."""
+        catalog = self.store.catalog
+        started = time.perf_counter()
+        catalog.search.prepare()
+        logger.info(
+            "search index ready: %d articles, %.0f KB, %.3fs",
+            len(catalog.everything.articles),
+            catalog.search.nbytes() / 1024,
+            time.perf_counter() - started,
+        )
 
 
 def init_app(app: Flask, store: CatalogStore) -> ReloadScheduler:
