@@ -43,6 +43,9 @@ QUERIES = (
     "q=quantum&sort=heat&page=2",
     "q=nowhere",
 )
+# The same feeds without a query, rendered uncached the same way: what a request costs
+# besides selecting its articles, at this size.
+CONTROL = ""
 
 
 class FilteredTimer:
@@ -59,7 +62,7 @@ class FilteredTimer:
         self.requests = {
             (feed, query): dict(environ_for(path), QUERY_STRING=query)
             for feed, path in feeds.items()
-            for query in QUERIES
+            for query in (*QUERIES, CONTROL)
         }
         self.paths = feeds
         call(self.app, environ_for(feeds["all"]))  # the process's first render, unfiltered
@@ -90,6 +93,8 @@ class FilteredTimer:
         }
         costs = {}
         for feed, query_string in self.requests:
+            if query_string == CONTROL:
+                continue
             collection = collections[feed]
             args: dict[str, list[str]] = {}
             for pair in query_string.split("&"):
@@ -145,8 +150,8 @@ class FilteredTimer:
             feed: {
                 clock: statistics.median(
                     timing[index]
-                    for (kind, _), timings in self.timings.items()
-                    if kind == feed
+                    for (kind, query), timings in self.timings.items()
+                    if kind == feed and query != CONTROL
                     for timing in timings
                 )
                 for index, clock in enumerate(("wall", "cpu"))
@@ -163,7 +168,7 @@ class FilteredTimer:
         }
 
 
-def side_by_side(roots: list[str], batches: int = 15, batch: int = 2) -> list[dict[str, Any]]:
+def side_by_side(roots: list[str], batches: int = 20, batch: int = 2) -> list[dict[str, Any]]:
     """The figures of several trees, each in its own fresh process pinned to the same CPU,
     taking turns every `batch` requests of each kind, so that all see the same machine."""
     children = [

@@ -293,6 +293,8 @@ def filtered_cost(tree: trees.SeedTree, baseline: trees.SeedTree) -> list[Figure
     for feed, label in (("all", "all-articles feed"), ("topic", "biggest topic")):
         mine, theirs = result["pooled"][feed], base["pooled"][feed]
         share = mine["wall"] / theirs["wall"]
+        control = result["medians"][f"{feed} {filtered.CONTROL}"]
+        base_control = base["medians"][f"{feed} {filtered.CONTROL}"]
         rows = []
         for query in filtered.QUERIES:
             name = f"{feed} {query}"
@@ -314,6 +316,9 @@ def filtered_cost(tree: trees.SeedTree, baseline: trees.SeedTree) -> list[Figure
                 f"{result['paths'][feed]} with {len(rows)} queries, in-process WSGI calls, "
                 f"each after a new catalog object emptied the render cache, taking turns with "
                 f"the 1,000-file process; CPU-time ratio {ratio(mine['cpu'] / theirs['cpu'])}; "
+                f"the same feed without a query, uncached alike: {seconds(control['wall'])} vs "
+                f"{seconds(base_control['wall'])} = "
+                f"{ratio(control['wall'] / base_control['wall'])}; "
                 f"each query's median here vs at 1,000, and select_page alone here with the "
                 f"index and by a scan of the collection: " + "; ".join(rows),
             )
