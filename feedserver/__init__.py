@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, Response
 
-from . import errors, scheduler, web, websub
+from . import errors, pages, redirects, scheduler, web, websub
 from .cache import RenderCache
 from .config import load_config
 from .fastpath import CachedResponses
@@ -59,6 +59,8 @@ def create_app(
     # werkzeug would answer "//" in a path with a redirect built from the Host header.
     app.url_map.merge_slashes = False
     app.register_blueprint(web.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(redirects.bp)
     errors.init_app(app)
     app.after_request(_add_nosniff)
     # Cached responses are answered before Flask is involved at all.

@@ -30,6 +30,10 @@ class Rendered:
     content_type: str
     last_modified: datetime | None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # Seconds a reader may keep it (a feed's own polling interval); None: the server's.
+    max_age: int | None = None
+    # The request headers the body was chosen on (a feed URL's variants add Accept).
+    vary: str = "Accept-Encoding"
     etag: str = ""
     _gzipped: bytes | None = field(default=None, repr=False)
     _headers: dict[tuple[bool, int], Headers] = field(default_factory=dict, repr=False)
@@ -50,7 +54,9 @@ class Rendered:
         return f"{self.etag}-gz" if compressed else self.etag
 
     def headers(self, compressed: bool, max_age: int) -> Headers:
-        """The response headers of the plain or gzip representation."""
+        """The response headers of the plain or gzip representation; `max_age` is the
+        server's own (reload_interval). A feed that publishes less often lets readers keep
+        it longer, while shared caches (s-maxage) still revalidate at the server's pace."""
         key = (compressed, max_age)
         found = self._headers.get(key)
         if found is None:
@@ -59,9 +65,9 @@ class Rendered:
             if compressed:
                 found.append(("Content-Encoding", "gzip"))
             found += [
-                ("Vary", "Accept-Encoding"),
+                ("Vary", self.vary),
                 ("ETag", quote_etag(self.etag_for(compressed))),
-                ("Cache-Control", f"public, max-age={max_age}"),
+                ("Cache-Control", self._cache_control(max_age)),
                 ("X-Content-Type-Options", "nosniff"),
             ]
             if self.last_modified is not None:
@@ -69,6 +75,11 @@ class Rendered:
             found += self.extra_headers
             self._headers[key] = found
         return found
+
+    def _cache_control(self, server_max_age: int) -> str:
+        if self.max_age is None or self.max_age <= server_max_age:
+            return f"public, max-age={server_max_age}"
+        return f"public, max-age={self.max_age}, s-maxage={server_max_age}"
 
 
 class _Pending:

@@ -7,13 +7,15 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .catalog import build_catalog
 from .config import ConfigError, load_config
+from .models import Article
 from .seeds import parse_seed_file, scan_seed_files
 
 
@@ -53,6 +55,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def name_merges(articles: Iterable[Article]) -> list[str]:
+    """One line for each topic or provider that different names share (`Microsoft AI` and
+    `microsoft  ai`): the site shows them as one, under one of the names."""
+    names: dict[str, set[str]] = defaultdict(set)
+    for article in articles:
+        for topic in article.topics:
+            names[f"topics/{topic.key}"].add(topic.name)
+        if article.provider is not None:
+            names[f"providers/{article.provider.key}"].add(article.provider.name)
+    return [
+        f"{where}: warning: one {where.split('/')[0][:-1]} for the names "
+        + ", ".join(repr(name) for name in sorted(spellings))
+        for where, spellings in sorted(names.items())
+        if len(spellings) > 1
+    ]
+
+
 def check(args: argparse.Namespace) -> int:
     """Read every seed file, print one line per problem and a summary; 1 if any is unusable."""
     _apply_common(args)
@@ -69,12 +88,15 @@ def check(args: argparse.Namespace) -> int:
         severity = "skipped" if problem.fatal else "warning"
         print(f"{problem.file}: {severity}: {problem.reason}")
     articles = [seed.article for seed in seeds if seed.article is not None]
+    merges = name_merges(articles)
+    for line in merges:
+        print(line)
     unusable = sum(1 for problem in catalog.problems if problem.fatal)
     print(
         f"{len(seeds)} files, {len(articles)} articles, "
         f"{sum(1 for a in articles if a.published)} published "
         f"({len(catalog.everything.articles)} visible now), "
-        f"{len(catalog.problems)} problems ({unusable} files unusable)"
+        f"{len(catalog.problems) + len(merges)} problems ({unusable} files unusable)"
     )
     return 1 if unusable else 0
 

@@ -86,6 +86,22 @@ def _hub_url(value: Any) -> str:
     return text
 
 
+# Image types RSS <image> may name (the W3C validator warns on any other file extension).
+IMAGE_EXTENSIONS = (".png", ".gif", ".jpg", ".jpeg")
+
+
+def _image_url(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an absolute http(s) URL of an image, got {text!r}")
+    if not parts.path.lower().endswith(IMAGE_EXTENSIONS):
+        raise ValueError(f"must name a PNG, GIF or JPEG file ({', '.join(IMAGE_EXTENSIONS)})")
+    return text
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -151,11 +167,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_feed_limit", 500, _integer(1, 10000), "Largest `limit` query value a client may ask."
     ),
+    Setting("page_size", 20, _integer(1, 500), "Articles on one page of an HTML page's paging."),
     Setting(
         "websub_hub",
         "",
         _hub_url,
         "WebSub hub that feeds advertise and that is told of changes; empty means none.",
+    ),
+    Setting(
+        "feed_image",
+        "",
+        _image_url,
+        "URL of a square PNG, GIF or JPEG that feeds show as their icon and logo; "
+        "empty means the bundled image.",
     ),
     Setting(
         "max_file_bytes",

@@ -1,13 +1,17 @@
-"""Error responses: a short plain message, or JSON when the client asks for JSON; never a
-stack trace, a path of the machine or a setting's value."""
+"""Error responses: an HTML page for a person's browser, a short plain message or JSON for
+programs; never a stack trace, a path of the machine or a setting's value. Feeds and JSON
+keep their plain errors, which readers show or log as they are."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
+
+from .negotiation import is_navigation, is_public_data
+from .preview import CORS, PAGE_POLICY
 
 logger = logging.getLogger(__name__)
 
@@ -17,16 +21,42 @@ def _wants_json() -> bool:
     return best == "application/json" or request.path.endswith((".json", "/healthz"))
 
 
+def _wants_page() -> bool:
+    """A browser opening a page (not a feed, a listing or /healthz) gets an HTML page."""
+    path = request.path
+    if is_public_data(path) or path == "/healthz" or path.endswith((".json", ".opml")):
+        return False
+    return is_navigation(request.environ)
+
+
+def _error_page(code: int, name: str, message: str) -> str | None:
+    """The HTML error page, or None (plain text then) when it cannot be rendered."""
+    try:
+        site_title = current_app.config["FEEDSERVER"]["site_title"]
+        return render_template(
+            "error.html", site_title=site_title, code=code, name=name, message=message
+        )
+    except Exception:
+        logger.exception("could not render the error page for %s", request.path)
+        return None
+
+
 def error_response(error: HTTPException) -> Response:
     """The response for an HTTP error, in the form the client prefers."""
     code = error.code or 500
-    message = error.description if code < 500 else "internal server error"
-    if _wants_json():
+    message = str(error.description) if code < 500 else "internal server error"
+    page = _error_page(code, error.name, message) if _wants_page() else None
+    if page is not None:
+        response = Response(page, code, content_type="text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
+    elif _wants_json():
         body = json.dumps({"error": error.name, "status": code, "message": message}) + "\n"
         response = Response(body, code, content_type="application/json")
     else:
         text = f"{code} {error.name}: {message}\n"
         response = Response(text, code, content_type="text/plain; charset=utf-8")
+    if is_public_data(request.path):
+        response.headers[CORS[0]] = CORS[1]  # a page's script may read why a fetch failed
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         response.headers["Allow"] = ", ".join(error.valid_methods)
     response.cache_control.no_store = True

@@ -8,17 +8,20 @@ into place, and files of topics or providers that no longer exist are removed.""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask
+from flask.testing import FlaskClient
 
 from .catalog import Catalog
+from .redirects import FEED_ALIASES
 from .store import CatalogStore
 from .urls import FEED_EXTENSIONS, feed_path, page_path
 
@@ -27,7 +30,23 @@ logger = logging.getLogger(__name__)
 # Lists the files a build wrote, so the next build removes only its own stale files.
 MANIFEST = ".feedserver-manifest"
 LISTINGS = ("/topics.json", "/providers.json", "/feeds.opml")
-STATIC = ("/static/style.css",)
+PAGES = ("/topics", "/providers")
+STATIC = ("/static/style.css", "/static/favicon.svg", "/favicon.ico", "/static/feed-icon.png")
+# A feed's HTML preview (what a browser gets at the feed's URL) is written beside the feed
+# as `<feed file>.html`, for a host that rewrites browser navigations to it (see README).
+PREVIEW_SUFFIX = ".html"
+BROWSER = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
+# Netlify and Cloudflare Pages read redirects from this file at the top of the site.
+REDIRECTS_FILE = "_redirects"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One file of the export: the request whose response it holds, and its name."""
+
+    path: str
+    name: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +59,34 @@ class BuildReport:
     removed: int
 
 
-def routes(catalog: Catalog) -> Iterator[tuple[str, str]]:
+def routes(catalog: Catalog) -> Iterator[Route]:
     """Every path the server answers without a query string (/healthz aside), with the file
-    it is written to: a page becomes a folder's index.html."""
+    it is written to: a page becomes a folder's index.html, a feed's preview `<feed>.html`,
+    and the feed names other software uses (`rss.xml`, `atom.xml`, ...) copies of the feed."""
     for collection in (catalog.everything, *catalog.topics.values(), *catalog.providers.values()):
         page = page_path(collection)
-        yield page, f"{page.strip('/')}/index.html".lstrip("/")
+        yield Route(page, _index_file(page))
         for extension in FEED_EXTENSIONS:
             path = feed_path(collection, extension)
-            yield path, path.lstrip("/")
+            yield Route(path, path.lstrip("/"))
+            yield Route(path, path.lstrip("/") + PREVIEW_SUFFIX, BROWSER)
+    for page in PAGES:
+        yield Route(page, _index_file(page))
     for path in (*LISTINGS, *STATIC):
-        yield path, path.lstrip("/")
+        yield Route(path, path.lstrip("/"))
+    for alias, target in FEED_ALIASES.items():
+        if "." in alias:  # a file name a static host can serve as it is
+            yield Route(target, alias.lstrip("/"))
+
+
+def _index_file(page: str) -> str:
+    return f"{page.strip('/')}/index.html".lstrip("/")
+
+
+def redirects_file() -> bytes:
+    """`_redirects` for Netlify and Cloudflare Pages: the feed names other software uses."""
+    lines = [f"{alias} {target} 301" for alias, target in FEED_ALIASES.items()]
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _write_atomically(target: Path, body: bytes) -> None:
@@ -82,6 +118,13 @@ def _remove(outdir: Path, name: str) -> None:
         parent.rmdir()
 
 
+def _fetch(client: FlaskClient, route: Route) -> bytes:
+    response = client.get(route.path, headers=route.headers)
+    if response.status_code != 200:
+        raise RuntimeError(f"{route.path} answered {response.status_code} during the build")
+    return response.get_data()
+
+
 def build_site(app: Flask, outdir: Path) -> BuildReport:
     """Write every route of the app's current catalog under outdir; see the module's doc."""
     store: CatalogStore = app.extensions["feedserver.store"]
@@ -89,13 +132,11 @@ def build_site(app: Flask, outdir: Path) -> BuildReport:
     outdir.mkdir(parents=True, exist_ok=True)
     written = unchanged = 0
     names = []
-    for route, name in routes(store.catalog):
-        response = client.get(route)
-        if response.status_code != 200:
-            raise RuntimeError(f"{route} answered {response.status_code} during the build")
+    # One body in memory at a time.
+    made = ((route.name, _fetch(client, route)) for route in routes(store.catalog))
+    for name, body in itertools.chain(made, [(REDIRECTS_FILE, redirects_file())]):
         names.append(name)
         target = outdir / name
-        body = response.get_data()
         try:
             same = target.stat().st_size == len(body) and target.read_bytes() == body
         except OSError:

@@ -12,6 +12,7 @@ from werkzeug.http import is_resource_modified, parse_accept_header
 from werkzeug.sansio.utils import get_host
 
 from .cache import Headers, RenderCache, Rendered
+from .negotiation import variant
 from .store import CatalogStore
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -34,12 +35,14 @@ def site_base(environ: dict[str, Any], configured: str) -> str:
 
 def cache_key(environ: dict[str, Any], base: str) -> Hashable:
     """What identifies a response: the site's base URL (a response made for one Host is
-    never served to another), the path and the query exactly as sent."""
-    return (base, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
+    never served to another), the path and the query exactly as sent, and the variant (a
+    feed's HTML preview for browsers is kept apart from the feed)."""
+    return (base, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), variant(environ))
 
 
 def answer(rendered: Rendered, environ: dict[str, Any], max_age: int) -> tuple[int, Headers, bytes]:
-    """Status, headers and body for a rendered response, honouring gzip and validators."""
+    """Status, headers and body for a rendered response, honouring gzip and validators;
+    `max_age` is the server's Cache-Control max-age (see Rendered.headers)."""
     # Cheap tests first: most polls carry no validators, many no Accept-Encoding.
     accept = environ.get("HTTP_ACCEPT_ENCODING")
     compress = bool(accept) and parse_accept_header(accept)["gzip"] > 0

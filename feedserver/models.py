@@ -57,6 +57,8 @@ class Article:
     quality: float | None
     heat: float | None
     published: bool
+    # The Markdown body after the front matter, as sanitized HTML; "" when there is none.
+    body_html: str = ""
 
     @property
     def lead_image(self) -> Image | None:

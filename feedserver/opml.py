@@ -9,24 +9,30 @@ from xml.etree import ElementTree
 FeedLink = tuple[str, str, str]
 
 
-def render_opml(title: str, groups: Sequence[tuple[str, Sequence[FeedLink]]]) -> bytes:
-    """OPML 2.0 bytes with one outline per group, each holding its RSS feeds."""
+def _feed_outline(parent: ElementTree.Element, feed: FeedLink) -> None:
+    text, xml_url, html_url = feed
+    ElementTree.SubElement(
+        parent, "outline", type="rss", text=text, title=text, xmlUrl=xml_url, htmlUrl=html_url
+    )
+
+
+def render_opml(
+    title: str,
+    groups: Sequence[tuple[str, Sequence[FeedLink]]],
+    everything: FeedLink | None = None,
+) -> bytes:
+    """OPML 2.0 bytes: the all-articles feed first, then one outline per group, each holding
+    its RSS feeds."""
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
     ElementTree.SubElement(head, "title").text = title
     body = ElementTree.SubElement(root, "body")
+    if everything is not None:
+        _feed_outline(body, everything)
     for group_title, feeds in groups:
         group = ElementTree.SubElement(body, "outline", text=group_title, title=group_title)
-        for text, xml_url, html_url in feeds:
-            ElementTree.SubElement(
-                group,
-                "outline",
-                type="rss",
-                text=text,
-                title=text,
-                xmlUrl=xml_url,
-                htmlUrl=html_url,
-            )
+        for feed in feeds:
+            _feed_outline(group, feed)
     ElementTree.indent(root)
     document: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
     return document + b"\n"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .audience import feed_of, identify, is_feed_document
+from .negotiation import is_navigation
 from .polls import PollRecorder
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -98,7 +99,7 @@ class AudienceMiddleware:
             or environ.get("REQUEST_METHOD") != "GET"
             or "HTTP_IF_NONE_MATCH" in environ
             or "HTTP_IF_MODIFIED_SINCE" in environ
-            or environ.get("HTTP_SEC_FETCH_DEST") == "document"
+            or is_navigation(environ)  # a person opening the feed's preview
         ):
             return 0.0
         path = environ.get("PATH_INFO", "")

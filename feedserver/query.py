@@ -9,8 +9,15 @@ from dataclasses import dataclass
 
 from .models import Article
 from .search import CollectionKey, SearchIndex
+from .seeds import provider_for, topic_for
 
 SORTS = ("date", "heat", "quality")
+# The parameters that choose a feed's articles by topic and provider (any feed takes them).
+SELECTION_PARAMETERS = ("topic", "provider", "exclude_topic", "exclude_provider")
+# Every query parameter a feed reads; any other is ignored.
+KNOWN_PARAMETERS = ("limit", "page", "q", "min_quality", "sort", *SELECTION_PARAMETERS)
+MAX_SELECTION_VALUES = 20  # values of one selection parameter
+MAX_SELECTION_CHARS = 200  # characters of one value
 MAX_PAGE = 1_000_000
 MAX_QUERY_CHARS = 200
 MAX_QUALITY = 1_000_000
@@ -106,6 +113,79 @@ def parse_feed_query(
     if sort not in SORTS:
         raise BadParameter("sort", f"must be one of {', '.join(SORTS)}")
     return FeedQuery(limit, page, words, min_quality, sort)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which articles of a feed a client chose by topic and provider (keys, not names): any
+    of `topics` (when given) and any of `providers` (when given), none of the excluded."""
+
+    topics: frozenset[str] = frozenset()
+    providers: frozenset[str] = frozenset()
+    exclude_topics: frozenset[str] = frozenset()
+    exclude_providers: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.topics or self.providers or self.exclude_topics or self.exclude_providers)
+
+    def matches(self, article: Article) -> bool:
+        """Whether the article is one the selection keeps."""
+        provider = article.provider.key if article.provider is not None else None
+        if self.providers and provider not in self.providers:
+            return False
+        if provider is not None and provider in self.exclude_providers:
+            return False
+        if self.topics and not any(t.key in self.topics for t in article.topics):
+            return False
+        return not any(t.key in self.exclude_topics for t in article.topics)
+
+    def canonical_query(self) -> list[tuple[str, str]]:
+        """The selection as query parameters in a fixed order, whatever order it was asked in."""
+        chosen = zip(
+            SELECTION_PARAMETERS,
+            (self.topics, self.providers, self.exclude_topics, self.exclude_providers),
+            strict=True,
+        )
+        return [(name, key) for name, keys in chosen for key in sorted(keys)]
+
+
+def topic_key(value: str) -> str | None:
+    """The key of the topic a client names by its key or its name (`Microsoft AI`)."""
+    topic = topic_for(value.strip())
+    return topic.key if topic is not None else None
+
+
+def provider_key(value: str) -> str | None:
+    """The key of the provider a client names by its key or domain (`www.TechCrunch.com`)."""
+    provider = provider_for("", value.strip())
+    return provider.key if provider is not None else None
+
+
+def _keys(
+    args: Mapping[str, list[str]], name: str, key: Callable[[str], str | None]
+) -> frozenset[str]:
+    values = args.get(name) or []
+    if len(values) > MAX_SELECTION_VALUES:
+        raise BadParameter(name, f"may be given at most {MAX_SELECTION_VALUES} times")
+    keys = set()
+    for value in values:
+        found = key(value) if len(value) <= MAX_SELECTION_CHARS else None
+        if not found:
+            what = "topic" if name.endswith("topic") else "provider"
+            raise BadParameter(name, f"must name a {what} (at most {MAX_SELECTION_CHARS} chars)")
+        keys.add(found)
+    return frozenset(keys)
+
+
+def parse_selection(args: Mapping[str, list[str]]) -> Selection:
+    """Read topic, provider, exclude_topic and exclude_provider; each may repeat. A value
+    that names no topic or provider served now simply matches nothing."""
+    return Selection(
+        _keys(args, "topic", topic_key),
+        _keys(args, "provider", provider_key),
+        _keys(args, "exclude_topic", topic_key),
+        _keys(args, "exclude_provider", provider_key),
+    )
 
 
 def _sort_key(sort: str) -> Callable[[Article], tuple[float, float, str]]:

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from feedgen.ext.base import BaseExtension
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 
-from .models import Article
+from .freshness import Freshness
+from .models import Article, Related
 
 GENERATOR = "feedserver"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+SYNDICATION_NS = "http://purl.org/rss/1.0/modules/syndication/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +37,12 @@ class FeedDocument:
     updated: datetime
     entries: Sequence[Article]
     base_url: str
-    ttl_minutes: int
+    freshness: Freshness  # how often readers should poll: RSS ttl and sy:*
     publisher: str  # the site's title: the feed's author
     # RFC 5005 paging and other feed-level links: rel -> absolute URL.
     links: dict[str, str] = field(default_factory=dict)
+    image_url: str = ""  # the feed's icon and logo; none when empty
+    image_size: int = 0  # its width and height in pixels (square); 0 when unknown
 
     def provider_feed_url(self, article: Article, extension: str) -> str | None:
         """The URL of the feed of the article's provider, or None when it has none."""
@@ -52,16 +56,19 @@ class FeedDocument:
 
 
 def entry_html(article: Article) -> str:
-    """The entry's HTML content: lead image, excerpt, a link to the article and the related
-    coverage, all text escaped. (f-strings with html.escape: markupsafe's format() costs a
-    third of a feed's first render.)"""
+    """The entry's HTML content: lead image, the body (sanitized when the seed was read) or
+    else the excerpt, a link to the article and the related coverage, all text escaped.
+    (f-strings with html.escape: markupsafe's format() costs a third of a feed's first
+    render.)"""
     parts: list[str] = []
     image = article.lead_image
     if image is not None:
         size = f' width="{image.width}" height="{image.height}"' if image.width else ""
         alt = _escape(image.title or article.title)
         parts.append(f'<p><img src="{_escape(image.url)}" alt="{alt}"{size}></p>')
-    if article.excerpt:
+    if article.body_html:
+        parts.append(article.body_html)
+    elif article.excerpt:
         parts.append(f"<p>{_escape(article.excerpt)}</p>")
     source = f" at {_escape(article.provider.name)}" if article.provider is not None else ""
     parts.append(f'<p><a href="{_escape(article.url)}">Read the full article{source}</a></p>')
@@ -80,15 +87,17 @@ def _escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-class _FeedLinks(BaseExtension):  # type: ignore[misc]
-    """Adds RFC 5005 paging links (and any other feed links) as atom:link elements in RSS,
-    which feedgen itself only does for rel="self"."""
+class _ChannelExtras(BaseExtension):  # type: ignore[misc]
+    """Adds to an RSS channel what feedgen does not: RFC 5005 paging links (and any other
+    feed links) as atom:link elements, which feedgen only does for rel="self", and the
+    syndication module's update hints (feedgen's own extension misspells them)."""
 
     def __init__(self) -> None:
         self.links: dict[str, str] = {}
+        self.freshness: Freshness | None = None
 
     def extend_ns(self) -> dict[str, str]:
-        return {"atom": ATOM_NS}
+        return {"atom": ATOM_NS, "sy": SYNDICATION_NS}
 
     def extend_rss(self, rss_feed: Any) -> Any:
         channel = rss_feed[0]
@@ -97,7 +106,34 @@ class _FeedLinks(BaseExtension):  # type: ignore[misc]
             element = channel.makeelement(f"{{{ATOM_NS}}}link", {"rel": rel, "href": href})
             channel.insert(position, element)
             position += 1
+        if self.freshness is not None:
+            hints = {
+                "updatePeriod": self.freshness.update_period,
+                "updateFrequency": str(self.freshness.update_frequency),
+            }
+            for name, value in hints.items():
+                element = channel.makeelement(f"{{{SYNDICATION_NS}}}{name}", {})
+                element.text = value
+                channel.insert(position, element)
+                position += 1
         return rss_feed
+
+
+class _RelatedLinks(BaseEntryExtension):  # type: ignore[misc]
+    """Adds an Atom entry's related coverage as <link rel="related"> elements (feedgen's own
+    entry links lose every attribute but href)."""
+
+    def __init__(self) -> None:
+        self.related: Sequence[Related] = ()
+
+    def extend_atom(self, entry: Any) -> Any:
+        position = max((i + 1 for i, child in enumerate(entry) if child.tag == "link"), default=0)
+        for related in self.related:
+            attributes = {"rel": "related", "type": "text/html", "href": related.url}
+            element = entry.makeelement("link", {**attributes, "title": related.title})
+            entry.insert(position, element)
+            position += 1
+        return entry
 
 
 def _after_self_link(channel: Any) -> int:
@@ -111,7 +147,8 @@ def _feed_generator(document: FeedDocument, rss: bool) -> FeedGenerator:
     generator = FeedGenerator()
     generator.load_extension("media")
     generator.load_extension("dc")
-    generator.register_extension("feedlinks", _FeedLinks, atom=False, rss=True)
+    generator.register_extension("extras", _ChannelExtras, atom=False, rss=True)
+    generator.register_extension("related", BaseExtension, _RelatedLinks, atom=True, rss=False)
     generator.id(document.feed_id)
     generator.title(document.title)
     generator.description(document.description)  # RSS description and Atom subtitle
@@ -122,7 +159,8 @@ def _feed_generator(document: FeedDocument, rss: bool) -> FeedGenerator:
         # Atom needs an author for every entry; those without a provider inherit this one.
         generator.author({"name": document.publisher})
     if rss:
-        generator.feedlinks.links = dict(document.links)
+        generator.extras.links = dict(document.links)
+        generator.extras.freshness = document.freshness
     else:
         for rel, href in document.links.items():
             generator.link(href=href, rel=rel)
@@ -130,10 +168,26 @@ def _feed_generator(document: FeedDocument, rss: bool) -> FeedGenerator:
     generator.link(href=document.html_url, rel="alternate", type="text/html")
     generator.updated(document.updated)
     generator.lastBuildDate(document.updated)
-    generator.ttl(document.ttl_minutes)
+    generator.ttl(document.freshness.ttl_minutes)
+    _add_image(generator, document, rss)
     for article in document.entries:
         _add_entry(generator, document, article, rss)
     return generator
+
+
+def _add_image(generator: FeedGenerator, document: FeedDocument, rss: bool) -> None:
+    """The feed's image: RSS <image> (whose title and link must repeat the channel's),
+    Atom <icon> and <logo>."""
+    if not document.image_url:
+        return
+    if rss:
+        size = str(document.image_size) if document.image_size else None
+        generator.image(
+            document.image_url, document.title, document.html_url, width=size, height=size
+        )
+    else:
+        generator.icon(document.image_url)
+        generator.logo(document.image_url)
 
 
 def _add_entry(
@@ -154,7 +208,10 @@ def _add_entry(
     if content:
         entry.content(content, type="CDATA" if rss else "html")
     for topic in article.topics:
-        entry.category(term=topic.key, label=topic.name, scheme=document.topic_url(""))
+        # The name is the term, as RSS shows it; the topic's page tells spellings apart.
+        entry.category(term=topic.name, scheme=document.topic_url(topic.key))
+    if not rss:
+        entry.related.related = article.related
     provider = article.provider
     if provider is not None:
         uri = f"https://{provider.domain}" if provider.domain else None
@@ -229,6 +286,9 @@ def render_json(document: FeedDocument) -> bytes:
         "description": document.description,
         "language": document.language,
     }
+    if document.image_url:
+        feed["icon"] = document.image_url
+        feed["favicon"] = document.image_url
     if "next" in document.links:
         feed["next_url"] = document.links["next"]
     if "hub" in document.links:

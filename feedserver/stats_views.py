@@ -12,12 +12,14 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
-from .audience import ALL_FEED
+from .audience import ALL_FEED, feed_of
 from .catalog import Catalog, Collection
 from .chart import daily_chart
+from .freshness import poll_interval
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .politeness import AudienceMiddleware, PollingTable
 from .polls import PollRecorder
+from .preview import PAGE_POLICY
 from .statsdb import FeedDay, StatsDB, StatsError, latest_by_feed
 from .store import CatalogStore
 from .urls import feed_path, page_path
@@ -27,8 +29,8 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("stats", __name__)
 
 HISTORY_DAYS = 30
+MAX_HINTS = 10_000
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-PAGE_POLICY = "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 
 def _setting(name: str) -> Any:
@@ -197,15 +199,44 @@ def init_app(app: Flask, settings: dict[str, Any]) -> PollRecorder:
     table = None
     if settings["polite_polling"]:
         table = _polling_table(settings["stats_db"])
-    interval = float(settings["reload_interval"])
     app.extensions["feedserver.stats_db"] = db
     app.extensions["feedserver.metrics"] = metrics
     app.extensions["feedserver.polls"] = recorder
     app.register_blueprint(bp)
     app.wsgi_app = AudienceMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, recorder, table, lambda path: interval
+        app.wsgi_app,
+        recorder,
+        table,
+        FeedHints(app.extensions["feedserver.store"], settings["reload_interval"]).seconds,
     )
     return recorder
+
+
+class FeedHints:
+    """Each feed's freshness hint (the seconds its feeds tell readers to wait between polls),
+    worked out once per catalog: polite polling allows one unconditional poll per hint."""
+
+    def __init__(self, store: CatalogStore, reload_interval: int) -> None:
+        self.store = store
+        self.reload_interval = reload_interval
+        self._catalog: Catalog | None = None
+        self._seconds: dict[str, int] = {}
+
+    def seconds(self, path: str) -> float:
+        """The hint of the feed at path; reload_interval for combined and unknown feeds."""
+        catalog = self.store.catalog
+        if catalog is not self._catalog:
+            self._catalog, self._seconds = catalog, {}
+        feed = feed_of(path) or ""
+        found = self._seconds.get(feed)
+        if found is None:
+            collection = _collection(catalog, feed) if feed else None
+            found = self.reload_interval
+            if collection is not None:
+                found = poll_interval(collection.articles, self.reload_interval)
+            if len(self._seconds) < MAX_HINTS:  # feed names come from clients' paths
+                self._seconds[feed] = found
+        return float(found)
 
 
 def _polling_table(stats_db: str) -> PollingTable:

@@ -1,6 +1,7 @@
 """The current catalog and how it is reloaded: incremental, atomic, never losing the last good
 state. Only files that are new or changed are parsed; a file that breaks keeps serving the
-version that last parsed; a directory that disappears keeps the whole last catalog."""
+version that last parsed while it still says `published: true` (and withholds it at once
+otherwise); a directory that disappears keeps the whole last catalog."""
 
 from __future__ import annotations
 
@@ -63,18 +64,41 @@ class ReloadReport:
     stale: tuple[str, ...]
     rebuilt: bool
     error: str | None  # why the directory could not be read, when it could not
+    # Files that broke without still saying `published: true`: their last good version is
+    # no longer served.
+    withheld: tuple[str, ...] = ()
+
+
+WITHHELD = "its last good version is withheld: the file no longer says 'published: true'"
 
 
 @dataclass(frozen=True, slots=True)
 class _FileState:
     latest: ParsedSeed  # what the file holds now, maybe an error
     good: ParsedSeed | None  # the latest version that parsed, served while `latest` fails
+    withheld: bool = False  # a published good version was dropped by the fail-closed rule
 
     @property
     def served(self) -> ParsedSeed:
         if self.latest.error is not None and self.good is not None:
             return self.good
         return self.latest
+
+
+def _next_state(state: _FileState | None, result: ParsedSeed) -> _FileState:
+    """The state of a file after parsing it again. Fail closed: a version that cannot be
+    used keeps the last good one served only while its raw text still says
+    `published: true`; otherwise that version is dropped for good (a broken takedown edit
+    must take the article down, not leave it up)."""
+    if result.error is None:
+        return _FileState(result, result)
+    if state is None:
+        return _FileState(result, None)
+    good = state.good
+    if good is not None and result.still_published:
+        return _FileState(result, good)
+    was_shown = good is not None and good.article is not None and good.article.published
+    return _FileState(result, None, state.withheld or was_shown)
 
 
 class CatalogStore:
@@ -221,10 +245,14 @@ class CatalogStore:
                 files[path] = state
                 continue
             result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
-            good = result if result.error is None else (state.good if state else None)
-            files[seed_file.path] = new_state = _FileState(result, good)
+            files[path] = new_state = _next_state(state, result)
             changed.append((state.served if state else None, new_state.served))
-            self._note_problems(seed_file.path, seed_problems(new_state.served))
+            problems = seed_problems(new_state.served)
+            if new_state.withheld:
+                problems = [Problem(path, f"{result.error}; {WITHHELD}", True)]
+            self._note_problems(path, problems)
+            if result.error is not None and new_state.good is None:
+                logger.warning("%s: %s", path, problems[0].reason)
         removed_paths = self._files.keys() - files.keys()
         changed += [(self._files[path].served, None) for path in removed_paths]
         for path in removed_paths:
@@ -232,7 +260,14 @@ class CatalogStore:
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
         rebuilt = bool(changed or release_due or self.last_report is None)
-        stale = tuple(path for path, s in files.items() if s.latest.error and s.good)
+        stale_paths, withheld_paths = [], []
+        for path, state in files.items():
+            if state.latest.error is not None:
+                if state.good is not None:
+                    stale_paths.append(path)
+                elif state.withheld:
+                    withheld_paths.append(path)
+        stale, withheld = tuple(stale_paths), tuple(withheld_paths)
         self._files = files
         if rebuilt:
             self.catalog = self._next_catalog(changed, removed_paths, stale, now)
@@ -248,16 +283,18 @@ class CatalogStore:
             stale=stale,
             rebuilt=rebuilt,
             error=None,
+            withheld=withheld,
         )
         logger.info(
             "reload: files=%d parsed=%d unchanged=%d removed=%d failed=%d stale=%d "
-            "duration=%.3fs rebuilt=%s",
+            "withheld=%d duration=%.3fs rebuilt=%s",
             report.files,
             report.parsed,
             report.unchanged,
             report.removed,
             report.failed,
             len(stale),
+            len(withheld),
             report.duration_seconds,
             rebuilt,
         )

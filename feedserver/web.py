@@ -7,17 +7,29 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, request
 
-from . import opml
+from . import combine, opml, redirects
 from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .fastpath import answer, cache_key, site_base
-from .query import BadParameter, FeedQuery, Page, parse_feed_query, select_page
+from .freshness import Freshness, poll_interval
+from .negotiation import FEED_VARY, PREVIEW, variant
+from .preview import CORS, feed_preview
+from .query import (
+    BadParameter,
+    FeedQuery,
+    Page,
+    Selection,
+    parse_feed_query,
+    parse_selection,
+    select_page,
+)
 from .render import RENDERERS, FeedDocument
 from .store import CatalogStore
 from .urls import FEED_EXTENSIONS, feed_path, page_path
@@ -35,11 +47,11 @@ CONTENT_TYPES = {
     "opml": "text/x-opml; charset=utf-8",
 }
 FORMATS = "any(rss, atom, json)"
-# Pages need no script, frame or form; their only style sheet and images are listed.
-PAGE_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src https: http:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
+# The bundled feed image (a 144-pixel square PNG), used when the feed_image setting is empty.
+DEFAULT_FEED_IMAGE = "/static/feed-icon.png"
+DEFAULT_FEED_IMAGE_SIZE = 144
+# A topic page links to the feeds of at most this many of its providers.
+MAX_PROVIDER_SUBSETS = 10
 # A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
 _HOST = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
@@ -79,7 +91,9 @@ def base_url() -> str:
     return site_base(request.environ, str(_setting("base_url")))
 
 
-def feed_url(collection: Collection, extension: str, **query: int | str) -> str:
+def feed_url(
+    collection: Collection, extension: str, query: list[tuple[str, str]] | None = None
+) -> str:
     """The absolute URL of a collection's feed in a format, with an optional query."""
     suffix = f"?{urlencode(query)}" if query else ""
     return f"{base_url()}{feed_path(collection, extension)}{suffix}"
@@ -90,25 +104,50 @@ def page_url(collection: Collection) -> str:
     return f"{base_url()}{page_path(collection)}"
 
 
-def _feed_title(collection: Collection) -> str:
+def _selection_words(catalog: Catalog, selection: Selection) -> str:
+    """A selection in words: `about AI or Azure, from TechCrunch, not about Azure`."""
+
+    def names(keys: frozenset[str], index: dict[str, Collection]) -> str:
+        return " or ".join(index[k].name if k in index else k for k in sorted(keys))
+
+    parts = [
+        f"{prefix} {names(keys, index)}"
+        for prefix, keys, index in (
+            ("about", selection.topics, catalog.topics),
+            ("from", selection.providers, catalog.providers),
+            ("not about", selection.exclude_topics, catalog.topics),
+            ("not from", selection.exclude_providers, catalog.providers),
+        )
+        if keys
+    ]
+    return ", ".join(parts)
+
+
+def _feed_title(collection: Collection, narrowed_by: str = "") -> str:
     site = str(_setting("site_title"))
-    return site if collection.kind == ALL else f"{collection.name} — {site}"
+    if collection.kind == ALL:
+        return f"{site}: {narrowed_by}" if narrowed_by else site
+    name = f"{collection.name}, {narrowed_by}" if narrowed_by else collection.name
+    return f"{name} — {site}"
 
 
-def _feed_description(collection: Collection) -> str:
+def _feed_description(collection: Collection, narrowed_by: str = "") -> str:
+    also = f", {narrowed_by}" if narrowed_by else ""
     if collection.kind == TOPIC:
-        return f"The newest articles about {collection.name}"
+        return f"The newest articles about {collection.name}{also}"
     if collection.kind == PROVIDER:
-        return f"The newest articles from {collection.name}"
+        return f"The newest articles from {collection.name}{also}"
+    if narrowed_by:
+        return f"The newest articles {narrowed_by}"
     return str(_setting("site_description"))
 
 
 def _paging_links(collection: Collection, extension: str, page: Page) -> dict[str, str]:
-    """RFC 5005 links, each keeping the request's other parameters."""
-    others = {k: v for k, v in request.args.items(multi=False) if k != "page"}
+    """RFC 5005 links, each keeping the request's other parameters (repeated ones too)."""
+    others = [(k, v) for k, v in request.args.items(multi=True) if k != "page"]
 
     def to(number: int) -> str:
-        return feed_url(collection, extension, **others, page=number)
+        return feed_url(collection, extension, [*others, ("page", str(number))])
 
     links = {"first": to(1), "last": to(page.last)}
     if page.number > 1:
@@ -128,35 +167,70 @@ def _self_url() -> str:
     return f"{base_url()}{request.path}{'?' + query if query else ''}"
 
 
+def _feed_image() -> tuple[str, int]:
+    """The feeds' icon and logo, and its size when known (0 when not)."""
+    configured = str(_setting("feed_image"))
+    if configured:
+        return configured, 0
+    return f"{base_url()}{DEFAULT_FEED_IMAGE}", DEFAULT_FEED_IMAGE_SIZE
+
+
+def feed_freshness(collection: Collection) -> Freshness:
+    """How often readers should poll a collection's feed: as often as it publishes, within
+    reload_interval … a day."""
+    return Freshness(poll_interval(collection.articles, int(_setting("reload_interval"))))
+
+
 def _render_feed(
-    catalog: Catalog, collection: Collection, extension: str, query: FeedQuery
+    catalog: Catalog,
+    collection: Collection,
+    extension: str,
+    query: FeedQuery,
+    selection: Selection,
+    narrowed_by: str = "",
+    preview: bool = False,
 ) -> Rendered:
-    page = select_page(
-        collection.articles, query, catalog.search, (collection.kind, collection.key)
-    )
+    # A narrowed or combined feed is no collection of the catalog: select_page scans it.
+    key = (collection.kind, collection.key)
+    page = select_page(collection.articles, query, catalog.search, key)
     if page.number > page.last:
         abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
+    image_url, image_size = _feed_image()
+    freshness = feed_freshness(collection)
     document = FeedDocument(
-        title=_feed_title(collection),
-        description=_feed_description(collection),
+        title=_feed_title(collection, narrowed_by),
+        description=_feed_description(collection, narrowed_by),
         html_url=page_url(collection),
         self_url=_self_url(),
-        feed_id=feed_url(collection, extension),
+        # A narrowed feed is a feed of its own: its identity keeps the selection.
+        feed_id=feed_url(collection, extension, selection.canonical_query()),
         language=str(_setting("language")),
         updated=collection.updated,
         entries=page.articles,
         base_url=base_url(),
-        ttl_minutes=max(1, round(int(_setting("reload_interval")) / 60)),
+        freshness=freshness,
         publisher=str(_setting("site_title")),
         links=_paging_links(collection, extension, page) | _hub_link(),
+        image_url=image_url,
+        image_size=image_size,
     )
+    if preview:
+        formats = _feed_links(collection)
+        return feed_preview(document, extension, page, formats, collection.last_modified)
     body = RENDERERS[extension](document)
-    links: tuple[tuple[str, str], ...] = ()
+    links: tuple[tuple[str, str], ...] = (CORS,)
     hub = document.links.get("hub")
     if hub:
         # WebSub discovery by HTTP header too, for subscribers that do not parse the feed.
-        links = (("Link", f'<{hub}>; rel="hub", <{document.self_url}>; rel="self"'),)
-    return Rendered(body, CONTENT_TYPES[extension], collection.last_modified, links)
+        links += (("Link", f'<{hub}>; rel="hub", <{document.self_url}>; rel="self"'),)
+    return Rendered(
+        body,
+        CONTENT_TYPES[extension],
+        collection.last_modified,
+        links,
+        max_age=freshness.seconds,
+        vary=FEED_VARY,
+    )
 
 
 def _cached(render: Callable[[Catalog], Rendered]) -> Rendered:
@@ -187,7 +261,8 @@ def respond(rendered: Rendered, max_age: int | None = None) -> Response:
 
 
 def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
-    collection = catalog.collection(kind, key)
+    """The collection a path names: everything, a topic or provider, or a union (`a+b`)."""
+    collection = catalog.everything if kind == ALL else combine.union(catalog, kind, key)
     if collection is None:
         noun = "topic" if kind == TOPIC else "provider"
         abort(404, description=f"no such {noun}: it has no published articles")
@@ -203,12 +278,26 @@ def _feed_query() -> FeedQuery:
         abort(400, description=str(error))
 
 
+def _selection() -> Selection:
+    try:
+        return parse_selection(request.args.to_dict(flat=False))
+    except BadParameter as error:
+        abort(400, description=str(error))
+
+
 def _feed(kind: str, key: str, extension: str) -> Response:
     # The query is read only on a miss: a cached response was made for these very bytes of
     # query string, and a bad query raises before anything is cached.
+    if combine.union(_store().catalog, kind, key) is None:
+        redirects.to_canonical(_store().catalog, kind, key, f".{extension}")
+
     def render(catalog: Catalog) -> Rendered:
-        collection = _collection_or_404(catalog, kind, key)
-        return _render_feed(catalog, collection, extension, _feed_query())
+        base = _collection_or_404(catalog, kind, key)
+        query, selection = _feed_query(), _selection()
+        collection = combine.select(catalog, base, selection)
+        narrowed_by = _selection_words(catalog, selection)
+        preview = variant(request.environ) == PREVIEW
+        return _render_feed(catalog, collection, extension, query, selection, narrowed_by, preview)
 
     return respond(_cached(render))
 
@@ -235,66 +324,31 @@ def _feed_links(collection: Collection) -> dict[str, str]:
     return {extension: feed_url(collection, extension) for extension in FEED_EXTENSIONS}
 
 
-def _html(template: str, **context: Any) -> Rendered:
-    body = render_template(template, site_title=_setting("site_title"), **context)
-    return Rendered(
-        body.encode("utf-8"),
-        CONTENT_TYPES["html"],
-        None,
-        (("Content-Security-Policy", PAGE_POLICY),),
-    )
-
-
-@bp.get("/")
-def index() -> Response:
-    """The site's home page: every feed, with autodiscovery links."""
-
-    def render(catalog: Catalog) -> Rendered:
-        everything = catalog.everything
-        return _html(
-            "index.html",
-            description=_setting("site_description"),
-            everything=everything,
-            feeds=_feed_links(everything),
-            opml_url=f"{base_url()}/feeds.opml",
-            topics=[(c, page_url(c), _feed_links(c)) for c in catalog.topics.values()],
-            providers=[(c, page_url(c), _feed_links(c)) for c in catalog.providers.values()],
+def provider_subsets(
+    catalog: Catalog, collection: Collection
+) -> list[tuple[str, int, dict[str, str]]]:
+    """A topic's per-provider feeds (`?provider=`), biggest first: (name, count, feeds by
+    format); none unless the topic has articles from two providers or more."""
+    if collection.kind != TOPIC:
+        return []
+    counts = Counter(a.provider.key for a in collection.articles if a.provider is not None)
+    if len(counts) < 2:
+        return []
+    return [
+        (
+            catalog.providers[key].name,
+            count,
+            {ext: feed_url(collection, ext, [("provider", key)]) for ext in FEED_EXTENSIONS},
         )
-
-    return respond(_cached(render))
-
-
-def _collection_page(kind: str, key: str) -> Response:
-    def render(catalog: Catalog) -> Rendered:
-        collection = _collection_or_404(catalog, kind, key)
-        return _html(
-            "collection.html",
-            title=_feed_title(collection),
-            description=_feed_description(collection),
-            collection=collection,
-            articles=collection.articles[: _setting("feed_limit")],
-            feeds=_feed_links(collection),
-            home=f"{base_url()}/",
-        )
-
-    return respond(_cached(render))
+        for key, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        if key in catalog.providers
+    ][:MAX_PROVIDER_SUBSETS]
 
 
-@bp.get("/topics/<key>")
-def topic_page(key: str) -> Response:
-    """A topic's newest articles as a web page."""
-    return _collection_page(TOPIC, key)
-
-
-@bp.get("/providers/<key>")
-def provider_page(key: str) -> Response:
-    """A provider's newest articles as a web page."""
-    return _collection_page(PROVIDER, key)
-
-
-def _json(data: Any) -> Rendered:
+def _json(data: Any, public: bool = True) -> Rendered:
+    """JSON; public data (the listings) may be read by any web page, /healthz may not."""
     body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-    return Rendered(body, CONTENT_TYPES["api"], None)
+    return Rendered(body, CONTENT_TYPES["api"], None, (CORS,) if public else ())
 
 
 def _listing(collections: dict[str, Collection]) -> list[dict[str, Any]]:
@@ -325,7 +379,7 @@ def providers_json() -> Response:
 
 @bp.get("/feeds.opml")
 def feeds_opml() -> Response:
-    """Every topic and provider feed as an OPML subscription list."""
+    """The all-articles feed and every topic and provider feed as an OPML subscription list."""
 
     def render(catalog: Catalog) -> Rendered:
         body = opml.render_opml(
@@ -334,8 +388,13 @@ def feeds_opml() -> Response:
                 (title, [(c.name, feed_url(c, "rss"), page_url(c)) for c in group.values()])
                 for title, group in (("Topics", catalog.topics), ("Providers", catalog.providers))
             ],
+            everything=(
+                f"All articles — {_setting('site_title')}",
+                feed_url(catalog.everything, "rss"),
+                page_url(catalog.everything),
+            ),
         )
-        return Rendered(body, CONTENT_TYPES["opml"], None)
+        return Rendered(body, CONTENT_TYPES["opml"], None, (CORS,))
 
     return respond(_cached(render))
 
@@ -372,7 +431,8 @@ def healthz() -> Response:
             "removed": report.removed,
             "failed": report.failed,
             "stale": list(report.stale),
+            "withheld": list(report.withheld),
         }
-    response = respond(_json(data), max_age=0)
+    response = respond(_json(data, public=False), max_age=0)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -325,7 +325,8 @@ def test_file_that_breaks_keeps_its_last_good_version(
     write_seed("a.txt", title="Good")
     store = CatalogStore(tmp_seeds, MAX_BYTES, "Site")
     store.reload()
-    write_file("a.txt", "---\ntitle: [broken\n---\n", mtime=2_000_000_000)
+    # Still saying `published: true`; broken takedowns are in tests/test_hostile_seeds.py.
+    write_file("a.txt", "---\npublished: true\ntitle: [broken\n---\n", mtime=2_000_000_000)
     report = store.reload()
     assert report.stale == ("a.txt",)
     assert [a.title for a in store.catalog.everything.articles] == ["Good"]

@@ -25,7 +25,9 @@ DEFAULTS = {
     "language": "en",
     "feed_limit": 50,
     "max_feed_limit": 500,
+    "page_size": 20,
     "websub_hub": "",
+    "feed_image": "",
     "max_file_bytes": 1048576,
     "health_details_from": (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")),
     "stats_db": "var/stats.sqlite3",
@@ -145,6 +147,8 @@ BAD_VALUES = [
     ("language", "english language"),
     ("site_title", ""),
     ("seeds_dir", "  "),
+    ("feed_image", "logo.png"),
+    ("feed_image", "https://cdn.example.com/logo.svg"),
 ]
 
 

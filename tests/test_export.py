@@ -4,6 +4,7 @@ and atomic."""
 from __future__ import annotations
 
 import os
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from flask import Flask
 
 from feedserver import cli
-from feedserver.export import MANIFEST, build_site
+from feedserver.export import BROWSER, MANIFEST, REDIRECTS_FILE, build_site
 
 from .conftest import TEST_BASE_URL, GunicornServer
 
@@ -24,6 +25,19 @@ EXPECTED = {
     "providers.json",
     "feeds.opml",
     "static/style.css",
+    "static/feed-icon.png",
+    "static/favicon.svg",
+    "favicon.ico",
+    "topics/index.html",
+    "providers/index.html",
+    "rss.xml",
+    "feed.xml",
+    "index.xml",
+    "atom.xml",
+    REDIRECTS_FILE,
+    "feed.rss.html",
+    "feed.atom.html",
+    "feed.json.html",
     *(
         f"{kind}/{key}{suffix}"
         for kind, keys in (
@@ -31,9 +45,20 @@ EXPECTED = {
             ("providers", ("hothardware.com", "techcrunch.com")),
         )
         for key in keys
-        for suffix in (".rss", ".atom", ".json", "/index.html")
+        for suffix in (
+            ".rss",
+            ".atom",
+            ".json",
+            "/index.html",
+            ".rss.html",
+            ".atom.html",
+            ".json.html",
+        )
     ),
 }
+# Files named for other software's feed URLs hold the canonical feed's bytes.
+ALIAS_FILES = {"rss.xml": "/feed.rss", "feed.xml": "/feed.rss", "index.xml": "/feed.rss"}
+ALIAS_FILES["atom.xml"] = "/feed.atom"
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -44,10 +69,15 @@ def files_under(root: Path) -> dict[str, bytes]:
     }
 
 
-def url_path(name: str) -> str:
+def url_path(name: str) -> tuple[str, dict[str, str]]:
+    """The request whose response a file of the export holds."""
     if name == "index.html":
-        return "/"
-    return "/" + name.removesuffix("/index.html")
+        return "/", {}
+    if name in ALIAS_FILES:
+        return ALIAS_FILES[name], {}
+    if name.endswith((".rss.html", ".atom.html", ".json.html")):
+        return "/" + name.removesuffix(".html"), BROWSER  # a feed's preview for browsers
+    return "/" + name.removesuffix("/index.html"), {}
 
 
 @pytest.fixture
@@ -65,7 +95,17 @@ def test_build_writes_every_route_byte_identical_to_the_server(
     assert (report.files, report.written, report.removed) == (len(EXPECTED), len(EXPECTED), 0)
     server = make_app(seeds_dir, base_url=TEST_BASE_URL).test_client()  # a separate app
     for name, body in written.items():
-        assert server.get(url_path(name)).get_data() == body, name
+        if name == REDIRECTS_FILE:
+            continue
+        path, headers = url_path(name)
+        assert server.get(path, headers=headers).get_data() == body, name
+    # What a Netlify or Cloudflare Pages site redirects: the names the server redirects.
+    for line in written[REDIRECTS_FILE].decode().splitlines():
+        source, target, status = line.split()
+        response = server.get(source)
+        assert (response.status_code, status) == (301, "301")
+        assert response.headers["Location"] == f"{TEST_BASE_URL}{target}"
+    assert "/rss.xml /feed.rss 301" in written[REDIRECTS_FILE].decode()
 
 
 def test_build_matches_a_running_gunicorn(
@@ -77,8 +117,13 @@ def test_build_matches_a_running_gunicorn(
         cli.main(["build", str(out), "--seeds", str(seeds_dir), "--base-url", TEST_BASE_URL]) == 0
     )
     for name, body in files_under(out).items():
-        status, _, served = server.fetch(url_path(name))
-        assert (status, served) == (200, body), name
+        if name == REDIRECTS_FILE:
+            continue
+        path, headers = url_path(name)
+        with urllib.request.urlopen(
+            urllib.request.Request(server.url + path, headers=headers), timeout=10
+        ) as response:
+            assert (response.status, response.read()) == (200, body), name
 
 
 def test_second_build_rewrites_only_changed_files_and_removes_stale_ones(
@@ -101,8 +146,8 @@ def test_second_build_rewrites_only_changed_files_and_removes_stale_ones(
     report = build_site(app, out)
     after = files_under(out)
     gone = {name for name in before if "techcrunch.com" in name}
-    assert len(gone) == 4 and not gone & set(after)
-    assert report.removed == 4
+    assert len(gone) == 7 and not gone & set(after)
+    assert report.removed == 7
     assert "notes.txt" in after
     changed = {name for name in after if name in before and after[name] != before[name]}
     assert report.written == len(changed) > 0

@@ -244,6 +244,12 @@ class Crawler:
             assert len(self.fetched) < MAX_REQUESTS, "the crawl does not end"
             path, headers = self._queue.popleft()
             fetched = self.get(path, **dict(headers))
+            if fetched.status == 301:  # a URL people type: follow it to the canonical one
+                location = fetched.text.split("\n\n", 1)[0].partition("Location: ")[2]
+                found = self.local(urljoin(self.site + path, location.split("\n", 1)[0]))
+                if found is not None:
+                    self.add(found)
+                continue
             if fetched.status != 200:
                 continue
             for url in links(fetched.text, self.site + path):
@@ -254,6 +260,7 @@ class Crawler:
                 for variant in VARIANTS:
                     self.add(f"{path}?{variant}")
                 self.add(path, **{"Accept-Encoding": "gzip"})
+                self.add(path, **{"Sec-Fetch-Dest": "document"})  # a browser's preview
                 etag = self.client.get(path, headers={"Host": self.netloc}).headers.get("ETag")
                 if etag:
                     self.add(path, **{"If-None-Match": etag})
@@ -318,7 +325,8 @@ def test_crawl_finds_nothing_unpublished_and_no_secured_value(
     assert len(json.loads(searched.text.split("\n\n", 1)[1])["items"]) == 6
 
     statuses = {f.url: f.status for f in fetched}
-    assert not {url: s for url, s in statuses.items() if s not in (200, 304, 404)}
+    assert not {url: s for url, s in statuses.items() if s not in (200, 301, 304, 404)}
+    assert any(f.headers.get("Sec-Fetch-Dest") for f in fetched)  # previews were crawled
     for key in HIDDEN_TOPICS:
         for suffix in ("", ".rss", ".atom", ".json"):
             assert statuses[f"/topics/{key}{suffix}"] == 404

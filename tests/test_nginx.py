@@ -23,13 +23,26 @@ from pathlib import Path
 
 import pytest
 
+from feedserver.negotiation import FEED_VARY
+
 from .conftest import BUNDLED_SEEDS, ROOT, GunicornServer
 from .test_readers import install_debian_package
 
 NGINX_CONF = ROOT / "config" / "nginx.conf"
-RELOAD_INTERVAL = 1  # FEEDSERVER_RELOAD_INTERVAL, and so the cache's max-age
+RELOAD_INTERVAL = 1  # FEEDSERVER_RELOAD_INTERVAL, and so the shared cache's s-maxage
 FRESHNESS_SLACK = 2.0  # seconds beyond reload_interval + max-age for a change to show
 FEED = "/topics/ai.rss"
+# A feed's Cache-Control: readers keep it as long as it goes between articles (a day, at
+# most), shared caches such as this nginx revalidate it every reload_interval.
+FEED_CACHE_CONTROL = re.compile(rf"public, max-age=\d+, s-maxage={RELOAD_INTERVAL}")
+
+
+def shared_max_age(cache_control: str) -> int:
+    """How long a shared cache may keep a response: s-maxage if given, else max-age."""
+    directives = dict(d.partition("=")[::2] for d in cache_control.split(", "))
+    return int(directives.get("s-maxage") or directives["max-age"])
+
+
 # A published AI article of the bundled seeds, and its title line.
 EDITED_SEED = "000_17b6bf656801d13b.txt"
 OLD_TITLE = 'title: "Microsoft And OpenAI Team To Build A 285,000-Core Azure Supercomputer"'
@@ -274,8 +287,8 @@ def test_the_second_request_is_served_from_the_cache_unchanged(proxy: Proxy) -> 
     assert first.entity() == direct.entity()
     assert first.headers["ETag"].startswith('"') and "W/" not in first.headers["ETag"]
     assert first.headers["Content-Type"] == "application/rss+xml; charset=utf-8"
-    assert first.headers["Cache-Control"] == f"public, max-age={RELOAD_INTERVAL}"
-    assert first.headers["Vary"] == "Accept-Encoding"
+    assert FEED_CACHE_CONTROL.fullmatch(first.headers["Cache-Control"])
+    assert first.headers["Vary"] == FEED_VARY
     assert first.headers.get("Content-Encoding") is None
     # Links name the Host (with its port) the client used, not gunicorn's address.
     assert f"http://{host}:{proxy.port}/topics/ai".encode() in first.body
@@ -315,7 +328,7 @@ def test_conditional_requests_get_304_through_the_proxy(proxy: Proxy) -> None:
         reply = proxy.get(FEED, host, headers=validator)
         assert (reply.status, reply.cache, reply.body) == (304, "HIT", b""), validator
         assert reply.headers["ETag"] == etag
-        assert reply.headers["Cache-Control"] == f"public, max-age={RELOAD_INTERVAL}"
+        assert FEED_CACHE_CONTROL.fullmatch(reply.headers["Cache-Control"])
 
     assert proxy.get(FEED, host, headers={"If-None-Match": '"other"'}).status == 200
     assert proxy.get(FEED, host, headers={"If-None-Match": f"{etag}, *"}).status == 304
@@ -345,7 +358,7 @@ def test_gzip_and_plain_variants_are_cached_apart_and_never_mixed_up(proxy: Prox
     etag = replies[1][1].headers["ETag"]
     for kind, reply in replies:
         assert reply.status == 200
-        assert reply.headers["Vary"] == "Accept-Encoding"
+        assert reply.headers["Vary"] == FEED_VARY
         if kind == "gzip":
             assert reply.headers["Content-Encoding"] == "gzip"
             assert reply.headers["ETag"] == etag[:-1] + '-gz"'
@@ -372,6 +385,58 @@ def test_gzip_and_plain_variants_are_cached_apart_and_never_mixed_up(proxy: Prox
         direct = proxy.direct(FEED, host, headers=gz if compressed else None)
         assert direct.entity() == reply.entity(), accept
         assert (gzip.decompress(reply.body) if compressed else reply.body) == plain_body, accept
+
+
+CHROME_NAVIGATION = {
+    "Sec-Fetch-Dest": "document",
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+    "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7",
+}
+FEEDPARSER_ACCEPT = (
+    "application/atom+xml,application/rdf+xml,application/rss+xml,application/x-netcdf,"
+    "application/xml;q=0.9,text/xml;q=0.2,*/*;q=0.1"
+)
+
+
+def test_a_browser_gets_the_preview_and_a_reader_the_feed_each_cached_apart(
+    proxy: Proxy,
+) -> None:
+    host = "view.test"
+    reader = {"Accept": FEEDPARSER_ACCEPT}
+    replies = [
+        ("feed", proxy.get(FEED, host, headers=reader)),
+        ("html", proxy.get(FEED, host, headers=CHROME_NAVIGATION)),
+        ("feed", proxy.get(FEED, host, headers=reader)),
+        ("html", proxy.get(FEED, host, headers=CHROME_NAVIGATION)),
+        ("feed", proxy.get(FEED, host)),  # no Accept at all
+        # Accept alone, as a browser without Sec-Fetch-* sends it.
+        ("html", proxy.get(FEED, host, headers={"Accept": "text/html,*/*;q=0.8"})),
+        # text/html named, but not preferred: the feed.
+        ("feed", proxy.get(FEED, host, headers={"Accept": "application/rss+xml, text/html"})),
+    ]
+    assert [r.cache for _, r in replies[:2]] == ["MISS", "MISS"], proxy.log()
+    assert all(r.cache == "HIT" for _, r in replies[2:]), [r.cache for _, r in replies]
+    feed = replies[0][1]
+    page = replies[1][1]
+    assert feed.headers["Content-Type"] == "application/rss+xml; charset=utf-8"
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert feed.headers["ETag"] != page.headers["ETag"]
+    for kind, reply in replies:
+        assert reply.status == 200
+        assert reply.body == (page.body if kind == "html" else feed.body), kind
+        assert reply.headers["Vary"] == FEED_VARY
+    # What each variant's cached copy is: exactly what gunicorn sends for that request.
+    assert proxy.direct(FEED, host, headers=reader).body == feed.body
+    assert proxy.direct(FEED, host, headers=CHROME_NAVIGATION).body == page.body
+    # A browser revalidating its preview gets a 304; with the feed's ETag, the preview.
+    again = proxy.get(
+        FEED, host, headers={**CHROME_NAVIGATION, "If-None-Match": page.headers["ETag"]}
+    )
+    assert again.status == 304, proxy.log()
+    other = proxy.get(
+        FEED, host, headers={**CHROME_NAVIGATION, "If-None-Match": feed.headers["ETag"]}
+    )
+    assert other.status == 200 and other.body == page.body
 
 
 def test_head_has_the_headers_of_get(proxy: Proxy) -> None:
@@ -439,7 +504,7 @@ def test_a_changed_seed_reaches_clients_within_reload_interval_plus_cache_time(
         before_gz = proxy.get(FEED, host, headers=gz)
         assert proxy.get(FEED, host).cache == "HIT"
         old_etag, old_gz_etag = before.headers["ETag"], before_gz.headers["ETag"]
-        max_age = int(before.headers["Cache-Control"].rsplit("max-age=", 1)[1])
+        max_age = shared_max_age(before.headers["Cache-Control"])
         assert NEW_TITLE.encode() not in before.body
 
         # Once max-age is over, nginx asks gunicorn with If-None-Match, gets a 304 and keeps

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedserver.catalog import build_catalog
+from feedserver.freshness import Freshness
 from feedserver.render import RENDERERS, FeedDocument
 from feedserver.seeds import ParsedSeed, SeedFile, article_from_mapping
 
@@ -20,6 +21,11 @@ awkward = st.sampled_from(
 )
 anything = st.text(st.characters() | awkward, max_size=40)
 url_path = st.text(st.characters(codec="ascii", categories=["L", "N"]), max_size=12)
+# Markdown and HTML a body may hold, mixed with any text.
+markup = st.sampled_from(
+    ["# ", "*", "[a](", ")", "![i](x.png)", "<script>", "<img src=x onerror=y>", "]]>", "`", "\n"]
+)
+body = st.lists(st.text(st.characters() | awkward, max_size=8) | markup, max_size=12).map("".join)
 
 
 @st.composite
@@ -44,9 +50,9 @@ def front_matter(draw: st.DrawFn) -> dict[str, object]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(front_matter())
-def test_every_format_stays_well_formed(fields: dict[str, object]) -> None:
-    article, _ = article_from_mapping(fields)
+@given(front_matter(), body)
+def test_every_format_stays_well_formed(fields: dict[str, object], markdown: str) -> None:
+    article, _ = article_from_mapping(fields, markdown)
     seed = ParsedSeed(SeedFile("a.txt", 1, 1, 1), article, None, ())
     catalog = build_catalog([seed], datetime(2022, 1, 1, tzinfo=UTC), "Site")
     collections = [catalog.everything, *catalog.topics.values(), *catalog.providers.values()]
@@ -62,7 +68,7 @@ def test_every_format_stays_well_formed(fields: dict[str, object]) -> None:
                 updated=collection.updated,
                 entries=collection.articles,
                 base_url="http://feeds.test",
-                ttl_minutes=1,
+                freshness=Freshness(60),
                 publisher="Site",
             )
             body = render(document)

@@ -101,7 +101,8 @@ def test_unpublishing_and_deleting_remove_the_article(store: CatalogStore, seeds
 
 def test_a_broken_rewrite_keeps_the_last_good_version(store: CatalogStore, seeds: Path) -> None:
     path = seeds / "2.txt"
-    path.write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    # Still saying `published: true` (tests/test_hostile_seeds.py has the broken takedowns).
+    path.write_text("---\ntitle: [unclosed\npublished: true\n---\n", encoding="utf-8")
     bump_mtime(path)
     report = store.reload()
     assert report.stale == ("2.txt",)

@@ -91,7 +91,8 @@ def test_every_worker_serves_each_change_within_two_intervals(
     write_seed("second.txt")
     touch_later(tmp_seeds / "second.txt", 10)
     settle(lambda: every_worker_has(server, new))
-    (tmp_seeds / "second.txt").write_text("---\ntitle: [half written\n", encoding="utf-8")
+    half_written = "---\npublished: true\ntitle: [half written\n"  # still says published
+    (tmp_seeds / "second.txt").write_text(half_written, encoding="utf-8")
     touch_later(tmp_seeds / "second.txt", 15)
     settle(lambda: all(named_as_stale(server, "second.txt") for _ in range(REQUESTS)))
     assert every_worker_has(server, new)

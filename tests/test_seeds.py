@@ -4,16 +4,21 @@ encodings, unsafe YAML, and which files a directory scan finds."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import socket
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feedserver import seeds
 from feedserver.models import Article
 from feedserver.seeds import (
     ParsedSeed,
@@ -23,6 +28,7 @@ from feedserver.seeds import (
     parse_seed_file,
     read_seed_text,
     scan_seed_files,
+    still_says_published,
 )
 
 MAX_BYTES = 1024 * 1024
@@ -650,3 +656,515 @@ def test_parsing_never_raises(tmp_seeds: Path, content: bytes) -> None:
 def test_load_yaml_mapping_returns_plain_mapping() -> None:
     data = load_yaml_mapping("a: 1\nb: [x, y]\n")
     assert data == {"a": 1, "b": ["x", "y"]}
+
+
+# --- every failure of the YAML constructors is the file's error, at its line -------------
+
+# Values the scanner accepts and a constructor refuses, each with what the error must say.
+CONSTRUCTOR_ERRORS = {
+    "february 30": ("publishedDateTime: 2024-02-30", "'2024-02-30' is not a valid timestamp"),
+    "year 0": ("publishedDateTime: 0000-01-01", "'0000-01-01' is not a valid timestamp"),
+    "offset +25:00": ("updated: 2024-01-01T10:00:00+25:00", "is not a valid timestamp"),
+    "month 13 in text": ("excerpt: 2024-13-45", "'2024-13-45' is not a valid timestamp"),
+    "timestamp tag": ("updated: !!timestamp next week", "'next week' is not a valid timestamp"),
+    "int 0x": ("quality: !!int 0x", "'0x' is not a valid int"),
+    "int words": ("quality: !!int twelve", "'twelve' is not a valid int"),
+    "int too long": ("quality: " + "9" * 5000, "is not a valid int"),
+    "float abc": ("heat: !!float abc", "'abc' is not a valid float"),
+    "bool maybe": ("published: !!bool maybe", "'maybe' is not a valid bool"),
+    "bool empty": ("published: !!bool", "'' is not a valid bool"),
+    "binary": ("excerpt: !!binary é", "failed to convert base64 data"),
+    "unknown tag": (
+        "excerpt: !secret x",
+        "could not determine a constructor for the tag '!secret'",
+    ),
+    "unknown global tag": ("excerpt: !!nonsense x", "could not determine a constructor"),
+    "str tag on a list": ("title: !!str [a]", "expected a scalar node"),
+    "map tag on text": ("provider: !!map text", "expected a mapping"),
+    "unhashable key": ("x: {[a, b]: c}", "unhashable key"),
+    "set tag on text": ("topics: !!set text", "expected a mapping"),
+    "omap of text": ("related: !!omap [a]", "expected a mapping of length 1"),
+    "bad merge": ("provider: {<<: text}", "expected a mapping or list of mappings"),
+}
+
+
+@pytest.fixture(params=["libyaml", "pure-python"])
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with libyaml's loader and again with PyYAML's pure-Python one (used for
+    deeply nested files)."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(seeds, "YamlLoader", seeds.PurePythonLoader)
+    else:
+        assert seeds.YamlLoader.__name__ == "SeedCSafeLoader"
+    return str(request.param)
+
+
+@pytest.mark.parametrize("case", sorted(CONSTRUCTOR_ERRORS))
+def test_a_constructor_error_is_the_files_error_with_its_line(
+    tmp_seeds: Path, loader: str, case: str
+) -> None:
+    line, words = CONSTRUCTOR_ERRORS[case]
+    # The bad value is on line 6 of the file: the fence, then four good lines.
+    result = parse_text(tmp_seeds, f"---\n{VALID}{line}\nexcerpt2: after\n---\nbody\n")
+    assert result.article is None
+    assert result.error is not None
+    assert result.error.startswith("invalid YAML at line 6: "), result.error
+    assert words in result.error
+
+
+def test_a_value_too_big_to_print_is_dropped_not_fatal(tmp_seeds: Path) -> None:
+    huge = "0x" + "f" * 5000  # an int of 6,000 decimal digits: str() of it raises
+    result = parse_text(tmp_seeds, f"title: {huge}\nquality: {huge}\n" + VALID.split("\n", 1)[1])
+    assert result.error == "'title' must be text, got a single value"
+    result = parse_text(tmp_seeds, f"{VALID}quality: {huge}\nheat: 1e999\n")
+    assert article_of(result).quality is None and article_of(result).heat is None
+    assert len(result.warnings) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (f"---\n{VALID}bad: !secret x\n---\n", "line 6"),  # after the opening fence
+        (f"{VALID}bad: !secret x\n", "line 5"),  # a whole-file mapping
+        (f"\ufeff---\n{VALID}bad: !secret x\n---\n", "line 6"),  # a byte order mark
+        (f"---\n{VALID}bad: !secret x\n---\n".replace("\n", "\r\n"), "line 6"),  # CRLF
+        (f"---\n{VALID}\tbad: x\n---\n", "line 6"),  # a scanner error
+        (f"---\n# comment\n\n{VALID}\ttitle: x\n---\n", "line 8"),
+    ],
+)
+def test_yaml_error_lines_are_counted_in_the_file(
+    tmp_seeds: Path, loader: str, content: str, line: str
+) -> None:
+    result = parse_text(tmp_seeds, content)
+    assert result.error is not None and f"invalid YAML at {line}: " in result.error, result.error
+
+
+# --- duplicate keys -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (
+            f"---\npublished: false\n{VALID}---\n",
+            "invalid YAML at line 6: duplicate key 'published' (first at line 2)",
+        ),
+        (
+            f"---\n{VALID}provider:\n  name: A\n  domain: a.com\n  name: B\n---\n",
+            "invalid YAML at line 9: duplicate key 'name' (first at line 7)",
+        ),
+        (
+            f"{VALID}related:\n  - {{title: a, title: b}}\n",
+            "invalid YAML at line 6: duplicate key 'title' (first at line 6)",
+        ),
+        (f"{VALID}topics: !!set {{a, a}}\n", "duplicate key 'a'"),
+        (f"{VALID}base: &b {{x: 1}}\nm:\n  <<: *b\n  x: 2\n  x: 3\n", "duplicate key 'x'"),
+    ],
+)
+def test_duplicate_keys_are_an_error(
+    tmp_seeds: Path, loader: str, content: str, error: str
+) -> None:
+    result = parse_text(tmp_seeds, content)
+    assert result.article is None
+    assert result.error is not None and error in result.error, result.error
+
+
+def test_merge_keys_may_still_be_overridden(tmp_seeds: Path, loader: str) -> None:
+    content = (
+        f"{VALID}defaults: &defaults {{name: Base, domain: base.example}}\n"
+        "provider:\n  <<: *defaults\n  name: Override\n"
+    )
+    article = article_of(parse_text(tmp_seeds, content))
+    assert article.provider is not None
+    assert (article.provider.name, article.provider.key) == ("Override", "base.example")
+
+
+def test_merges_of_merged_mappings_are_not_duplicates(loader: str) -> None:
+    # `inner` is flattened while `c` merges it, before `inner` itself is built.
+    document = (
+        "a: &a {x: 1}\nb:\n  inner: &i {<<: *a, x: 2}\nc: {<<: *i, y: 3}\nd: {<<: [*a, *i], x: 5}\n"
+    )
+    assert load_yaml_mapping(document) == {
+        "a": {"x": 1},
+        "b": {"inner": {"x": 2}},
+        "c": {"x": 2, "y": 3},
+        "d": {"x": 5},
+    }
+
+
+def test_duplicate_key_check_does_not_slow_loading() -> None:
+    """A mapping without merges pays one length comparison: the loaders must not copy."""
+    document = "".join(f"key{n}: value {n}\n" for n in range(50))
+    assert len(load_yaml_mapping(document)) == 50
+    assert seeds.YamlLoader.construct_mapping is seeds._SeedConstructor.construct_mapping
+
+
+# --- the published line of a file that failed ----------------------------------------------
+
+GOOD = f"---\n{VALID}excerpt: Text\n---\nBody\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (GOOD.encode(), True),
+        (GOOD.replace("title: A title", "title: [broken").encode(), True),
+        (GOOD.replace("true", "True # still").encode(), True),
+        (GOOD.replace("published: true", '"published": TRUE').encode(), True),
+        (GOOD.replace("excerpt: Text", "excerpt: Café").encode("latin-1"), True),
+        (GOOD.removesuffix("---\nBody\n").encode(), True),  # no closing fence
+        (("\ufeff" + GOOD).encode(), True),
+        (b"", False),
+        (b"---\npublished: false\n---\n", False),
+        (GOOD.replace("published: true", "published: false").encode(), False),
+        (GOOD.replace("published: true", "published: yes").encode(), False),
+        (GOOD.replace("published: true", "published: 'true'").encode(), False),
+        (GOOD.replace("published: true", "published: true false").encode(), False),
+        (GOOD.replace("published: true", "published: false\npublished: true").encode(), False),
+        (GOOD.replace("published: true", "\tpublished: false").encode(), False),
+        (GOOD.replace("published: true", "# published: true").encode(), False),
+        (GOOD.replace("published: true", "").replace("Body", "published: true").encode(), False),
+        (
+            GOOD.replace("published: true", "published: false")
+            .replace("excerpt: Text", "excerpt: Trés")
+            .encode("latin-1"),
+            False,
+        ),
+    ],
+)
+def test_still_says_published(content: bytes, says: bool) -> None:
+    assert still_says_published(content) is says
+
+
+def test_a_failed_file_says_whether_it_is_still_published(tmp_seeds: Path) -> None:
+    broken = GOOD.replace("title: A title", "title: [broken")
+    assert parse_text(tmp_seeds, broken).still_published is True
+    assert parse_text(tmp_seeds, broken.replace("true", "false")).still_published is False
+    assert parse_text(tmp_seeds, broken.encode("utf-16")).still_published is False
+    assert parse_text(tmp_seeds, GOOD).still_published is False  # only asked of failures
+
+
+# --- only regular files are opened, and nothing blocks ---------------------------------------
+
+
+def _parse_within(directory: Path, seed: SeedFile, seconds: float = 30.0) -> ParsedSeed:
+    """parse_seed_file in a thread: a blocking open would otherwise hang the test run."""
+    results: list[ParsedSeed] = []
+    thread = threading.Thread(
+        target=lambda: results.append(parse_seed_file(directory, seed, MAX_BYTES)), daemon=True
+    )
+    thread.start()
+    thread.join(seconds)
+    assert results, "parse_seed_file blocked"
+    return results[0]
+
+
+def _swap_after_scan(directory: Path, make: Callable[[Path], object]) -> ParsedSeed:
+    (directory / "a.txt").write_text(VALID, "utf-8")
+    (seed,) = scan_seed_files(directory)
+    (directory / "a.txt").unlink()
+    make(directory / "a.txt")
+    return _parse_within(directory, seed)
+
+
+def test_a_fifo_swapped_in_after_the_scan_is_refused_without_blocking(tmp_seeds: Path) -> None:
+    result = _swap_after_scan(tmp_seeds, os.mkfifo)
+    assert result.error == "is a named pipe (FIFO), not a regular file; not read"
+    # Its signature matches nothing, so the next reload looks at the path again.
+    assert result.file.size == -1
+
+
+def test_a_socket_swapped_in_is_refused(tmp_seeds: Path) -> None:
+    sockets = []
+
+    def make(path: Path) -> None:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sockets.append(sock)
+
+    try:
+        result = _swap_after_scan(tmp_seeds, make)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert result.error == "is a socket, not a regular file; not read"
+    assert result.file.size == -1
+
+
+def test_a_device_swapped_in_is_refused(tmp_seeds: Path) -> None:
+    result = _swap_after_scan(tmp_seeds, lambda path: path.symlink_to("/dev/zero"))
+    assert result.error == "is a character device, not a regular file; not read"
+
+
+def test_a_directory_swapped_in_is_refused(tmp_seeds: Path) -> None:
+    result = _swap_after_scan(tmp_seeds, lambda path: path.mkdir())
+    assert result.error is not None and "directory" in result.error
+
+
+def test_a_file_that_vanished_is_looked_at_again(tmp_seeds: Path) -> None:
+    result = _swap_after_scan(tmp_seeds, lambda path: None)
+    assert result.error == "file vanished before it could be read"
+    assert result.file.size == -1
+
+
+def test_files_are_opened_non_blocking_and_close_on_exec(
+    tmp_seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags: list[int] = []
+    real_open = os.open
+
+    def recording_open(path: Any, flag: int, *args: Any) -> int:
+        flags.append(flag)
+        return real_open(path, flag, *args)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    article_of(parse_text(tmp_seeds, VALID))
+    assert flags and all(f & os.O_NONBLOCK and f & os.O_CLOEXEC for f in flags)
+
+
+def test_a_symlink_inside_the_seeds_dir_is_still_followed(tmp_seeds: Path) -> None:
+    (tmp_seeds / "real.txt").write_text(VALID, "utf-8")
+    (tmp_seeds / "link.txt").symlink_to(tmp_seeds / "real.txt")
+    assert article_of(parse(tmp_seeds, "link.txt")).title == "A title"
+
+
+def test_a_file_changed_after_the_scan_is_recorded_as_read(tmp_seeds: Path) -> None:
+    path = tmp_seeds / "a.txt"
+    path.write_text(VALID, "utf-8")
+    (seed,) = scan_seed_files(tmp_seeds)
+    path.write_text(VALID.replace("A title", "Newer title"), "utf-8")
+    os.utime(path, ns=(seed.mtime_ns + 10**9, seed.mtime_ns + 10**9))
+    result = parse_seed_file(tmp_seeds, seed, MAX_BYTES)
+    assert article_of(result).title == "Newer title"
+    (rescanned,) = scan_seed_files(tmp_seeds)
+    assert result.file == rescanned  # the next reload sees it unchanged
+
+
+# --- names ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "same"),
+    [
+        (["Microsoft AI", "microsoft  ai", "Mícrosoft AI", " MICROSOFT\tAI "], True),
+        (["C", "C++", "C#"], False),
+        (["R&D", "R D"], False),
+        (["AT&T", "AT&amp;T"], True),
+        (["Café", "cafe", "CAFÉ"], True),
+    ],
+)
+def test_topic_slugs(names: list[str], same: bool) -> None:
+    slugs = {seeds.name_slug(name) for name in names}
+    assert len(slugs) == (1 if same else len(names)), slugs
+
+
+def test_symbol_names_get_spelled_out_slugs() -> None:
+    assert [seeds.name_slug(n) for n in ("C", "C++", "C#", "R&D", "@home")] == [
+        "c",
+        "c-plus-plus",
+        "c-sharp",
+        "r-and-d",
+        "at-home",
+    ]
+
+
+@pytest.mark.parametrize(
+    "key", ["news.rss", "news.atom", "news.json", "x" * 101, "-".join(["long"] * 100)]
+)
+def test_unsafe_keys_are_shortened_with_a_hash(key: str) -> None:
+    safe = seeds.safe_key(key)
+    assert safe != key and safe == seeds.safe_key(key)  # deterministic
+    assert len(safe) <= seeds.MAX_KEY_LENGTH
+    assert not safe.endswith((".rss", ".atom", ".json"))
+    assert safe.startswith(key[:4])
+    assert seeds.safe_key(key + "x") != safe
+
+
+def test_safe_keys_are_kept() -> None:
+    for key in ("techcrunch.com", "microsoft-ai", "x" * 100, "rss", "feeds.example.com"):
+        assert seeds.safe_key(key) == key
+
+
+@pytest.mark.parametrize(
+    ("domain", "key"),
+    [
+        ("example.org\n", "example.org"),  # cleaned like every text
+        ("exa\nmple.org", "exa-mple-org"),  # not a host name
+        ("news.RSS", "news.rss-"),
+        ("-bad-.example", "bad-example"),
+        ("a" * 64 + ".example", "a" * 64 + "-example"),  # a label over 63 characters
+    ],
+)
+def test_provider_domains_are_validated_whole(
+    tmp_seeds: Path, write_seed: Callable[..., Path], domain: str, key: str
+) -> None:
+    write_seed("a.txt", provider={"name": "P", "domain": domain})
+    result = parse(tmp_seeds, "a.txt")
+    provider = article_of(result).provider
+    assert provider is not None
+    if key.endswith("-"):
+        assert provider.key.startswith(key) and len(provider.key) == len(key) + 12
+        assert result.warnings == (
+            f"provider key 'news.rss' ends like a feed; its key is '{provider.key}'",
+        )
+    else:
+        assert provider.key == key
+
+
+def test_a_long_topic_gets_a_safe_key_and_a_warning(
+    tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    write_seed("a.txt", topics=["word " * 80])
+    result = parse(tmp_seeds, "a.txt")
+    (topic,) = article_of(result).topics
+    assert len(topic.key) <= seeds.MAX_KEY_LENGTH and topic.name == ("word " * 80).strip()
+    (warning,) = result.warnings
+    assert warning.startswith("topic key 'word-word-word") and "too long for a file name" in warning
+
+
+def test_bidi_controls_are_removed_from_every_text(
+    tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    bidi = "\u202e\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+    write_seed(
+        "a.txt",
+        title=f"Ti{bidi}tle",
+        excerpt=f"Ex{bidi}cerpt",
+        provider={"name": f"Pro{bidi}vider", "domain": "example.com"},
+        topics=[f"To{bidi}pic"],
+        images=[{"url": "https://example.com/i.jpg", "title": f"Im{bidi}age"}],
+        related=[{"title": f"Re{bidi}lated", "webUrl": "https://example.com/r"}],
+    )
+    article = article_of(parse(tmp_seeds, "a.txt"))
+    assert article.title == "Title" and article.excerpt == "Excerpt"
+    assert article.provider is not None and article.provider.name == "Provider"
+    assert [t.name for t in article.topics] == ["Topic"]
+    assert article.images[0].title == "Image" and article.related[0].title == "Related"
+    assert seeds.clean_text("a\u202eb\u200dc") == "ab\u200dc"  # a joiner is not a control
+
+
+# --- any scalar, tagged or not, in any field -------------------------------------------------
+
+_FIELDS = [
+    "title",
+    "webUrl",
+    "publishedDateTime",
+    "published",
+    "excerpt",
+    "quality",
+    "heat",
+    "provider.name",
+    "provider.domain",
+    "topics.0",
+    "images.0.url",
+    "images.0.width",
+    "images.0.height",
+    "images.0.title",
+    "related.0.title",
+    "related.0.webUrl",
+    "related.0.provider.name",
+]
+_TAGS = [
+    "",
+    "!!int ",
+    "!!float ",
+    "!!bool ",
+    "!!timestamp ",
+    "!!str ",
+    "!!binary ",
+    "!!null ",
+    "!!set ",
+    "!!map ",
+    "!!seq ",
+    "!!omap ",
+    "!unknown ",
+    "!!python/name:os.system ",
+    "!<tag:example.com,2024:x> ",
+]
+_TRICKY_SCALARS = [
+    "2024-02-30",
+    "0000-01-01",
+    "2024-01-01T10:00:00+25:00",
+    "2024-01-01 10:00:00 -99:99",
+    "9999-12-31T23:59:59-23:59",
+    "0x",
+    "0o",
+    "0b",
+    "0x" + "f" * 4000,
+    "1" * 5000,
+    "1_000",
+    "190:20:30",
+    "-.inf",
+    ".nan",
+    "1e999",
+    "abc",
+    "maybe",
+    "~",
+    "null",
+    "true",
+    "''",
+    '"\\x00\\u202e"',
+    "[a, b]",
+    "{a: b}",
+    "*missing",
+    "&anchor x",
+]
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    field=st.sampled_from(_FIELDS),
+    tag=st.sampled_from(_TAGS),
+    scalar=st.one_of(
+        st.sampled_from(_TRICKY_SCALARS),
+        st.text(max_size=40).map(json.dumps),  # any text, double-quoted
+        st.from_regex(r"[-+0-9.:TZ _xobe]{0,30}", fullmatch=True),  # numbers, dates, times
+        st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=20),
+    ),
+)
+def test_any_scalar_in_any_field_never_raises(
+    tmp_seeds: Path, field: str, tag: str, scalar: str
+) -> None:
+    data: dict[str, Any] = {
+        "title": "T",
+        "webUrl": "https://example.com/a",
+        "publishedDateTime": "2020-01-01T00:00:00Z",
+        "published": True,
+        "excerpt": "E",
+        "quality": 1,
+        "heat": 2,
+        "provider": {"name": "P", "domain": "p.example"},
+        "topics": ["A"],
+        "images": [{"url": "https://example.com/i.jpg", "width": 1, "height": 1, "title": "I"}],
+        "related": [{"title": "R", "webUrl": "https://example.com/r", "provider": {"name": "Q"}}],
+    }
+    marker = "@@VALUE@@"
+    *parents, last = field.split(".")
+    target: Any = data
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[int(last) if last.isdigit() else last] = marker
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=10**6)
+    text = text.replace(f"'{marker}'", marker).replace(marker, tag + scalar)
+    for content in (f"---\n{text}---\n", text):
+        result = parse_text(tmp_seeds, content)
+        assert (result.article is None) != (result.error is None)
+        assert result.error is None or "\n" not in result.error
+
+
+def test_an_unforeseen_exception_is_still_the_files_error(
+    tmp_seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(data: dict[str, Any], body: str = "") -> Any:
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(seeds, "article_from_mapping", failing)
+    result = parse_text(tmp_seeds, f"---\n{VALID}---\n")
+    assert result.error == "cannot be used (RuntimeError: a bug over two lines)"
+    assert result.still_published is True

@@ -1,0 +1,62 @@
+"""Which variant of a URL a request gets: a feed URL answers a browser's navigation with an
+HTML preview of the feed and every other client with the feed itself. One rule, used by
+the routes, the fast path and the cache key alike, so they can never disagree."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
+
+FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/feed+json",
+    "application/xml",
+    "text/xml",
+    "application/json",
+)
+# Both variants of a feed URL name every header the choice is made on.
+FEED_VARY = "Accept-Encoding, Accept, Sec-Fetch-Dest"
+PREVIEW = "preview"
+_FEED_PATH = re.compile(r"/(?:feed|topics/[^/]+|providers/[^/]+)\.(?:rss|atom|json)")
+_PUBLIC_DATA = re.compile(
+    r"/(?:feed|topics/[^/]+|providers/[^/]+)\.(?:rss|atom|json)|/(?:topics|providers)\.json"
+    r"|/feeds\.opml"
+)
+
+
+def is_feed_path(path: str) -> bool:
+    """Whether a path names a feed (in any format) of everything, a topic or a provider."""
+    return _FEED_PATH.fullmatch(path) is not None
+
+
+def is_public_data(path: str) -> bool:
+    """Whether a path is a feed, a JSON listing or the OPML: data any web page may fetch."""
+    return _PUBLIC_DATA.fullmatch(path) is not None
+
+
+def prefers_html(accept: str, alternatives: tuple[str, ...]) -> bool:
+    """Whether an Accept header ranks text/html above every one of the alternatives."""
+    parsed = parse_accept_header(accept, MIMEAccept)
+    html = parsed.quality("text/html")
+    return html > 0 and all(html > parsed.quality(other) for other in alternatives)
+
+
+def is_navigation(environ: dict[str, Any]) -> bool:
+    """Whether a request is a browser opening a page: `Sec-Fetch-Dest: document`, or an
+    Accept that prefers text/html over every feed type."""
+    if environ.get("HTTP_SEC_FETCH_DEST") == "document":
+        return True
+    accept = environ.get("HTTP_ACCEPT")
+    # Cheap test first: feed readers seldom name text/html at all.
+    return isinstance(accept, str) and "text/html" in accept and prefers_html(accept, FEED_TYPES)
+
+
+def variant(environ: dict[str, Any]) -> str:
+    """The variant of the requested URL: PREVIEW for a browser opening a feed, else ""."""
+    if is_navigation(environ) and is_feed_path(environ.get("PATH_INFO", "")):
+        return PREVIEW
+    return ""

@@ -1,0 +1,205 @@
+"""The pages a person reads: the home page, a page per topic and provider, the topic and
+provider indexes and search, with paging; and the site's icon."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, abort, current_app, request
+
+from . import combine, redirects
+from .cache import Rendered
+from .catalog import PROVIDER, TOPIC, Catalog, Collection
+from .models import Article
+from .preview import html, plural
+from .query import BadParameter, Page, parse_feed_query, select_page
+from .urls import page_path
+from .web import (
+    _cached,
+    _collection_or_404,
+    _feed_description,
+    _feed_links,
+    _feed_title,
+    _setting,
+    _store,
+    base_url,
+    feed_url,
+    page_url,
+    provider_subsets,
+    respond,
+    valid_host,
+)
+
+bp = Blueprint("pages", __name__)
+
+# How many topics and providers the home page names; the index pages name them all.
+HOME_LISTED = 20
+ICON_MAX_AGE = 86400
+
+
+@bp.app_template_filter("plural")
+def plural_filter(count: int, noun: str, nouns: str | None = None) -> str:
+    """`{{ n|plural("article") }}`: `1 article`, `2 articles`."""
+    return plural(count, noun, nouns)
+
+
+@bp.app_context_processor
+def site_links() -> dict[str, Any]:
+    """What every page's header and footer link to."""
+    # An error page for a request with a bad Host header links by path alone.
+    base = base_url() if _setting("base_url") or valid_host(request.host) else ""
+    return {"site_url": lambda path="/": f"{base}{path}", "page_path": page_path}
+
+
+def _page_of(articles: Sequence[Article]) -> tuple[Page, dict[str, str], int]:
+    """The page of articles `?page=` asks for, the URLs of the newer and older pages, and
+    how many articles match in all."""
+    size = int(_setting("page_size"))
+    try:
+        query = parse_feed_query(request.args.to_dict(flat=False), size, size)
+    except BadParameter as error:
+        abort(400, description=str(error))
+    page = select_page(articles, query)
+    total = sum(map(query.matches, articles)) if query.filtered else len(articles)
+    if page.number > page.last:
+        abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
+    others = [(k, v) for k, v in request.args.items(multi=True) if k != "page"]
+    links = {}
+    if page.number > 1:
+        newer = others + ([("page", str(page.number - 1))] if page.number > 2 else [])
+        links["newer"] = f"?{urlencode(newer)}" if newer else request.path
+    if page.number < page.last:
+        links["older"] = f"?{urlencode([*others, ('page', str(page.number + 1))])}"
+    return page, links, total
+
+
+def _largest(collections: Iterable[Collection], count: int | None = None) -> list[Collection]:
+    ranked = sorted(collections, key=lambda c: (-len(c.articles), c.name.casefold()))
+    return ranked if count is None else ranked[:count]
+
+
+@bp.get("/")
+def index() -> Response:
+    """The home page: the newest articles, the largest topics and providers, every feed."""
+
+    def render(catalog: Catalog) -> Rendered:
+        everything = catalog.everything
+        page, pager, _ = _page_of(everything.articles)
+        return html(
+            "index.html",
+            description=_setting("site_description"),
+            everything=everything,
+            page=page,
+            paging=pager,
+            feeds=_feed_links(everything),
+            feed_title=_setting("site_title"),
+            opml_url=f"{base_url()}/feeds.opml",
+            topics=_largest(catalog.topics.values(), HOME_LISTED),
+            providers=_largest(catalog.providers.values(), HOME_LISTED),
+            topic_count=len(catalog.topics),
+            provider_count=len(catalog.providers),
+        )
+
+    return respond(_cached(render))
+
+
+def _collection_page(kind: str, key: str) -> Response:
+    if combine.union(_store().catalog, kind, key) is None:
+        redirects.to_canonical(_store().catalog, kind, key, "")
+
+    def render(catalog: Catalog) -> Rendered:
+        collection = _collection_or_404(catalog, kind, key)
+        page, pager, _ = _page_of(collection.articles)
+        return html(
+            "collection.html",
+            title=_feed_title(collection),
+            feed_title=_feed_title(collection),
+            description=_feed_description(collection),
+            collection=collection,
+            page=page,
+            paging=pager,
+            feeds=_feed_links(collection),
+            subsets=provider_subsets(catalog, collection),
+        )
+
+    return respond(_cached(render))
+
+
+@bp.get("/topics/<key>")
+def topic_page(key: str) -> Response:
+    """A topic's newest articles as a web page."""
+    return _collection_page(TOPIC, key)
+
+
+@bp.get("/providers/<key>")
+def provider_page(key: str) -> Response:
+    """A provider's newest articles as a web page."""
+    return _collection_page(PROVIDER, key)
+
+
+def _index_page(kind: str) -> Response:
+    def render(catalog: Catalog) -> Rendered:
+        group = catalog.topics if kind == TOPIC else catalog.providers
+        title = "Topics" if kind == TOPIC else "Providers"
+        everything = catalog.everything
+        return html(
+            "listing.html",
+            title=title,
+            noun="topic" if kind == TOPIC else "provider",
+            rows=[(c, page_url(c), _feed_links(c)) for c in _largest(group.values())],
+            listing_json=f"{base_url()}/{title.lower()}.json",
+            feeds=_feed_links(everything),
+            feed_title=_setting("site_title"),
+        )
+
+    return respond(_cached(render))
+
+
+@bp.get("/topics")
+def topics_page() -> Response:
+    """Every topic with its article count and feeds."""
+    return _index_page(TOPIC)
+
+
+@bp.get("/providers")
+def providers_page() -> Response:
+    """Every provider with its article count and feeds."""
+    return _index_page(PROVIDER)
+
+
+@bp.get("/search")
+def search() -> Response:
+    """Articles whose title or excerpt holds every word of `q`, with a feed of the search."""
+
+    def render(catalog: Catalog) -> Rendered:
+        words = request.args.get("q", "").strip()
+        everything = catalog.everything
+        page, pager, total = _page_of(everything.articles if words else ())
+        return html(
+            "search.html",
+            q=words,
+            page=page,
+            paging=pager,
+            matches=total,
+            feeds=_search_feeds(everything, words),
+            feed_title=f"Search: {words}" if words else _setting("site_title"),
+        )
+
+    return respond(_cached(render))
+
+
+def _search_feeds(everything: Collection, words: str) -> dict[str, str]:
+    if not words:
+        return _feed_links(everything)
+    return {ext: feed_url(everything, ext, [("q", words)]) for ext in ("rss", "atom", "json")}
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The site's icon, for browsers that ask for it at the traditional place."""
+    response = current_app.send_static_file("favicon.svg")
+    response.cache_control.public = True
+    response.cache_control.max_age = ICON_MAX_AGE
+    return response

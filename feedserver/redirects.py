@@ -1,0 +1,115 @@
+"""The URLs people and readers type, answered with a 301 to the canonical URL: the feed
+names other sites use (`/rss.xml`, `/atom.xml`, `/feed/`, ...), a trailing slash, and a
+topic or provider spelled another way. Targets come from `base_url` or are relative paths,
+never from the request's Host header."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, current_app, request
+
+from .catalog import PROVIDER, TOPIC, Catalog
+from .combine import MAX_UNION, UNION_SEPARATOR
+from .negotiation import is_public_data
+from .preview import CORS
+from .seeds import provider_for, topic_for
+from .urls import KIND_PATHS
+
+bp = Blueprint("redirects", __name__)
+
+# Feed names of other feed software, each to the canonical feed of everything.
+FEED_ALIASES = {
+    "/feed": "/feed.rss",
+    "/feed/": "/feed.rss",
+    "/rss": "/feed.rss",
+    "/rss/": "/feed.rss",
+    "/rss.xml": "/feed.rss",
+    "/feed.xml": "/feed.rss",
+    "/index.xml": "/feed.rss",
+    "/atom": "/feed.atom",
+    "/atom.xml": "/feed.atom",
+}
+# A fixed alias never changes: a day; a spelling's target may go when its topic does.
+ALIAS_MAX_AGE = 86400
+# Characters a query string keeps as they are; anything else is percent-encoded.
+_QUERY_SAFE = "/?&=+%;:@,$!*'()~"
+
+
+def _moved(path: str, max_age: int) -> Response:
+    """A 301 to a path of this site, keeping the request's query string."""
+    base = str(current_app.config["FEEDSERVER"]["base_url"])
+    query = quote(request.query_string, safe=_QUERY_SAFE)
+    location = f"{base}{path}{'?' + query if query else ''}"
+    response = Response(f"Moved to {location}\n", 301, content_type="text/plain; charset=utf-8")
+    response.headers["Location"] = location
+    response.cache_control.public = True
+    response.cache_control.max_age = max_age
+    if is_public_data(path):
+        response.headers[CORS[0]] = CORS[1]  # a page's fetch() follows it to the feed
+    return response
+
+
+def canonical_key(catalog: Catalog, kind: str, key: str) -> str | None:
+    """The key of the served topic or provider that `key` spells another way, if any; for a
+    union (`AI+Azure`), the union of its parts' keys when every part names one."""
+    if not key.isprintable():
+        return None  # control characters are no way of spelling a name
+    if UNION_SEPARATOR in key:
+        parts = key.split(UNION_SEPARATOR)
+        if len(parts) > MAX_UNION:
+            return None
+        keys = [
+            p if catalog.collection(kind, p) else canonical_key(catalog, kind, p) for p in parts
+        ]
+        if not all(keys):
+            return None
+        joined = UNION_SEPARATOR.join(dict.fromkeys(k for k in keys if k))
+        return joined if joined != key else None
+    if kind == TOPIC:
+        topic = topic_for(key)
+        found = topic.key if topic else None
+    elif kind == PROVIDER:
+        provider = provider_for("", key)
+        found = provider.key if provider else None
+    else:
+        return None
+    if found and found != key and catalog.collection(kind, found) is not None:
+        return found
+    return None
+
+
+def to_canonical(catalog: Catalog, kind: str, key: str, suffix: str) -> None:
+    """Answer with a 301 when `key` is another spelling of a served collection's key."""
+    found = canonical_key(catalog, kind, key)
+    if found is not None:
+        max_age = int(current_app.config["FEEDSERVER"]["reload_interval"])
+        abort(_moved(f"/{KIND_PATHS[kind]}/{found}{suffix}", max_age))
+
+
+def _alias(path: str) -> NoReturn:
+    abort(_moved(path, ALIAS_MAX_AGE))
+
+
+def _register() -> None:
+    for number, (alias, target) in enumerate(FEED_ALIASES.items()):
+        bp.add_url_rule(alias, f"feed_alias_{number}", lambda target=target: _alias(target))
+    for kind, folder in KIND_PATHS.items():
+        bp.add_url_rule(f"/{folder}/", f"{folder}_index", lambda f=folder: _alias(f"/{f}"))
+        bp.add_url_rule(
+            f"/{folder}/<key>/",
+            f"{folder}_page",
+            lambda key, kind=kind, f=folder: _trailing_slash(kind, f, key),
+        )
+
+
+def _trailing_slash(kind: str, folder: str, key: str) -> NoReturn:
+    catalog: Catalog = current_app.extensions["feedserver.store"].catalog
+    found = key if catalog.collection(kind, key) is not None else canonical_key(catalog, kind, key)
+    if found is None:
+        abort(404, description=f"no such {kind}: it has no published articles")
+    _alias(f"/{folder}/{found}")
+
+
+_register()
