@@ -67,6 +67,7 @@ class Page:
     articles: Sequence[Article]
     number: int
     last: int  # the number of the last page; 1 when nothing matches
+    total: int  # how many articles match, on every page
 
 
 def _single(args: Mapping[str, list[str]], name: str) -> str | None:
@@ -216,7 +217,7 @@ def select_page(
         )
         if found is not None:
             selected, count = found
-            return Page(selected, query.page, max(1, math.ceil(count / query.limit)))
+            return Page(selected, query.page, max(1, math.ceil(count / query.limit)), count)
     if query.filtered:
         chosen: Sequence[Article] = [a for a in articles if query.matches(a)]
         if query.sort != "date":
@@ -224,4 +225,4 @@ def select_page(
     else:
         chosen = articles  # already newest first, ties by URL
     last = max(1, math.ceil(len(chosen) / query.limit))
-    return Page(chosen[start : start + query.limit], query.page, last)
+    return Page(chosen[start : start + query.limit], query.page, last, len(chosen))
