@@ -1,7 +1,7 @@
 """Measure feedserver at 1,000, 10,000 and 100,000 seed files against the issue's targets.
 
     python -m benchmarks [--sizes 1000,10000,100000]
-                         [--only cold,reload,serve,flat,filtered,memory,startup]
+                         [--only cold,reload,serve,flat,filtered,memory,startup,slow,stall]
                          [--workdir DIR] [--markdown FILE]
 
 For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
@@ -22,7 +22,7 @@ from typing import Any
 
 from . import fresh, loadgen, report, targets, trees
 
-GROUPS = ("cold", "reload", "serve", "flat", "filtered", "memory", "startup")
+GROUPS = ("cold", "reload", "serve", "flat", "filtered", "memory", "startup", "slow", "stall")
 BASELINE_SIZE = 1000
 
 
@@ -93,6 +93,12 @@ def measure_size(
     if "startup" in groups:
         _progress(f"N={tree.count:,}: start-up with --preload -w 4")
         result.figures += targets.start_up(tree, options)
+    if "slow" in groups:
+        _progress(f"N={tree.count:,}: a probe under slow clients")
+        result.figures += targets.slow_clients(tree, options)
+    if "stall" in groups:
+        _progress(f"N={tree.count:,}: a cached feed during a 1% reload")
+        result.figures += targets.reload_stall(tree, options)
     return result
 
 

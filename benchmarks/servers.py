@@ -1,5 +1,5 @@
-"""A gunicorn of our own for a benchmark: started on a free loopback port, waited for, its
-worker processes found through /proc, and stopped."""
+"""A gunicorn of our own for a benchmark (or `feedserver serve`): started on a free loopback
+port, waited for, its worker processes found through /proc, and stopped."""
 
 from __future__ import annotations
 
@@ -130,15 +130,33 @@ def start(
 ) -> Gunicorn:
     """Launch `python -m gunicorn OPTIONS app` from the repository's top folder."""
     port = free_port()
-    logs.mkdir(parents=True, exist_ok=True)
     name = app.replace(":", "-").replace(".", "-")
-    error_log = logs / f"{name}-{port}.err.log"
     command = [sys.executable, "-m", "gunicorn", *COMMON_OPTIONS, *options]
     command += ["--bind", f"{HOST}:{port}"]
     access_log = None
     if access_format is not None:
         access_log = logs / f"{name}-{port}.access.log"
         command += ["--access-logfile", str(access_log), "--access-logformat", access_format]
+    return _launch([*command, app], name, port, logs, env, access_log)
+
+
+def start_serve(logs: Path, *options: str, env: dict[str, str] | None = None) -> Gunicorn:
+    """Launch `python -m feedserver serve OPTIONS` (its own gunicorn) on a free port."""
+    port = free_port()
+    command = [sys.executable, "-m", "feedserver", "serve", "--host", HOST, "--port", str(port)]
+    return _launch([*command, *options], "feedserver-serve", port, logs, env, None)
+
+
+def _launch(
+    command: list[str],
+    name: str,
+    port: int,
+    logs: Path,
+    env: dict[str, str] | None,
+    access_log: Path | None,
+) -> Gunicorn:
+    logs.mkdir(parents=True, exist_ok=True)
+    error_log = logs / f"{name}-{port}.err.log"
     handle = open(error_log, "wb")  # noqa: SIM115 - closed by Gunicorn.stop
     # A load generator polls the same feeds unconditionally from one client: polite polling
     # would refuse it. The audience counts go beside the logs, not into the repository.
@@ -148,7 +166,7 @@ def start(
         **(env or {}),
     }
     process = subprocess.Popen(
-        [*command, app],
+        command,
         cwd=REPO_ROOT,
         env=clean_environment(**settings),
         stdout=handle,

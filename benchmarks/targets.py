@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import filtered, flat, fresh, serving, startup, trees
+from . import filtered, flat, fresh, serving, slow, startup, trees
 from .report import INFO, Figure, judged, megabytes, ratio, seconds
 
 COLD_TARGET = 1.25
@@ -25,6 +25,11 @@ MEMORY_TARGET = 1.0
 MEMORY_SIZE = 100_000  # the issue sets the memory target at this size
 BACK_LIMIT = 1.0
 FILTERED_TARGET = 1.5
+SLOW_CLIENT_COUNTS = (300, 1000)
+SLOW_SUCCESS_TARGET = 0.99  # probe success under slow clients, against none
+SLOW_P99_TARGET = 3.0  # probe p99 under slow clients, against none
+SLOW_PROBE_SECONDS = 10.0
+STALL_LIMIT = 0.050  # a cached feed's p99 while a 1%-changed reload runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +275,66 @@ def start_up(tree: trees.SeedTree, options: Options) -> list[Figure]:
             f"{catch_up or 'none logged'}; its slowest answer until then "
             f"{seconds(result.new_worker_slowest)}",
         ),
+    ]
+
+
+def slow_clients(tree: trees.SeedTree, options: Options) -> list[Figure]:
+    """Issue 11, item 1: a probe's success rate and p99 under 300 and 1,000 slow clients,
+    each launch command against itself with no slow clients, side by side in one run."""
+    figures = []
+    runs = slow.slow_client_runs(tree, options.logs, (0, *SLOW_CLIENT_COUNTS), SLOW_PROBE_SECONDS)
+    for run in runs:
+        calm = run.probes[0]
+        for count in SLOW_CLIENT_COUNTS:
+            under = run.probes[count]
+            success = under.success_rate / calm.success_rate if calm.success_rate else 0.0
+            note = (
+                f"{run.command}; {under.attempts} probe requests in {SLOW_PROBE_SECONDS:g} s "
+                f"against {calm.attempts} with none; {run.opened[count]} slow connections open"
+            )
+            figures.append(
+                Figure(
+                    f"slow clients {count:,}, {run.label}: probe success",
+                    f"{under.success_rate:.1%}",
+                    f"{calm.success_rate:.1%} with none",
+                    ratio(success),
+                    f">= {SLOW_SUCCESS_TARGET:.2f}x",
+                    judged(success >= SLOW_SUCCESS_TARGET),
+                    note,
+                )
+            )
+            p99 = under.p99() / calm.p99()
+            figures.append(
+                Figure(
+                    f"slow clients {count:,}, {run.label}: probe p99",
+                    seconds(under.p99()),
+                    f"{seconds(calm.p99())} with none",
+                    ratio(p99),
+                    f"<= {SLOW_P99_TARGET:.2f}x",
+                    judged(p99 <= SLOW_P99_TARGET),
+                    run.command,
+                )
+            )
+    return figures
+
+
+def reload_stall(tree: trees.SeedTree, options: Options) -> list[Figure]:
+    """Issue 11, item 5: a cached feed's p99 while a 1%-changed reload runs, against the
+    same feed's p99 with no reload running (the target is the issue's 50 ms)."""
+    result = slow.reload_latency(tree, options.logs, CHANGED_FRACTION)
+    return [
+        Figure(
+            "cached feed p99 during 1% reload",
+            seconds(result.during_p99),
+            f"{seconds(result.quiet_p99)} no reload",
+            ratio(result.during_p99 / result.quiet_p99),
+            f"< {seconds(STALL_LIMIT)}",
+            judged(result.during_p99 < STALL_LIMIT),
+            f"GET {slow.PROBE_PATH} under gunicorn -c config/gunicorn.conf.py -w "
+            f"{result.workers}; {result.during_requests} requests during the workers' "
+            f"reloads of {result.changed:,} changed files (longest "
+            f"{seconds(result.reload_seconds)}), {result.quiet_requests} with none",
+        )
     ]
 
 

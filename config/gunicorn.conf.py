@@ -1,9 +1,11 @@
 """gunicorn settings for feedserver: `gunicorn -c config/gunicorn.conf.py wsgi:app`.
 
-Every gunicorn option can be set here or on the command line. The hooks start each worker's
-reload job as soon as the worker is up (rather than with its first request, so an idle
-worker's catalog stays current too), and give the workers one Prometheus metrics folder, so
-that /metrics adds up every worker's figures."""
+Every gunicorn option can be set here or on the command line. The worker model and its time
+limits are the ones `feedserver serve` uses (see feedserver/worker.py and the README's
+deployment section): gevent workers, so slow clients cannot starve the server. The hooks start
+each worker's reload job as soon as the worker is up (rather than with its first request, so
+an idle worker's catalog stays current too), and give the workers one Prometheus metrics
+folder, so that /metrics adds up every worker's figures."""
 
 from feedserver.gunicorn_hooks import (  # noqa: F401 - gunicorn reads these names
     ACCESS_LOG_FORMAT,
@@ -13,10 +15,17 @@ from feedserver.gunicorn_hooks import (  # noqa: F401 - gunicorn reads these nam
     post_worker_init,
     prepare_metrics_dir,
 )
+from feedserver.worker import gunicorn_settings
 
 bind = "127.0.0.1:8000"
 workers = 2
 accesslog = "-"
 access_log_format = ACCESS_LOG_FORMAT
+_serving = gunicorn_settings()
+worker_class = _serving["worker_class"]
+worker_connections = _serving["worker_connections"]
+keepalive = _serving["keepalive"]
+timeout = _serving["timeout"]
+graceful_timeout = _serving["graceful_timeout"]
 
 prepare_metrics_dir()

@@ -28,16 +28,20 @@ def _apply_common(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the app under gunicorn with the given address and workers."""
+    """Run the app under gunicorn's gevent workers with the given address and workers."""
     from gunicorn.app.base import BaseApplication
 
     from . import create_app, gunicorn_hooks
+    from .worker import gunicorn_settings
 
     _apply_common(args)
     load_config()  # fail with one clear line before gunicorn starts
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
+            # The same worker model and time limits as config/gunicorn.conf.py.
+            for name, value in gunicorn_settings().items():
+                self.cfg.set(name, value)
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
             self.cfg.set("preload_app", args.preload)

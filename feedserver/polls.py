@@ -86,6 +86,10 @@ class PollRecorder:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
+                # Made here, in the serving process: an Event made before gunicorn's gevent
+                # worker patched threading (with --preload, in the master) would, waited on,
+                # block the worker's whole event loop.
+                self._wake = threading.Event()
                 self._thread = threading.Thread(target=self._run, name="polls", daemon=True)
                 self._thread.start()
 

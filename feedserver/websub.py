@@ -63,7 +63,8 @@ class HubPublisher:
         self.attempts = attempts
         self.first_pause = first_pause
         self._lock_file: IO[bytes] | None = None
-        self._queue: queue.Queue[str] = queue.Queue()
+        self._queue: queue.Queue[str] | None = None
+        self._queue_pid: int | None = None
         self._sender: threading.Thread | None = None
         # Told of each notification's outcome (True: the hub accepted it), for the metrics.
         self.on_outcome: Callable[[bool], None] = lambda accepted: None
@@ -90,19 +91,30 @@ class HubPublisher:
         """Queue one notification per feed of every collection whose content changed."""
         if not self.holds_lock():
             return
+        outbox = self._outbox()
         for collection in changed_collections(before, after, self.feed_limit):
             for extension in FEED_EXTENSIONS:
-                self._queue.put(f"{self.base_url}{feed_path(collection, extension)}")
-        self._start_sender()
+                outbox.put(f"{self.base_url}{feed_path(collection, extension)}")
+        self._start_sender(outbox)
 
-    def _start_sender(self) -> None:
+    def _outbox(self) -> queue.Queue[str]:
+        """This process's queue of feeds to announce. Made here rather than with the app: a
+        queue made in gunicorn's master before a --preload fork holds real locks, and
+        waiting on one would block a gevent worker's whole event loop."""
+        if self._queue is None or self._queue_pid != os.getpid():
+            self._queue, self._queue_pid, self._sender = queue.Queue(), os.getpid(), None
+        return self._queue
+
+    def _start_sender(self, outbox: queue.Queue[str]) -> None:
         if self._sender is None or not self._sender.is_alive():
-            self._sender = threading.Thread(target=self._send_all, name="websub", daemon=True)
+            self._sender = threading.Thread(
+                target=self._send_all, args=(outbox,), name="websub", daemon=True
+            )
             self._sender.start()
 
-    def _send_all(self) -> None:
+    def _send_all(self, outbox: queue.Queue[str]) -> None:
         while True:
-            self.publish(self._queue.get())
+            self.publish(outbox.get())
 
     def publish(self, feed_url: str) -> bool:
         """Notify the hub of one feed, retrying with doubling pauses; True once it accepts."""

@@ -66,16 +66,22 @@ def touch_later(path: Path, seconds: int) -> None:
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + seconds * 10**9))
 
 
-@pytest.mark.parametrize("preload", [False, True], ids=["workers-load", "preload"])
+GUNICORN_CONF = str(Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("--preload",), ("-c", GUNICORN_CONF), ("-c", GUNICORN_CONF, "--preload")],
+    ids=["workers-load", "preload", "gevent", "gevent-preload"],
+)
 def test_every_worker_serves_each_change_within_two_intervals(
-    preload: bool,
+    args: tuple[str, ...],
     tmp_path: Path,
     start_gunicorn: Callable[..., GunicornServer],
     write_seed: Callable[..., Path],
     tmp_seeds: Path,
 ) -> None:
     write_seed("first.txt")
-    args = ("--preload",) if preload else ()
     server = start_gunicorn(tmp_seeds, *args, env={"FEEDSERVER_RELOAD_INTERVAL": str(INTERVAL)})
     feed_urls(server)  # every worker has started its reload job
 
