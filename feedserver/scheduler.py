@@ -118,8 +118,10 @@ class ReloadScheduler:
                 **({"next_run_time": first_run} if first_run else {}),
             )
             # Build the served catalog's search index now, in the background, so that the
-            # first filtered request does not wait for it (reload() does so for later ones).
-            self._scheduler.add_job(self.prepare_search, id="prepare-search")
+            # first filtered request does not wait for it; a catch-up reload due now does so
+            # itself (one at a time: both hand the GIL over more often while they run).
+            if first_run is None:
+                self._scheduler.add_job(self.prepare_search, id="prepare-search")
             self._scheduler.start()
             self._pid = os.getpid()
             logger.info(
@@ -145,6 +147,7 @@ class ReloadScheduler:
             if after is not before:
                 for listener in self.listeners:
                     listener(before, after)
+            if not after.search.ready:
                 self.prepare_search()
         except Exception:
             logger.exception("reload failed; serving the last catalog")

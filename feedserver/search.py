@@ -231,6 +231,16 @@ class SearchIndex:
             self._members = found
         return found
 
+    @property
+    def ready(self) -> bool:
+        """Whether every part is built."""
+        return (
+            self._words is not None
+            and self._members is not None
+            and self._at_least is not None
+            and "heat" in self._orders
+        )
+
     def prepare(self) -> None:
         """Build every part now, so that no request waits for one."""
         self.words()

@@ -5,7 +5,9 @@ queries; and the index is built once per catalog, whole even when requests race 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -197,7 +199,9 @@ def test_articles_that_are_not_a_collection_of_the_catalog_are_scanned() -> None
 
 def test_prepare_builds_everything_ahead() -> None:
     catalog = realistic_catalog(200)
+    assert not catalog.search.ready
     catalog.search.prepare()
+    assert catalog.search.ready
     built = catalog.search.nbytes()
     query = parse_feed_query({"q": ["cloud"], "sort": ["quality"], "min_quality": ["2"]}, 50, 500)
     indexed(catalog, catalog.topics["t1"], query)
@@ -213,3 +217,22 @@ def test_feeds_answer_filtered_requests_from_the_index(client: FlaskClient) -> N
         items = client.get(path).get_json()["items"]
         assert items
     assert store.catalog.search.nbytes() > 1000  # the index was used and kept
+
+
+def test_the_reload_job_builds_each_new_catalogs_index(
+    tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    from feedserver import create_app
+
+    write_seed("a.txt", topics=["Alpha"])
+    app = create_app({"seeds_dir": str(tmp_seeds)}, reload_in_background=True)
+    store = app.extensions["feedserver.store"]
+    scheduler = app.extensions["feedserver.scheduler"]
+    assert not store.catalog.search.ready  # built by the job, not by create_app
+    scheduler.reload()  # nothing changed: the served catalog's index is built all the same
+    assert store.catalog.search.ready
+    write_seed("b.txt", topics=["Beta"])
+    before = store.catalog
+    scheduler.reload()
+    assert store.catalog is not before
+    assert store.catalog.search.ready
