@@ -1,7 +1,8 @@
 """Measure feedserver at 1,000, 10,000 and 100,000 seed files against the issue's targets.
 
     python -m benchmarks [--sizes 1000,10000,100000]
-                         [--only cold,reload,serve,flat,filtered,memory,startup,slow,stall]
+                         [--only cold,reload,watch,serve,flat,filtered,memory,startup,
+                                 restart,slow,stall]
                          [--workdir DIR] [--markdown FILE]
 
 For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
@@ -22,7 +23,19 @@ from typing import Any
 
 from . import fresh, loadgen, report, targets, trees
 
-GROUPS = ("cold", "reload", "serve", "flat", "filtered", "memory", "startup", "slow", "stall")
+GROUPS = (
+    "cold",
+    "reload",
+    "watch",
+    "serve",
+    "flat",
+    "filtered",
+    "memory",
+    "startup",
+    "restart",
+    "slow",
+    "stall",
+)
 BASELINE_SIZE = 1000
 
 
@@ -71,13 +84,18 @@ def measure_size(
     options: targets.Options,
     state: dict[str, Any],
 ) -> report.SizeReport:
-    """Every chosen figure at one size; `state` holds the 1,000-file tree and the idle RSS."""
+    """Every chosen figure at one size; `state` holds the 1,000-file tree, the idle RSS, the
+    work folder and the generator seed."""
     result = report.SizeReport(tree.count, tree.total_bytes)
+    cache = state["workdir"] / "snapshots"  # the snapshot folder of figures that use one
     _progress(f"N={tree.count:,}: warming the page cache")
     trees.warm(tree.root)
     if "cold" in groups or "reload" in groups:
         _progress(f"N={tree.count:,}: cold load and reloads")
         result.figures += targets.cold_and_reload(tree, "cold" in groups, "reload" in groups)
+    if "watch" in groups:
+        _progress(f"N={tree.count:,}: reloads following inotify")
+        result.figures += targets.watched_reload(tree)
     if "serve" in groups:
         _progress(f"N={tree.count:,}: serving under gunicorn")
         result.figures += targets.serve(tree, options)
@@ -89,10 +107,21 @@ def measure_size(
         result.figures += targets.filtered_cost(tree, state["baseline"])
     if "memory" in groups:
         _progress(f"N={tree.count:,}: memory")
-        result.figures += targets.memory(tree, state["idle"])
+        result.figures += targets.memory(tree, state["idle"], cache)
+        related = trees.seed_tree(
+            state["workdir"], tree.count, state["seed"], related=targets.RELATED_ITEMS
+        )
+        _progress(f"N={tree.count:,}: memory, related-heavy corpus ({related.total_bytes:,} B)")
+        trees.warm(related.root)
+        result.figures += targets.memory(related, state["idle"], cache, "related-heavy")
     if "startup" in groups:
         _progress(f"N={tree.count:,}: start-up with --preload -w 4")
         result.figures += targets.start_up(tree, options)
+    if "restart" in groups:
+        _progress(f"N={tree.count:,}: restart with unchanged seeds vs cold start")
+        result.figures += targets.restarts(tree, cache)
+        _progress(f"N={tree.count:,}: four workers starting together, with and without --preload")
+        result.figures += targets.workers(tree, options, cache)
     if "slow" in groups:
         _progress(f"N={tree.count:,}: a probe under slow clients")
         result.figures += targets.slow_clients(tree, options)
@@ -147,7 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         loadgen=args.loadgen,
     )
-    state: dict[str, Any] = {"baseline": None, "idle": None}
+    state: dict[str, Any] = {
+        "baseline": None,
+        "idle": None,
+        "workdir": workdir,
+        "seed": args.seed,
+    }
     if "flat" in args.only or "filtered" in args.only:
         state["baseline"] = trees.seed_tree(workdir, BASELINE_SIZE, args.seed)
     if "memory" in args.only:

@@ -25,8 +25,11 @@ class ChildFailed(RuntimeError):
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
-    """The caller's environment without FEEDSERVER_* settings, plus `extra`."""
+    """The caller's environment without FEEDSERVER_* settings, plus `extra`. No snapshot
+    of parsed seeds is used unless `extra` names a FEEDSERVER_CACHE_DIR: a cold load must
+    be cold."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSERVER_")}
+    env["FEEDSERVER_CACHE_DIR"] = ""
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.update(extra)
     return env

@@ -31,8 +31,11 @@ def _quoted(text: str) -> str:
 class SeedWriter:
     """Makes seed documents from one random generator, so a seed value gives the same files."""
 
-    def __init__(self, seed: int, topics: int, providers: int, unpublished: float) -> None:
+    def __init__(
+        self, seed: int, topics: int, providers: int, unpublished: float, related: int | None
+    ) -> None:
         self.rng = random.Random(seed)
+        self.related = related  # related items per article; None: 0 to 4 at random
         self.topics = [f"{_title(self.rng, 2)} {n}" for n in range(topics)]
         self.providers = [(f"Provider {n}", f"provider{n}.example.com") for n in range(providers)]
         self.unpublished = unpublished
@@ -49,7 +52,8 @@ class SeedWriter:
     def _related(self, when: datetime) -> str:
         lines = ["related:"]
         related_when = (when - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for _ in range(self.rng.randint(0, 4)):
+        count = self.rng.randint(0, 4) if self.related is None else self.related
+        for _ in range(count):
             name, domain = self.rng.choice(self.providers)
             slug = self.rng.randint(10**8, 10**9)
             lines += [
@@ -102,11 +106,13 @@ def generate(
     unpublished: float = 0.1,
     topics: int | None = None,
     providers: int | None = None,
+    related: int | None = None,
 ) -> list[Path]:
-    """Write count seed files into out, 1,000 to a folder; returns their paths."""
+    """Write count seed files into out, 1,000 to a folder; returns their paths. `related`
+    fixes the related items of every article (each with its excerpt, provider and image)."""
     topics = topics or max(10, min(500, count // 100))
     providers = providers or max(5, min(300, count // 200))
-    writer = SeedWriter(seed, topics, providers, unpublished)
+    writer = SeedWriter(seed, topics, providers, unpublished, related)
     paths = []
     for index in range(count):
         folder = out / f"{index // 1000:03d}"
@@ -125,8 +131,9 @@ def main() -> None:
     parser.add_argument("count", type=int)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--unpublished", type=float, default=0.1)
+    parser.add_argument("--related", type=int, help="related items per article (default 0-4)")
     args = parser.parse_args()
-    generate(args.out, args.count, args.seed, args.unpublished)
+    generate(args.out, args.count, args.seed, args.unpublished, related=args.related)
 
 
 if __name__ == "__main__":

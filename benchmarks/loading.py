@@ -65,3 +65,18 @@ def cold_then_reloads(root: str, seed: int, fraction: float, repeats: int = 3) -
     result["unchanged"] = unchanged
     result["edited"] = edited
     return result
+
+
+def watched_reloads(root: str, repeats: int = 3) -> dict[str, Any]:
+    """Reloads with nothing changed by a store that follows inotify's events (where inotify
+    works), each timed next to the stat floor; after a cold load and the two reloads that
+    set up the watches (the first makes them, the second lists each watched folder once)."""
+    store = CatalogStore(root, MAX_FILE_BYTES, SITE_TITLE, watch=True)
+    store.reload()
+    store.reload()
+    store.reload()
+    runs = []
+    for _ in range(repeats):
+        stat = floors.timed(floors.stat_tree, root)
+        runs.append({"reload": floors.timed(store.reload), "stat": stat})
+    return {"runs": runs, "watching": store.watch}

@@ -3,8 +3,8 @@
 Both run in fresh processes (see fresh.py) and read their own VmRSS from /proc/self/status
 after serving one request and a full garbage collection:
 - serving: `create_app` over the seed tree, then one request for the biggest topic's feed;
-- idle: the same modules imported (Flask, feedgen, PyYAML, APScheduler, feedserver), a
-  one-route Flask app, one request.
+- idle: the same modules imported (Flask, feedgen, PyYAML, APScheduler, feedserver with its
+  statistics views and prometheus_client), a one-route Flask app, one request.
 """
 
 from __future__ import annotations
@@ -29,11 +29,16 @@ def _figures() -> dict[str, int]:
     return {"rss": status_kib("VmRSS") * 1024, "peak": status_kib("VmHWM") * 1024}
 
 
-def serving_rss(root: str) -> dict[str, Any]:
-    """RSS of a process that loaded the tree with create_app and served one feed."""
+def serving_rss(root: str, cache_dir: str = "") -> dict[str, Any]:
+    """RSS of a process that loaded the tree with create_app and served one feed; with a
+    `cache_dir` holding a snapshot, the load is a restart's."""
     from feedserver import create_app
 
-    app = create_app({"seeds_dir": root, "base_url": BASE_URL})
+    # Polite polling off: counted polls are shared between processes through the stats
+    # database, and this process's one request may repeat an earlier process's.
+    app = create_app(
+        {"seeds_dir": root, "base_url": BASE_URL, "cache_dir": cache_dir, "polite_polling": False}
+    )
     response = app.test_client().get(f"/topics/{biggest_topic(app)}.rss")
     if response.status_code != 200:
         raise RuntimeError(f"feed answered {response.status_code}")
@@ -46,6 +51,7 @@ def idle_rss() -> dict[str, Any]:
     from flask import Flask
 
     import feedserver.render
+    import feedserver.stats_views
     import feedserver.web  # noqa: F401
 
     app = Flask(__name__)

@@ -6,11 +6,12 @@ fresh.py) and returns the figures for one size.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import filtered, flat, fresh, serving, slow, startup, trees
+from . import filtered, flat, fresh, restart, serving, slow, startup, trees
 from .report import INFO, Figure, judged, megabytes, ratio, seconds
 
 COLD_TARGET = 1.25
@@ -22,9 +23,11 @@ COUNTING_TARGET = 0.95  # counting subscribers may cost at most 5% of cached thr
 FLAT_TARGET = 1.2
 FIRST_RENDER_LIMIT = 0.010
 MEMORY_TARGET = 1.0
-MEMORY_SIZE = 100_000  # the issue sets the memory target at this size
+MEMORY_SIZE = 10_000  # below this, the fixed cost of a process dominates
 BACK_LIMIT = 1.0
 FILTERED_TARGET = 1.5
+RESTART_TARGET = 0.3
+RELATED_ITEMS = 4  # related items per article in the related-heavy corpus
 SLOW_CLIENT_COUNTS = (300, 1000)
 SLOW_SUCCESS_TARGET = 0.99  # probe success under slow clients, against none
 SLOW_P99_TARGET = 3.0  # probe p99 under slow clients, against none
@@ -138,6 +141,26 @@ def cold_and_reload(tree: trees.SeedTree, cold: bool, reload: bool) -> list[Figu
     return figures
 
 
+def watched_reload(tree: trees.SeedTree) -> list[Figure]:
+    """Target 2 with inotify: a reload with no change lists no folder."""
+    result = fresh.run("loading:watched_reloads", root=str(tree.root))
+    reload, stat = _best(result["runs"], "reload"), _best(result["runs"], "stat")
+    share = reload["wall"] / stat["wall"]
+    how = "inotify" if result["watching"] else "inotify unavailable: full scans"
+    return [
+        Figure(
+            "2 reload, no change, inotify",
+            seconds(reload["wall"]),
+            f"{seconds(stat['wall'])} stat",
+            ratio(share),
+            f"<= {RELOAD_TARGET:.2f}x",
+            judged(share <= RELOAD_TARGET),
+            f"{how}; CatalogStore(watch=True) after a cold load and the two reloads that set "
+            f"up its watches; best of {len(result['runs'])}; " + _cpu_note(reload, stat),
+        )
+    ]
+
+
 def serve(tree: trees.SeedTree, options: Options) -> list[Figure]:
     """Target 3: a cached feed's requests per second against a bare Flask app's."""
     result = serving.measure(
@@ -221,26 +244,102 @@ def flat_cost(tree: trees.SeedTree, baseline: trees.SeedTree) -> list[Figure]:
     ]
 
 
-def memory(tree: trees.SeedTree, idle: dict[str, int]) -> list[Figure]:
-    """Target 5: a serving process's RSS above an idle Flask process's, against the seed bytes."""
-    result = fresh.run("memory:serving_rss", root=str(tree.root))
-    above = result["rss"] - idle["rss"]
-    peak = result["peak"] - idle["rss"]
-    share = above / tree.total_bytes
+def memory(tree: trees.SeedTree, idle: dict[str, int], cache: Path, kind: str = "") -> list[Figure]:
+    """Target 5: a serving process's RSS above an idle Flask process's, against the seed bytes.
+
+    Two fresh processes, as deployed (with a snapshot folder): the first starts cold (parses
+    and writes the snapshot), the second restarts from the snapshot; the larger figure counts.
+    """
+    shutil.rmtree(cache, ignore_errors=True)
+    cold = fresh.run("memory:serving_rss", root=str(tree.root), cache_dir=str(cache))
+    again = fresh.run("memory:serving_rss", root=str(tree.root), cache_dir=str(cache))
+    shutil.rmtree(cache, ignore_errors=True)
+    above = {name: run["rss"] - idle["rss"] for name, run in (("cold", cold), ("restart", again))}
+    worst = max(above.values())
+    share = worst / tree.total_bytes
     applies = tree.count >= MEMORY_SIZE
     return [
         Figure(
-            "5 memory above idle",
-            megabytes(above),
+            "5 memory above idle" + (f", {kind}" if kind else ""),
+            megabytes(worst),
             f"{megabytes(tree.total_bytes)} seeds",
             ratio(share),
-            f"<= {MEMORY_TARGET:.2f}x" + ("" if applies else " at 100k"),
+            f"<= {MEMORY_TARGET:.2f}x" + ("" if applies else f" at {MEMORY_SIZE // 1000}k+"),
             judged(share <= MEMORY_TARGET, applies),
-            f"VmRSS {megabytes(result['rss'])} after create_app and one feed request, idle "
-            f"Flask process {megabytes(idle['rss'])}; peak (VmHWM) above idle "
-            f"{megabytes(peak)} = {ratio(peak / tree.total_bytes)}",
+            f"VmRSS after create_app and one feed request, above an idle Flask process "
+            f"({megabytes(idle['rss'])}): cold start {megabytes(above['cold'])} "
+            f"({ratio(above['cold'] / tree.total_bytes)}), restart from the snapshot "
+            f"{megabytes(above['restart'])} ({ratio(above['restart'] / tree.total_bytes)}); "
+            f"peak (VmHWM) above idle {megabytes(cold['peak'] - idle['rss'])}",
         )
     ]
+
+
+def restarts(tree: trees.SeedTree, cache: Path) -> list[Figure]:
+    """Target 7: a start with unchanged seeds (the snapshot) against a cold start.
+
+    Fresh processes take turns: cold start (empty snapshot folder: parses every file and
+    writes the snapshot), restart (reads it, parses nothing), twice; best of each side.
+    """
+    cold_runs, warm_runs = [], []
+    for _ in range(2):
+        shutil.rmtree(cache, ignore_errors=True)
+        cold_runs.append(fresh.run("restart:start_app", root=str(tree.root), cache_dir=str(cache)))
+        warm_runs.append(fresh.run("restart:start_app", root=str(tree.root), cache_dir=str(cache)))
+    shutil.rmtree(cache, ignore_errors=True)
+    cold, warm = _best(cold_runs, "start"), _best(warm_runs, "start")
+    share = warm["wall"] / cold["wall"]
+    return [
+        Figure(
+            "7 restart, unchanged seeds",
+            seconds(warm["wall"]),
+            f"{seconds(cold['wall'])} cold start",
+            ratio(share),
+            f"<= {RESTART_TARGET:.2f}x",
+            judged(share <= RESTART_TARGET),
+            f"create_app in a fresh process; cold: no snapshot yet, parsed "
+            f"{cold_runs[0]['parsed']:,} files and wrote it; restart: parsed "
+            f"{max(run['parsed'] for run in warm_runs)}; best of {len(warm_runs)} vs best of "
+            f"{len(cold_runs)}, taken in turns; " + _cpu_note(warm, cold),
+        )
+    ]
+
+
+def workers(tree: trees.SeedTree, options: Options, cache: Path) -> list[Figure]:
+    """Target 7 and 5: four workers starting together parse once; their memory together."""
+    runs = {
+        preload: restart.workers_parsing(tree.root, options.logs, cache, preload)
+        for preload in (False, True)
+    }
+    shutil.rmtree(cache, ignore_errors=True)
+    plain, preloaded = runs[False], runs[True]
+    figures = [
+        Figure(
+            f"7 full parses, -w {restart.WORKERS} without --preload",
+            str(plain["full"]),
+            "-",
+            "-",
+            "= 1",
+            judged(plain["full"] == 1),
+            f"{plain['loads']} loads logged, empty snapshot folder at launch; first answer "
+            f"{seconds(plain['ready'])} after launch",
+        )
+    ]
+    for name, run in (("", plain), (" --preload", preloaded)):
+        figures.append(
+            Figure(
+                f"5 memory, -w {restart.WORKERS}{name}, total",
+                megabytes(run["pss"]),
+                f"{megabytes(tree.total_bytes)} seeds",
+                ratio(run["pss"] / tree.total_bytes),
+                "-",
+                INFO,
+                f"PSS of the master and {restart.WORKERS} workers after each served "
+                f"/feed.rss (shared pages counted once); their RSS summed "
+                f"{megabytes(run['rss'])}; full parses {run['full']}",
+            )
+        )
+    return figures
 
 
 def start_up(tree: trees.SeedTree, options: Options) -> list[Figure]:

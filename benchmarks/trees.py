@@ -61,11 +61,18 @@ def _total_bytes(root: Path) -> int:
     return sum((root / path).stat().st_size for path in seed_paths(root))
 
 
-def seed_tree(workdir: Path, count: int, seed: int = 1) -> SeedTree:
-    """The tree of count files for this seed, generated now unless a clean one is kept."""
-    root = workdir / f"seeds-{count}-seed{seed}"
+def seed_tree(workdir: Path, count: int, seed: int = 1, related: int | None = None) -> SeedTree:
+    """The tree of count files for this seed, generated now unless a clean one is kept.
+    `related` makes the related-heavy corpus: that many related items on every article."""
+    kind = "" if related is None else f"-related{related}"
+    root = workdir / f"seeds-{count}-seed{seed}{kind}"
     manifest = root.with_suffix(".json")
-    expected = {"count": count, "seed": seed, "generator": _generator_digest()}
+    expected = {
+        "count": count,
+        "seed": seed,
+        "related": related,
+        "generator": _generator_digest(),
+    }
     try:
         kept = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -78,7 +85,7 @@ def seed_tree(workdir: Path, count: int, seed: int = 1) -> SeedTree:
     print(f"generating {count:,} seed files in {root} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
-    generate.generate(root, count, seed=seed)
+    generate.generate(root, count, seed=seed, related=related)
     total = _total_bytes(root)
     manifest.write_text(json.dumps({**expected, "total_bytes": total}), encoding="utf-8")
     print(

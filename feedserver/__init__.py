@@ -13,6 +13,7 @@ from . import errors, pages, redirects, scheduler, web, websub
 from .cache import RenderCache
 from .config import load_config
 from .fastpath import CachedResponses
+from .snapshot import load_store
 from .store import CatalogStore
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,13 @@ def create_app(
     app = Flask(__name__)
     app.config["FEEDSERVER"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    store = CatalogStore(settings["seeds_dir"], settings["max_file_bytes"], settings["site_title"])
-    report = store.reload()
+    store = CatalogStore(
+        settings["seeds_dir"],
+        settings["max_file_bytes"],
+        settings["site_title"],
+        watch=settings["watch_seeds"],
+    )
+    report = load_store(store, settings["cache_dir"])
     if report.error:
         logger.warning("starting without articles: %s", report.error)
     # The loaded catalog lives as long as the process: keep the garbage collector from

@@ -41,6 +41,9 @@ class Collection:
     # When a file that names this collection last changed (by its mtime), published or not:
     # the feed's content may change without its newest entry changing.
     changed_at: datetime = EPOCH
+    # How often each spelling of the name occurs among the members, kept up to date as
+    # members come and go so that a change does not recount every member.
+    names: Counter[str] = field(default_factory=Counter, compare=False, repr=False)
 
     @property
     def updated(self) -> datetime:
@@ -120,20 +123,22 @@ def file_time(seed: ParsedSeed) -> datetime:
     return datetime.fromtimestamp(seed.file.mtime_ns / 1e9, UTC)
 
 
-def _names(articles: Iterable[Article], kind: str, key: str) -> Counter[str]:
+def _names(articles: Iterable[Article], kind: str, key: str) -> Iterator[str]:
+    """The spelling of the collection's name in each of these articles."""
     if kind == PROVIDER:
-        return Counter(a.provider.name for a in articles if a.provider is not None)
-    return Counter(t.name for a in articles for t in a.topics if t.key == key)
+        return (a.provider.name for a in articles if a.provider is not None)
+    return (t.name for a in articles for t in a.topics if t.key == key)
 
 
 def _revise(
     old: Collection,
-    gone: set[int],
+    departures: list[Article],
     arrivals: list[Article],
     changed_at: datetime,
     rename: bool,
 ) -> Collection:
-    """The collection without the gone articles (by id) and with the arrivals, still sorted."""
+    """The collection without the departures and with the arrivals, still sorted."""
+    gone = {id(article) for article in departures}
     articles = [a for a in old.articles if id(a) not in gone] if gone else list(old.articles)
     if len(arrivals) * 16 > len(articles):
         articles += arrivals
@@ -141,17 +146,24 @@ def _revise(
     else:  # few arrivals: binary insertion beats computing every article's sort key
         for article in arrivals:
             bisect.insort(articles, article, key=_newest_first)
-    name = old.name
-    if rename and articles:
-        name = _choose_name(_names(articles, old.kind, old.key))
-    return Collection(old.kind, old.key, name, tuple(articles), max(old.changed_at, changed_at))
+    name, names = old.name, old.names
+    if rename:
+        names = Counter(names)
+        names.subtract(_names(departures, old.kind, old.key))
+        names.update(_names(arrivals, old.kind, old.key))
+        names = +names  # drop the spellings no member uses any more
+        if articles:
+            name = _choose_name(names)
+    return Collection(
+        old.kind, old.key, name, tuple(articles), max(old.changed_at, changed_at), names
+    )
 
 
 def _revise_index(
     old: dict[str, Collection],
     kind: str,
     touched: set[CollectionKey],
-    gone: set[int],
+    departures: dict[CollectionKey, list[Article]],
     arrivals: dict[CollectionKey, list[Article]],
     changes: ChangeTimes,
 ) -> dict[str, Collection]:
@@ -162,7 +174,11 @@ def _revise_index(
             continue
         previous = old.get(key) or Collection(kind, key, "", ())
         revised = _revise(
-            previous, gone, arrivals.get((kind, key), []), changes.get((kind, key), EPOCH), True
+            previous,
+            departures.get((kind, key), []),
+            arrivals.get((kind, key), []),
+            changes.get((kind, key), EPOCH),
+            True,
         )
         if revised.articles:
             index[key] = revised
@@ -193,7 +209,10 @@ def update_catalog(
     waiting_ids = {id(article) for article in old.scheduled}
     # Of the gone articles, those the old snapshot shows (the others are in no collection).
     shown = [a for a in gone if a.published and id(a) not in waiting_ids]
-    shown_ids = {id(article) for article in shown}
+    departures: dict[CollectionKey, list[Article]] = defaultdict(list)
+    for article in shown:
+        for key in collection_keys(article):
+            departures[key].append(article)
     arriving = [a for a in arrived if a.published]
     waiting = [a for a in old.scheduled if id(a) not in gone_ids]
     waiting += [a for a in arriving if a.published_at > now]
@@ -204,20 +223,18 @@ def update_catalog(
     for article in visible:
         for key in collection_keys(article):
             arrivals[key].append(article)
-    touched = set(arrivals) | set(changes)
-    for article in shown:
-        touched.update(collection_keys(article))
+    touched = set(arrivals) | set(changes) | set(departures)
     everything = _revise(
         old.everything,
-        shown_ids,
+        departures.get((ALL, ""), []),
         arrivals.get((ALL, ""), []),
         changes.get((ALL, ""), EPOCH),
         False,
     )
     return Catalog(
         everything=everything,
-        topics=_revise_index(old.topics, TOPIC, touched, shown_ids, arrivals, changes),
-        providers=_revise_index(old.providers, PROVIDER, touched, shown_ids, arrivals, changes),
+        topics=_revise_index(old.topics, TOPIC, touched, departures, arrivals, changes),
+        providers=_revise_index(old.providers, PROVIDER, touched, departures, arrivals, changes),
         problems=tuple(sorted(problems, key=lambda p: (p.file, not p.fatal, p.reason))),
         files=files,
         built_at=now,

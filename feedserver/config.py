@@ -216,6 +216,20 @@ SETTINGS: tuple[Setting, ...] = (
         _boolean,
         "Answer 429 to a client polling one feed unconditionally faster than its freshness hint.",
     ),
+    Setting(
+        "cache_dir",
+        "auto",
+        _text,
+        "Folder for the snapshot of parsed seeds that lets a restart skip unchanged files; "
+        "auto: a per-user folder in the system's temporary folder; empty: no snapshot.",
+    ),
+    Setting(
+        "watch_seeds",
+        True,
+        _boolean,
+        "Reload only the folders inotify reports changed (Linux), with a full scan every "
+        "tenth reload; false: every reload stats every file.",
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 

@@ -42,6 +42,29 @@ class Related:
     provider_name: str
 
 
+# Images and related items are kept packed in one string per article, fields split by
+# FIELD and items by ITEM (control characters that clean_text removes from every text, so
+# they never occur inside one): a tuple of objects and two or three strings per item cost
+# about 150 bytes more per item, at four related items and 100,000 articles 60 MB.
+FIELD = "\x1f"
+ITEM = "\x1e"
+
+
+def pack_images(images: tuple[Image, ...] | list[Image]) -> str:
+    """Images as one string, for Article.image_text."""
+    return ITEM.join(f"{i.url}{FIELD}{i.width}{FIELD}{i.height}{FIELD}{i.title}" for i in images)
+
+
+def pack_related(related: tuple[Related, ...] | list[Related]) -> str:
+    """Related items as one string, for Article.related_text."""
+    return ITEM.join(f"{r.title}{FIELD}{r.url}{FIELD}{r.provider_name}" for r in related)
+
+
+def _image(text: str) -> Image:
+    url, width, height, title = text.split(FIELD)
+    return Image(url, int(width), int(height), title)
+
+
 @dataclass(frozen=True, slots=True)
 class Article:
     """One news article as served; `published` false means it is never shown."""
@@ -52,8 +75,8 @@ class Article:
     published_at: datetime
     provider: Provider | None
     topics: tuple[Topic, ...]
-    images: tuple[Image, ...]
-    related: tuple[Related, ...]
+    image_text: str  # see pack_images; read through `images` and `lead_image`
+    related_text: str  # see pack_related; read through `related`
     quality: float | None
     heat: float | None
     published: bool
@@ -61,6 +84,23 @@ class Article:
     body_html: str = ""
 
     @property
+    def images(self) -> tuple[Image, ...]:
+        """The article's pictures, in the order of the seed file."""
+        if not self.image_text:
+            return ()
+        return tuple(_image(text) for text in self.image_text.split(ITEM))
+
+    @property
     def lead_image(self) -> Image | None:
         """The first image, shown in the entry's content and as Media RSS."""
-        return self.images[0] if self.images else None
+        if not self.image_text:
+            return None
+        end = self.image_text.find(ITEM)
+        return _image(self.image_text if end < 0 else self.image_text[:end])
+
+    @property
+    def related(self) -> tuple[Related, ...]:
+        """Other coverage of the same story, in the order of the seed file."""
+        if not self.related_text:
+            return ()
+        return tuple(Related(*text.split(FIELD)) for text in self.related_text.split(ITEM))

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import stat
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -31,7 +30,7 @@ import yaml
 from slugify import slugify
 
 from .content import body_html
-from .models import Article, Image, Provider, Related, Topic
+from .models import Article, Image, Provider, Related, Topic, pack_images, pack_related
 
 logger = logging.getLogger(__name__)
 
@@ -200,11 +199,13 @@ class SeedFile(NamedTuple):
     size: int
     mtime_ns: int
     inode: int
+    # Changes on every write and rename, even one that puts size and mtime back.
+    ctime_ns: int = 0
 
     @property
-    def signature(self) -> tuple[int, int, int]:
+    def signature(self) -> tuple[int, int, int, int]:
         """What changes when the file's content may have changed."""
-        return (self.size, self.mtime_ns, self.inode)
+        return (self.size, self.mtime_ns, self.inode, self.ctime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,8 @@ def scan_seed_files(root: str | Path) -> Iterator[SeedFile]:
                 continue  # vanished between listing and stat
             if info.st_mode & 0o170000 == 0o100000:  # a regular file (S_ISREG), from the stat
                 yield _new_tuple(
-                    SeedFile, (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino)
+                    SeedFile,
+                    (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns),
                 )
 
 
@@ -705,8 +707,7 @@ class _Reader:
             provider_name = ""
             if isinstance(provider, dict):
                 provider_name = _short_text(provider.get("name")) or ""
-            # Interned: a few hundred providers' names recur across 100,000 articles.
-            related.append(Related(title, url, sys.intern(provider_name)))
+            related.append(Related(title, url, provider_name))
         return tuple(related)
 
     def article(self) -> Article:
@@ -730,8 +731,8 @@ class _Reader:
             published_at=published_at,
             provider=self.provider(),
             topics=self.topics(),
-            images=self.images(self.optional_list("images"), "image"),
-            related=self.related(),
+            image_text=pack_images(self.images(self.optional_list("images"), "image")),
+            related_text=pack_related(self.related()),
             quality=self.optional_number("quality"),
             heat=self.optional_number("heat"),
             published=self.published(),
@@ -766,9 +767,10 @@ def parse_seed_file(root: str | Path, seed: SeedFile, max_bytes: int) -> ParsedS
     data = b""
     try:
         data, info = read_seed_bytes(os.path.join(root, seed.path), max_bytes)
-        if (info.st_size, info.st_mtime_ns, info.st_ino) != seed.signature:
+        signature = (info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
+        if signature != seed.signature:
             # Changed since the scan: keep what was read, for the next reload to compare.
-            seed = _new_tuple(SeedFile, (seed.path, info.st_size, info.st_mtime_ns, info.st_ino))
+            seed = _new_tuple(SeedFile, (seed.path, *signature))
         text = decode_seed_text(data)
         block, first_line = front_matter_at(text)
         article, warnings = article_from_mapping(

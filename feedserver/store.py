@@ -26,7 +26,9 @@ from .catalog import (
     seed_problems,
     update_catalog,
 )
-from .seeds import ParsedSeed, parse_seed_file, scan_seed_files
+from .seeds import ParsedSeed, parse_seed_file
+from .tree import TreeIndex
+from .watch import FULL_SCAN_EVERY, FolderWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +112,13 @@ class CatalogStore:
         max_file_bytes: int,
         site_title: str,
         clock: Callable[[], datetime] = utc_now,
+        watch: bool = False,
     ) -> None:
         self.seeds_dir = Path(seeds_dir)
+        # With `watch`, reloads list only the folders inotify reported (see watch.py).
+        self.watch = watch
+        self._watcher: FolderWatcher | None = None
+        self._partial_scans_left = 0
         self.max_file_bytes = max_file_bytes
         self.site_title = site_title
         self.clock = clock
@@ -124,6 +131,14 @@ class CatalogStore:
         self._duplicates: dict[str, list[Problem]] = {}
         # The error or warnings of each file that has any.
         self._problems: dict[str, list[Problem]] = {}
+        self._failed: set[str] = set()
+        self._stale: set[str] = set()
+        self._withheld: set[str] = set()
+        self._index = TreeIndex()
+        # Files whose state came from a snapshot and is not in the catalog yet.
+        self._unbuilt: set[str] = set()
+        # Called after each reload, under the reload lock, with the store and the report.
+        self.after_reload: list[Callable[[CatalogStore, ReloadReport], None]] = []
         self._lock = threading.Lock()
         self.catalog: Catalog = empty_catalog(site_title, clock())
         self.last_report: ReloadReport | None = None
@@ -136,7 +151,6 @@ class CatalogStore:
     def _next_catalog(
         self,
         changed: list[tuple[ParsedSeed | None, ParsedSeed | None]],
-        removed_paths: set[str],
         stale: tuple[str, ...],
         now: datetime,
     ) -> Catalog:
@@ -159,7 +173,10 @@ class CatalogStore:
             self._duplicates.pop(url, None)
             paths = self._paths_of(url)
             winner = None
-            if paths:
+            if len(paths) == 1:  # the usual case, without a sort
+                winner = self._files[paths[0]].served
+                self._winners[url] = winner
+            elif paths:
                 winner, duplicates = choose_winner(self._files[path].served for path in paths)
                 self._winners[url] = winner
                 if duplicates:
@@ -228,58 +245,79 @@ class CatalogStore:
                     started, time.perf_counter() - clock_start, 0, 0, 0, 0, 0, (), False, reason
                 )
                 logger.error("reload failed, serving the last catalog: %s", reason)
+                self._partial_scans_left = 0  # events read for this reload are lost: scan all
             self.last_report = report
+            for hook in self.after_reload:
+                try:
+                    hook(self, report)
+                except Exception:  # a hook's failure must not stop reloads
+                    logger.exception("after-reload hook failed")
             return report
+
+    def reuse(self, states: dict[str, _FileState]) -> None:
+        """Offer file states kept from an earlier process (a snapshot) to the next reload,
+        which takes those of files whose path, size, mtime, inode and ctime still match."""
+        self._files = states
+        self._index = TreeIndex.of(state.latest.file for state in states.values())
+        self._unbuilt = set(states)
+
+    def file_states(self) -> dict[str, _FileState]:
+        """Every seed file's state, by path: what a snapshot keeps. Do not change it."""
+        return self._files
 
     def _reload(self, started: datetime, clock_start: float) -> ReloadReport:
         if not self.seeds_dir.is_dir():
             raise FileNotFoundError(2, "no such directory")
-        files: dict[str, _FileState] = {}
-        changed: list[tuple[ParsedSeed | None, ParsedSeed | None]] = []  # (before, after)
-        known = self._files.get
-        for seed_file in scan_seed_files(self.seeds_dir):
-            path = seed_file[0]
-            state = known(path)
-            # Same path, size, mtime and inode: the file has not changed since it was parsed.
-            if state is not None and state.latest.file == seed_file:
-                files[path] = state
-                continue
-            result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
-            files[path] = new_state = _next_state(state, result)
-            changed.append((state.served if state else None, new_state.served))
-            problems = seed_problems(new_state.served)
-            if new_state.withheld:
-                problems = [Problem(path, f"{result.error}; {WITHHELD}", True)]
-            self._note_problems(path, problems)
-            if result.error is not None and new_state.good is None:
-                logger.warning("%s: %s", path, problems[0].reason)
-        removed_paths = self._files.keys() - files.keys()
-        changed += [(self._files[path].served, None) for path in removed_paths]
-        for path in removed_paths:
-            self._note_problems(path, [])
+        # Stat everything first, then parse, then change state: nothing below raises.
+        only = self._folders_to_list()
+        changes = self._index.scan(str(self.seeds_dir), only)
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
-        rebuilt = bool(changed or release_due or self.last_report is None)
-        stale_paths, withheld_paths = [], []
-        for path, state in files.items():
-            if state.latest.error is not None:
-                if state.good is not None:
-                    stale_paths.append(path)
-                elif state.withheld:
-                    withheld_paths.append(path)
-        stale, withheld = tuple(stale_paths), tuple(withheld_paths)
-        self._files = files
+        rebuilt = bool(changes or release_due or self.last_report is None)
+        changed: list[tuple[ParsedSeed | None, ParsedSeed | None]] = []  # (before, after)
+        parsed = 0
+        for seed_file in changes.changed:
+            path = seed_file.path
+            state = self._files.get(path)
+            result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
+            new_state = _next_state(state, result)
+            if result.file is not seed_file:
+                changes.keep(result.file)
+            parsed += 1
+            before = state.served if state is not None and path not in self._unbuilt else None
+            changed.append((before, new_state.served))
+            self._unbuilt.discard(path)
+            self._files[path] = new_state
+            self._note_state(path, new_state)
+            if result.error is not None and new_state.good is None:
+                logger.warning("%s: %s", path, self._problems[path][0].reason)
+        for path in changes.removed:
+            state = self._files.pop(path)
+            if path not in self._unbuilt:
+                changed.append((state.served, None))
+            self._unbuilt.discard(path)
+            self._note_state(path, None)
+        # Files a snapshot brought and that have not changed since: into the catalog now.
+        for path in self._unbuilt:
+            state = self._files[path]
+            changed.append((None, state.served))
+            self._note_state(path, state)
+        self._unbuilt = set()
+        rebuilt = rebuilt or bool(changed)
+        self._index.apply(changes)
+        if self._watcher is not None:
+            self._watcher.sync(self._index.folders)
+        stale, withheld = tuple(sorted(self._stale)), tuple(sorted(self._withheld))
         if rebuilt:
-            self.catalog = self._next_catalog(changed, removed_paths, stale, now)
-        parsed = len(changed) - len(removed_paths)
+            self.catalog = self._next_catalog(changed, stale, now)
         report = ReloadReport(
             started=started,
             duration_seconds=time.perf_counter() - clock_start,
-            files=len(files),
+            files=len(self._files),
             parsed=parsed,
-            unchanged=len(files) - parsed,
-            removed=len(removed_paths),
-            failed=sum(1 for s in files.values() if s.latest.error is not None),
+            unchanged=len(self._files) - parsed,
+            removed=len(changes.removed),
+            failed=len(self._failed),
             stale=stale,
             rebuilt=rebuilt,
             error=None,
@@ -299,5 +337,42 @@ class CatalogStore:
             rebuilt,
         )
         for path in stale:
-            logger.warning("%s: %s; serving its last good version", path, files[path].latest.error)
+            error = self._files[path].latest.error
+            logger.warning("%s: %s; serving its last good version", path, error)
         return report
+
+    def _folders_to_list(self) -> set[str] | None:
+        """The folders a reload lists again, from inotify's events; None for a full scan
+        (no watcher yet in this process, an overflow, or one every FULL_SCAN_EVERY)."""
+        if not self.watch or self.last_report is None:
+            return None  # a start-up load (maybe in a --preload master) watches nothing
+        watcher = self._watcher
+        if watcher is None or not watcher.owned():
+            if watcher is not None:
+                watcher.close()  # broken, or this process's copy of its parent's
+            self._watcher = FolderWatcher.create(str(self.seeds_dir))
+            self._partial_scans_left = FULL_SCAN_EVERY
+            if self._watcher is None:
+                self.watch = False  # inotify is not available here: stop asking
+            return None
+        folders = watcher.changed_folders()
+        if folders is None or self._partial_scans_left <= 0:
+            # Events up to now are read and dropped: this full scan sees what they say.
+            self._partial_scans_left = FULL_SCAN_EVERY
+            return None
+        self._partial_scans_left -= 1
+        return folders
+
+    def _note_state(self, path: str, state: _FileState | None) -> None:
+        """Keep the problems and the failed, stale and withheld files up to date as one
+        file changes."""
+        problems = seed_problems(state.served) if state else []
+        if state is not None and state.withheld:
+            problems = [Problem(path, f"{state.latest.error}; {WITHHELD}", True)]
+        self._note_problems(path, problems)
+        failed = state is not None and state.latest.error is not None
+        (self._failed.add if failed else self._failed.discard)(path)
+        stale = failed and state is not None and state.good is not None
+        (self._stale.add if stale else self._stale.discard)(path)
+        withheld = failed and not stale and state is not None and state.withheld
+        (self._withheld.add if withheld else self._withheld.discard)(path)

@@ -36,6 +36,8 @@ DEFAULTS = {
     "stats_public": False,
     "metrics_public": False,
     "polite_polling": True,
+    "cache_dir": "auto",
+    "watch_seeds": True,
 }
 
 

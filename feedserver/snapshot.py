@@ -1,0 +1,392 @@
+"""A snapshot on disk of every parsed seed file, so a start with unchanged seeds parses nothing.
+
+One file per seeds directory in `cache_dir`: a magic line, then msgpack (never pickle: a
+snapshot is data, and reading one runs no code) holding a header and one record per seed
+file. A record is keyed by the file's path, size, mtime_ns, inode and ctime_ns, and holds
+what the store keeps of it: the latest outcome (an article, or the error) and, for a file
+that fails now, the last version that parsed. A file that changed in any of those keys is
+parsed again; a snapshot that is corrupt, truncated, or written by other code or for other
+settings is ignored with a log line.
+
+Processes that start together (gunicorn workers without --preload) take an exclusive lock
+around "read the snapshot, parse what changed, write the snapshot": the first one parses,
+the others wait and then find a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import hashlib
+import io
+import logging
+import os
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgpack
+import yaml
+
+from . import models, seeds
+from .models import Article, Provider, Topic
+from .seeds import ParsedSeed, SeedFile
+from .store import CatalogStore, ReloadReport, _collector_paused, _FileState
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"feedserver-snapshot\n"
+FORMAT_VERSION = 1
+# How long a starting process waits for another one's load before loading on its own.
+LOCK_WAIT_SECONDS = 900.0
+# After a scheduled reload that changed anything, the snapshot is rewritten once it is this
+# many seconds old: writing costs what the whole corpus costs (about a tenth of a reload
+# with nothing changed, per file), so it is not done on every reload. A restart meanwhile
+# parses what changed since.
+REWRITE_SECONDS = 300.0
+# `cache_dir: auto` means this folder in the system's temporary folder, one per user.
+AUTO = "auto"
+DIGEST_BYTES = 32
+READ_BYTES = 1 << 20
+
+
+def code_version() -> str:
+    """What the parsed records depend on: this package's parsing and model code, the YAML
+    library and Python. Any change makes older snapshots unusable."""
+    digest = hashlib.blake2b(digest_size=12)
+    for module in (seeds, models, sys.modules[__name__]):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    digest.update(f"{yaml.__version__} {yaml.__with_libyaml__} {sys.version_info[:2]}".encode())
+    return digest.hexdigest()
+
+
+def resolve_cache_dir(setting: str) -> Path | None:
+    """The snapshot folder a `cache_dir` setting names; None when snapshots are off."""
+    if not setting:
+        return None
+    if setting == AUTO:
+        return Path(tempfile.gettempdir()) / f"feedserver-cache-{os.geteuid()}"
+    return Path(setting)
+
+
+def _private_folder(folder: Path) -> bool:
+    """Make the folder (owner-only) if needed; refuse one that others could write to, since
+    whoever writes a snapshot decides what is served."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.lstat()
+    except OSError as error:
+        logger.warning("snapshot folder %s cannot be used: %s", folder, error.strerror or error)
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        logger.warning("snapshot folder %s is not a folder of this user; not used", folder)
+        return False
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        logger.warning("snapshot folder %s is writable by others; not used", folder)
+        return False
+    return True
+
+
+# --- encoding: plain lists of field values, in each class's field order ---------------------
+
+_ARTICLE_FIELDS = [f.name for f in dataclasses.fields(Article)]
+_SEED_EXTRA_FIELDS = [
+    f.name
+    for f in dataclasses.fields(ParsedSeed)
+    if f.name not in ("file", "article", "error", "warnings")
+]
+
+
+def _encode_article(article: Article) -> list[Any]:
+    values: list[Any] = []
+    for name in _ARTICLE_FIELDS:
+        value = getattr(article, name)
+        if name == "provider":
+            value = None if value is None else [value.key, value.name, value.domain]
+        elif name == "topics":
+            value = [[topic.key, topic.name] for topic in value]
+        values.append(value)
+    return values
+
+
+def _encode_seed(seed: ParsedSeed) -> list[Any]:
+    article = None if seed.article is None else _encode_article(seed.article)
+    extras = [getattr(seed, name) for name in _SEED_EXTRA_FIELDS]
+    return [list(seed.file), article, seed.error, list(seed.warnings), extras]
+
+
+def write_to(out: BinaryIO, states: dict[str, _FileState], header: dict[str, Any]) -> int:
+    """Write a snapshot of these file states, record by record (a whole snapshot is never
+    held in memory); returns the bytes written. The last DIGEST_BYTES are a checksum of all
+    the others, so a truncated or damaged file is recognised."""
+    digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    packer = msgpack.Packer(datetime=True)
+    written = 0
+
+    def put(chunk: bytes) -> None:
+        nonlocal written
+        digest.update(chunk)
+        out.write(chunk)
+        written += len(chunk)
+
+    put(MAGIC + packer.pack({**header, "files": len(states)}))
+    pending: list[bytes] = []
+    for state in states.values():
+        # A file whose latest version parsed is its own good version: kept once.
+        good = state.good
+        kept = None if good is None or good is state.latest else _encode_seed(good)
+        pending.append(packer.pack([_encode_seed(state.latest), kept, state.withheld]))
+        if len(pending) >= 1000:
+            put(b"".join(pending))
+            pending.clear()
+    put(b"".join(pending))
+    out.write(digest.digest())
+    return written + DIGEST_BYTES
+
+
+def encode(states: dict[str, _FileState], header: dict[str, Any]) -> bytes:
+    """The bytes of a snapshot of these file states."""
+    out = io.BytesIO()
+    write_to(out, states, header)
+    return out.getvalue()
+
+
+class _Decoder:
+    """Rebuilds articles from records, sharing topics and providers as the parser does."""
+
+    def __init__(self) -> None:
+        self.topics: dict[tuple[str, str], Topic] = {}
+        self.providers: dict[tuple[str, str, str], Provider] = {}
+
+    def article(self, values: list[Any]) -> Article:
+        fields = dict(zip(_ARTICLE_FIELDS, values, strict=True))
+        provider = fields["provider"]
+        if provider is not None:
+            key = tuple(provider)
+            fields["provider"] = self.providers.get(key) or self.providers.setdefault(
+                key, Provider(*key)
+            )
+        fields["topics"] = tuple(
+            self.topics.get(key) or self.topics.setdefault(key, Topic(*key))
+            for key in map(tuple, fields["topics"])
+        )
+        if not isinstance(fields["published_at"], datetime):
+            raise ValueError("publishedDateTime is not a timestamp")
+        return Article(**fields)
+
+    def seed(self, values: list[Any]) -> ParsedSeed:
+        file, article, error, warnings, extras = values
+        return ParsedSeed(
+            SeedFile(*file),
+            None if article is None else self.article(article),
+            error,
+            tuple(warnings),
+            **dict(zip(_SEED_EXTRA_FIELDS, extras, strict=True)),
+        )
+
+
+def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str, _FileState]:
+    """The file states of a snapshot of `size` bytes, decoded as it is read; raises
+    ValueError saying why it cannot be used."""
+    if size < len(MAGIC) + DIGEST_BYTES or handle.read(len(MAGIC)) != MAGIC:
+        raise ValueError("not a feedserver snapshot")
+    digest = hashlib.blake2b(MAGIC, digest_size=DIGEST_BYTES)
+    unpacker = msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=True, use_list=False)
+    left = size - len(MAGIC) - DIGEST_BYTES
+    header: dict[str, Any] | None = None
+    decoder = _Decoder()
+    states: dict[str, _FileState] = {}
+    try:
+        while left > 0:
+            chunk = handle.read(min(left, READ_BYTES))
+            if not chunk:
+                raise ValueError("truncated")
+            left -= len(chunk)
+            digest.update(chunk)
+            unpacker.feed(chunk)
+            for item in unpacker:
+                if header is None:
+                    header = _checked_header(item, expected)
+                    continue
+                latest_values, good_values, withheld = item
+                latest = decoder.seed(latest_values)
+                good = None if good_values is None else decoder.seed(good_values)
+                if good is None and latest.error is None:
+                    good = latest
+                states[latest.file.path] = _FileState(latest, good, bool(withheld))
+    except (TypeError, KeyError, msgpack.UnpackException) as error:
+        raise ValueError(f"records unreadable ({error})") from None
+    if handle.read(DIGEST_BYTES + 1) != digest.digest():
+        raise ValueError("truncated or corrupt (checksum differs)")
+    if header is None or len(states) != header.get("files"):
+        raise ValueError("record count differs from the header")
+    return states
+
+
+def _checked_header(item: Any, expected: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise ValueError("header unreadable")
+    for key, value in expected.items():
+        if item.get(key) != value:
+            raise ValueError(f"written for another {key} ({item.get(key)!r})")
+    return item
+
+
+def decode(data: bytes, expected: dict[str, Any]) -> dict[str, _FileState]:
+    """The file states of a snapshot's bytes; raises ValueError saying why they are unusable."""
+    return read_from(io.BytesIO(data), len(data), expected)
+
+
+class SeedSnapshot:
+    """The snapshot file of one seeds directory, with its lock."""
+
+    def __init__(self, folder: Path, seeds_dir: Path, max_file_bytes: int) -> None:
+        self.seeds_dir = os.path.realpath(seeds_dir)
+        key = hashlib.blake2b(self.seeds_dir.encode(), digest_size=8).hexdigest()
+        self.path = folder / f"seeds-{key}.snapshot"
+        self.lock_path = folder / f"seeds-{key}.lock"
+        self.header = {
+            "format": FORMAT_VERSION,
+            "code": code_version(),
+            "seeds_dir": self.seeds_dir,
+            "max_file_bytes": max_file_bytes,
+        }
+        self.written_at = 0.0  # monotonic time of this process's last write
+        self.rewrite_seconds = REWRITE_SECONDS
+        self.changes_since_write = 0
+
+    @classmethod
+    def for_store(cls, store: CatalogStore, cache_dir: str) -> SeedSnapshot | None:
+        """The snapshot of a store's seeds directory, or None when snapshots are off or the
+        folder cannot safely be used."""
+        folder = resolve_cache_dir(cache_dir)
+        if folder is None or not _private_folder(folder):
+            return None
+        return cls(folder, store.seeds_dir, store.max_file_bytes)
+
+    @contextmanager
+    def locked(self, wait: bool = True) -> Iterator[bool]:
+        """Hold the snapshot's lock (waiting for another process's load, when `wait`); yields
+        whether it is held. A lock not had within LOCK_WAIT_SECONDS is gone without."""
+        try:
+            handle = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as error:
+            logger.warning("snapshot lock %s: %s", self.lock_path, error.strerror or error)
+            yield False
+            return
+        try:
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            waited = False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as error:
+                    if error.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if not wait:
+                        yield False
+                        return
+                    if time.monotonic() > deadline:
+                        logger.warning("snapshot lock still held after %.0f s", LOCK_WAIT_SECONDS)
+                        yield False
+                        return
+                    if not waited:
+                        logger.info("waiting for another process to load the seeds")
+                        waited = True
+                    time.sleep(0.05)
+            yield True
+        finally:
+            os.close(handle)  # closing releases the lock
+
+    def read(self) -> dict[str, _FileState]:
+        """The file states of the snapshot; empty (and logged) when there is none usable."""
+        try:
+            with open(self.path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if info.st_uid != os.geteuid():
+                    logger.warning("snapshot %s ignored: owned by another user", self.path)
+                    return {}
+                with _collector_paused():
+                    return read_from(handle, info.st_size, self.header)
+        except FileNotFoundError:
+            logger.info("no snapshot of %s yet: parsing every file", self.seeds_dir)
+        except OSError as error:
+            logger.warning("snapshot %s unreadable: %s", self.path, error.strerror or error)
+        except ValueError as error:
+            logger.warning("snapshot %s ignored: %s; parsing every file", self.path, error)
+        return {}
+
+    def write(self, states: dict[str, _FileState]) -> None:
+        """Replace the snapshot by one of these states, atomically (temporary file, rename)."""
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=".snapshot-", dir=self.path.parent)
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    # No fsync: a file cut short by a crash fails its checksum and is ignored.
+                    size = write_to(out, states, self.header)
+                os.replace(temporary, self.path)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+        except OSError as error:
+            logger.warning("snapshot %s not written: %s", self.path, error.strerror or error)
+            return
+        self.written_at = time.monotonic()
+        self.changes_since_write = 0
+        logger.info("snapshot written: %d files, %d bytes", len(states), size)
+
+    def load(self, store: CatalogStore) -> ReloadReport:
+        """A process's first load: reuse the snapshot for unchanged files, parse the rest,
+        and write the snapshot back when anything was parsed or removed."""
+        with self.locked() as held:
+            states = self.read()
+            kept = len(states)
+            store.reuse(states)
+            report = store.reload()
+            fresh = kept and not (report.parsed or report.removed or report.files != kept)
+            if held and report.error is None and not fresh:
+                self.write(store.file_states())
+            elif held:
+                self.written_at = time.monotonic()
+        store.after_reload.append(self.after_reload)
+        return report
+
+    def after_reload(self, store: CatalogStore, report: ReloadReport) -> None:
+        """Rewrite the snapshot when files changed since it was written and it is older
+        than REWRITE_SECONDS."""
+        if report.error is not None:
+            return
+        self.changes_since_write += report.parsed + report.removed
+        if not self.changes_since_write:
+            return
+        due = time.monotonic() - self.written_at >= self.rewrite_seconds
+        if not due or self._written_since(report.started.timestamp()):
+            return
+        # Another process busy with the snapshot is not waited for: the next reload retries.
+        with self.locked(wait=False) as held:
+            if held:
+                self.write(store.file_states())
+
+    def _written_since(self, moment: float) -> bool:
+        """Whether some process (another worker, say) wrote the snapshot after `moment`: it
+        then holds every change this process has seen."""
+        try:
+            return self.path.stat().st_mtime >= moment
+        except OSError:
+            return False
+
+
+def load_store(store: CatalogStore, cache_dir: str) -> ReloadReport:
+    """Load a store for serving, through its snapshot when `cache_dir` allows one."""
+    snapshot = SeedSnapshot.for_store(store, cache_dir)
+    if snapshot is None:
+        return store.reload()
+    return snapshot.load(store)

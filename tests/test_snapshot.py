@@ -1,0 +1,370 @@
+"""The parsed-seed snapshot: a restart with unchanged seeds parses nothing, a changed file is
+parsed again, a bad snapshot is ignored, and processes starting together parse once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+
+from feedserver import snapshot, tree
+from feedserver.snapshot import MAGIC, SeedSnapshot, decode, encode, load_store
+from feedserver.store import CatalogStore, ReloadReport
+
+from .conftest import ROOT, TEST_BASE_URL, GunicornServer
+
+MAX_BYTES = 1 << 20
+DEADLINE = 60.0  # generous: the machine may be loaded
+
+
+def new_store(seeds: Path) -> CatalogStore:
+    return CatalogStore(seeds, MAX_BYTES, "Test")
+
+
+def start(seeds: Path, cache: Path) -> tuple[CatalogStore, ReloadReport]:
+    """A process's first load of `seeds` through the snapshot in `cache`."""
+    store = new_store(seeds)
+    return store, load_store(store, str(cache))
+
+
+def served(store: CatalogStore) -> list[tuple[str, str]]:
+    return [(a.url, a.title) for a in store.catalog.everything.articles]
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def snapshot_file(cache: Path) -> Path:
+    (path,) = cache.glob("*.snapshot")
+    return path
+
+
+def test_round_trip_keeps_every_article_error_and_warning(seeds_dir: Path, cache: Path) -> None:
+    (seeds_dir / "broken.md").write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    first, report = start(seeds_dir, cache)
+    assert report.parsed == report.files
+    states = first.file_states()
+    snapshot = SeedSnapshot(cache, seeds_dir, MAX_BYTES)
+    again = decode(encode(states, snapshot.header), snapshot.header)
+    assert again.keys() == states.keys()
+    for path, state in states.items():
+        assert again[path].latest == state.latest
+        assert again[path].good == state.good
+    # Shared as the parser shares them: one object per topic and per provider.
+    articles = [s.latest.article for s in again.values() if s.latest.article]
+    topics = {t.key: t for a in articles for t in a.topics}
+    assert all(topics[t.key] is t for a in articles for t in a.topics)
+
+
+def test_restart_with_unchanged_seeds_parses_nothing(seeds_dir: Path, cache: Path) -> None:
+    first, report = start(seeds_dir, cache)
+    assert report.parsed == report.files > 0
+    second, report = start(seeds_dir, cache)
+    assert report.parsed == 0
+    assert report.files == len(first.file_states())
+    assert served(second) == served(first)
+    assert second.catalog.problems == first.catalog.problems
+    assert second.catalog.topics.keys() == first.catalog.topics.keys()
+
+
+def test_only_changed_files_are_parsed(
+    tmp_seeds: Path, cache: Path, write_seed: Callable[..., Path]
+) -> None:
+    paths = [write_seed(f"{n}.md", mtime=1_600_000_000) for n in range(5)]
+    start(tmp_seeds, cache)
+    # Same size, new mtime.
+    text = paths[0].read_text(encoding="utf-8")
+    paths[0].write_text(text.replace("Test article", "Best article"), encoding="utf-8")
+    os.utime(paths[0], (1_600_000_100, 1_600_000_100))
+    # Same size and mtime, new inode: replaced by a rename, as editors and deploys do.
+    info = paths[1].stat()
+    replacement = tmp_seeds / ".new"
+    replacement.write_text(
+        paths[1].read_text(encoding="utf-8").replace("Test article", "Next article"),
+        encoding="utf-8",
+    )
+    os.utime(replacement, ns=(info.st_atime_ns, info.st_mtime_ns))
+    os.replace(replacement, paths[1])
+    assert paths[1].stat().st_size == info.st_size
+    assert paths[1].stat().st_mtime_ns == info.st_mtime_ns
+    # Removed.
+    paths[2].unlink()
+    store, report = start(tmp_seeds, cache)
+    assert (report.parsed, report.removed, report.files) == (2, 1, 4)
+    titles = sorted(title for _, title in served(store))
+    assert titles == ["Best article 0", "Next article 1", "Test article 3", "Test article 4"]
+    # What was parsed now is in the snapshot written by that start.
+    _, report = start(tmp_seeds, cache)
+    assert report.parsed == 0
+
+
+def test_failed_file_stays_failed_and_withheld_after_restart(
+    tmp_seeds: Path, cache: Path, write_seed: Callable[..., Path], write_file: Callable[..., Path]
+) -> None:
+    write_seed("good.md")
+    write_seed("hidden.md", published=False)
+    write_file("bad.md", "---\ntitle: [unclosed\n---\n")
+    first, _ = start(tmp_seeds, cache)
+    second, report = start(tmp_seeds, cache)
+    assert report.parsed == 0
+    assert report.failed == 1
+    assert (
+        served(second)
+        == served(first)
+        == [("https://example.com/articles/good", "Test article good")]
+    )
+    fatal = {p.file for p in second.catalog.problems if p.fatal}
+    assert fatal == {"bad.md"}
+
+
+def test_scheduled_reload_rewrites_the_snapshot_only_when_it_is_old_enough(
+    tmp_seeds: Path, cache: Path, write_seed: Callable[..., Path]
+) -> None:
+    write_seed("a.md")
+    store, _ = start(tmp_seeds, cache)
+    written = snapshot_file(cache).stat().st_mtime_ns
+    write_seed("b.md")
+    assert store.reload().parsed == 1
+    assert snapshot_file(cache).stat().st_mtime_ns == written  # not yet: written just now
+    (hook,) = store.after_reload
+    hook.__self__.rewrite_seconds = 0  # type: ignore[attr-defined]
+    write_seed("c.md")
+    assert store.reload().parsed == 1
+    _, report = start(tmp_seeds, cache)
+    assert (report.parsed, report.files) == (0, 3)
+
+
+def test_stale_file_keeps_its_last_good_version_across_a_restart(
+    tmp_seeds: Path,
+    cache: Path,
+    write_seed: Callable[..., Path],
+    write_file: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(snapshot, "REWRITE_SECONDS", 0.0)
+    write_seed("a.md")
+    write_seed("b.md", mtime=1_600_000_000)
+    store, _ = start(tmp_seeds, cache)
+    write_file("b.md", "---\ntitle: [unclosed\npublished: true\n---\n")
+    report = store.reload()  # the scheduled reload rewrites the snapshot
+    assert report.stale == ("b.md",)
+    again, report = start(tmp_seeds, cache)
+    assert report.parsed == 0
+    assert report.stale == ("b.md",)
+    assert served(again) == served(store)
+
+
+def test_withheld_file_stays_withheld_across_a_restart(
+    tmp_seeds: Path,
+    cache: Path,
+    write_seed: Callable[..., Path],
+    write_file: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(snapshot, "REWRITE_SECONDS", 0.0)
+    write_seed("a.md")
+    write_seed("b.md")
+    store, _ = start(tmp_seeds, cache)
+    # A broken edit that no longer says `published: true`: fail closed, the article goes.
+    write_file("b.md", "---\ntitle: [unclosed\n---\n")
+    report = store.reload()
+    assert report.withheld == ("b.md",)
+    again, report = start(tmp_seeds, cache)
+    assert report.parsed == 0
+    assert report.withheld == ("b.md",)
+    assert served(again) == served(store) == [("https://example.com/articles/a", "Test article a")]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(lambda data: data[:-40] + bytes(40), id="corrupt"),
+        pytest.param(lambda data: b"not a snapshot", id="foreign"),
+        pytest.param(lambda data: b"", id="empty"),
+    ],
+)
+def test_damaged_snapshot_is_ignored_with_a_log_line(
+    seeds_dir: Path,
+    cache: Path,
+    damage: Callable[[bytes], bytes],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, _ = start(seeds_dir, cache)
+    path = snapshot_file(cache)
+    path.write_bytes(damage(path.read_bytes()))
+    with caplog.at_level(logging.WARNING, logger="feedserver.snapshot"):
+        second, report = start(seeds_dir, cache)
+    assert report.parsed == report.files
+    assert served(second) == served(first)
+    assert any("ignored" in record.getMessage() for record in caplog.records)
+    # The bad snapshot was replaced by a good one.
+    _, report = start(seeds_dir, cache)
+    assert report.parsed == 0
+
+
+@pytest.mark.parametrize("key", ["format", "code", "max_file_bytes"])
+def test_snapshot_of_another_version_or_setting_is_ignored(
+    seeds_dir: Path, cache: Path, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    start(seeds_dir, cache)
+    path = snapshot_file(cache)
+    snapshot = SeedSnapshot(cache, seeds_dir, MAX_BYTES)
+    store = new_store(seeds_dir)
+    store.reload()
+    other = {**snapshot.header, key: 0}
+    path.write_bytes(encode(store.file_states(), other))
+    with caplog.at_level(logging.WARNING, logger="feedserver.snapshot"):
+        _, report = start(seeds_dir, cache)
+    assert report.parsed == report.files
+    assert any(f"another {key}" in record.getMessage() for record in caplog.records)
+
+
+def test_snapshot_starts_with_a_magic_line_and_no_pickle(seeds_dir: Path, cache: Path) -> None:
+    start(seeds_dir, cache)
+    data = snapshot_file(cache).read_bytes()
+    assert data.startswith(MAGIC)
+    assert b"\x80\x04\x95" not in data[:64]  # a pickle's protocol-4 opening
+
+
+def test_empty_cache_dir_turns_snapshots_off(seeds_dir: Path, tmp_path: Path) -> None:
+    store = new_store(seeds_dir)
+    report = load_store(store, "")
+    assert report.parsed == report.files
+    assert not list(tmp_path.rglob("*.snapshot"))
+
+
+def test_folder_writable_by_others_is_refused(
+    seeds_dir: Path, cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    with caplog.at_level(logging.WARNING, logger="feedserver.snapshot"):
+        start(seeds_dir, cache)
+        _, report = start(seeds_dir, cache)
+    assert report.parsed == report.files
+    assert not list(cache.glob("*.snapshot"))
+    assert any("writable by others" in record.getMessage() for record in caplog.records)
+
+
+STARTER = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+from feedserver.snapshot import load_store
+from feedserver.store import CatalogStore
+store = CatalogStore(sys.argv[1], 1 << 20, "Test")
+report = load_store(store, sys.argv[2])
+print(json.dumps({"parsed": report.parsed, "files": report.files}), flush=True)
+"""
+
+
+def test_processes_starting_together_parse_once(seeds_dir: Path, cache: Path) -> None:
+    # Hold the lock, so both processes are surely waiting at once when it is released.
+    snapshot = SeedSnapshot(cache, seeds_dir, MAX_BYTES)
+    cache.mkdir(mode=0o700)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with snapshot.locked():
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", STARTER, str(seeds_dir), str(cache)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=ROOT,
+            )
+            for _ in range(2)
+        ]
+        # Both report that they wait for the lock (read line by line; nothing else logs yet).
+        for process in processes:
+            assert process.stderr is not None
+            line = process.stderr.readline()
+            assert "waiting for another process" in line, line
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=DEADLINE)
+        assert process.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    files = results[0]["files"]
+    assert files > 0
+    assert sorted(r["parsed"] for r in results) == [0, files]
+
+
+def test_restart_under_gunicorn_serves_the_same_feeds_without_parsing(
+    seeds_dir: Path, tmp_path: Path, start_gunicorn: Callable[..., GunicornServer]
+) -> None:
+    env = {"FEEDSERVER_CACHE_DIR": str(tmp_path / "cache"), "FEEDSERVER_BASE_URL": TEST_BASE_URL}
+    first = start_gunicorn(seeds_dir, env=env, workers=2)
+    before = {path: first.fetch(path)[2] for path in ("/feed.rss", "/topics/ai.rss")}
+    first.stop()
+    parsing = [line for line in first.output().splitlines() if "reload: files=" in line]
+    assert sum(" parsed=0 " not in line for line in parsing) == 1, parsing
+    second = start_gunicorn(seeds_dir, env=env, workers=2)
+    deadline = time.monotonic() + DEADLINE
+    while second.output().count("reload: files=") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # both workers have loaded
+    for path, body in before.items():
+        status, _, again = second.fetch(path)
+        assert status == 200
+        assert again == body
+        assert feedparser.parse(again).entries
+    loads = [line for line in second.output().splitlines() if "reload: files=" in line]
+    assert len(loads) >= 2
+    assert all(" parsed=0 " in line for line in loads), loads
+
+
+# --- the per-directory scan that reloads (and restarts) compare against ---------------------
+
+
+def test_reload_finds_new_and_removed_folders_and_ctime_changes(
+    tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    write_seed("top.md")
+    inner = write_seed("a/b/inner.md")
+    store = new_store(tmp_seeds)
+    assert store.reload().files == 2
+    write_seed("c/d/new.md")
+    report = store.reload()
+    assert (report.parsed, report.removed, report.files) == (1, 0, 3)
+    inner.chmod(0o600)  # only the ctime changes
+    assert store.reload().parsed == 1
+    shutil.rmtree(tmp_seeds / "a")
+    report = store.reload()
+    assert (report.parsed, report.removed, report.files) == (0, 1, 2)
+    assert sorted(store.file_states()) == ["c/d/new.md", "top.md"]
+    assert store.reload().rebuilt is False  # nothing changed: the catalog is kept as it is
+
+
+def test_unreadable_folder_keeps_its_files(
+    tmp_seeds: Path, write_seed: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_seed("a/one.md")
+    write_seed("a/b/two.md")
+    write_seed("c/three.md")
+    store = new_store(tmp_seeds)
+    store.reload()
+    real_scandir = os.scandir
+    unreadable = str(tmp_seeds / "a")
+
+    def scandir(path: str) -> Any:
+        if os.fspath(path) == unreadable:  # as a folder without read permission would
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(tree.os, "scandir", scandir)
+    (tmp_seeds / "c" / "three.md").unlink()
+    report = store.reload()
+    assert (report.removed, report.files) == (1, 2)
+    assert sorted(store.file_states()) == ["a/b/two.md", "a/one.md"]
