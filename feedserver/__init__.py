@@ -11,8 +11,9 @@ from flask import Flask, Response
 
 from . import errors, pages, redirects, scheduler, web, websub
 from .cache import RenderCache
-from .config import load_config
+from .config import check_seeds_dir, load_config
 from .fastpath import CachedResponses
+from .health import ProblemSummaries
 from .snapshot import load_store
 from .store import CatalogStore
 
@@ -40,10 +41,12 @@ def create_app(
     """Build the app: load settings, read the seeds once, and register the routes.
 
     `config` overrides settings from the config file and environment. With
-    `reload_in_background`, each serving process reloads the seeds on a schedule.
+    `reload_in_background`, each serving process reloads the seeds on a schedule. Raises
+    StartupError (one line) for a bad setting or a seeds directory that cannot be listed.
     """
-    settings = load_config(config)
     _configure_logging()
+    settings = load_config(config)
+    check_seeds_dir(settings["seeds_dir"])
     app = Flask(__name__)
     app.config["FEEDSERVER"] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -62,6 +65,7 @@ def create_app(
     gc.freeze()
     app.extensions["feedserver.store"] = store
     app.extensions["feedserver.cache"] = RenderCache()
+    app.extensions["feedserver.health"] = ProblemSummaries()
     # werkzeug would answer "//" in a path with a redirect built from the Host header.
     app.url_map.merge_slashes = False
     app.register_blueprint(web.bp)

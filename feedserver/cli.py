@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import build_catalog
-from .config import ConfigError, load_config
+from .config import ConfigError, StartupError, check_seeds_dir, load_config
 from .models import Article
 from .seeds import parse_seed_file, scan_seed_files
 
@@ -30,12 +30,14 @@ def _apply_common(args: argparse.Namespace) -> None:
 def serve(args: argparse.Namespace) -> int:
     """Run the app under gunicorn's gevent workers with the given address and workers."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
 
     from . import create_app, gunicorn_hooks
     from .worker import gunicorn_settings
 
     _apply_common(args)
-    load_config()  # fail with one clear line before gunicorn starts
+    # Fail with one clear line before gunicorn starts.
+    check_seeds_dir(load_config()["seeds_dir"])
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -51,7 +53,13 @@ def serve(args: argparse.Namespace) -> int:
                 self.cfg.set(hook, getattr(gunicorn_hooks, hook))
 
         def load(self) -> Any:
-            return create_app(reload_in_background=True)
+            try:
+                return create_app(reload_in_background=True)
+            except StartupError as error:
+                # One line, and gunicorn's boot-error code: the master stops the server
+                # rather than starting this worker again and again.
+                print(f"feedserver: {error}", file=sys.stderr, flush=True)
+                sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     # Chosen before the app may be loaded (--preload loads it before any hook runs).
     gunicorn_hooks.prepare_metrics_dir()
@@ -175,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"feedserver: {error}", file=sys.stderr)
         return 2
+    except StartupError as error:  # the seeds directory cannot be listed
+        print(f"feedserver: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,8 +18,14 @@ ENV_PREFIX = "FEEDSERVER_"
 CONFIG_ENV = "FEEDSERVER_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config") / "feedserver.yaml"
 
+logger = logging.getLogger(__name__)
 
-class ConfigError(Exception):
+
+class StartupError(Exception):
+    """The server cannot start; the message is one line naming the setting or path."""
+
+
+class ConfigError(StartupError):
     """A setting has a bad value; the message is one line naming the key."""
 
 
@@ -261,11 +269,56 @@ def _config_file(environ: Mapping[str, str]) -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
+# Unknown variables already warned about in this process (and, after a fork, its workers).
+_warned_variables: set[str] = set()
+
+
+def known_variables() -> list[str]:
+    """Every FEEDSERVER_* environment variable that means something."""
+    return sorted({ENV_PREFIX + setting.name.upper() for setting in SETTINGS} | {CONFIG_ENV})
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """Log, once per variable, a FEEDSERVER_* variable that is no setting (a typo is not
+    silently ignored), naming the closest one."""
+    known = known_variables()
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known or name in _warned_variables:
+            continue
+        _warned_variables.add(name)
+        closest = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0)[0]
+        logger.warning(
+            "feedserver: environment variable %s is not a setting and is ignored; did you mean %s?",
+            name,
+            closest,
+        )
+
+
+def check_seeds_dir(seeds_dir: str | Path) -> None:
+    """Stop start-up with one line naming the path when the seeds directory cannot be listed.
+
+    (A directory that disappears while serving is another matter: /healthz says degraded.)"""
+    path = Path(seeds_dir)
+    shown = str(path) if path.is_absolute() else f"{path} ({path.absolute()})"
+    try:
+        with os.scandir(path):
+            pass
+    except FileNotFoundError:
+        raise StartupError(f"seeds_dir {shown}: no such directory") from None
+    except NotADirectoryError:
+        raise StartupError(f"seeds_dir {shown}: not a directory") from None
+    except OSError as error:
+        raise StartupError(
+            f"seeds_dir {shown}: cannot be read ({error.strerror or error})"
+        ) from None
+
+
 def load_config(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """Merge defaults, the config file, FEEDSERVER_* variables and overrides; validate each."""
     environ = os.environ if environ is None else environ
+    warn_unknown_variables(environ)
     raw: dict[str, tuple[Any, str]] = {s.name: (s.default, "default") for s in SETTINGS}
     path = _config_file(environ)
     if path is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -31,8 +32,16 @@ def prepare_metrics_dir() -> str:
 
 
 def on_starting(server: Any) -> None:
-    """In the master, at start: an empty metrics folder, so old servers' counts do not add up."""
+    """In the master, at start: stop the server with one line for a bad setting or a missing
+    seeds directory, before any worker forks; then an empty metrics folder, so old servers'
+    counts do not add up."""
+    from .config import StartupError, check_seeds_dir, load_config
     from .metrics import clean_multiprocess_dir
+
+    try:
+        check_seeds_dir(load_config()["seeds_dir"])
+    except StartupError as error:
+        sys.exit(f"feedserver: {error}")
 
     clean_multiprocess_dir(prepare_metrics_dir())
 

@@ -4,7 +4,6 @@ unless configured public. Also where the counting is wired into an app."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from .audience import ALL_FEED, feed_of
 from .catalog import Catalog, Collection
 from .chart import daily_chart
 from .freshness import poll_interval
+from .health import is_trusted
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .politeness import AudienceMiddleware, PollingTable
 from .polls import PollRecorder
@@ -37,18 +37,10 @@ def _setting(name: str) -> Any:
     return current_app.config["FEEDSERVER"][name]
 
 
-def trusted_request() -> bool:
-    """Whether the request comes from an address allowed to see details."""
-    try:
-        address = ipaddress.ip_address(request.remote_addr or "")
-    except ValueError:
-        return False
-    networks = _setting("health_details_from")
-    return any(address in network for network in networks)
-
-
 def _refuse_unless_allowed(public_setting: str) -> None:
-    if not _setting(public_setting) and not trusted_request():
+    if not _setting(public_setting) and not is_trusted(
+        request.remote_addr, _setting("health_details_from")
+    ):
         abort(403, description="only trusted addresses may see this")
 
 

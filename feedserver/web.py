@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from . import combine, opml, redirects
+from . import combine, health, opml, redirects
 from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .fastpath import answer, cache_key, site_base
@@ -401,38 +401,23 @@ def feeds_opml() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Whether the server is serving a current catalog, and what is wrong with which file."""
-    store = _store()
-    catalog = store.catalog
-    report = store.last_report
-    data: dict[str, Any] = {
-        "status": "degraded" if store.degraded_reason else "ok",
-        "articles": len(catalog.everything.articles),
-        "topics": len(catalog.topics),
-        "providers": len(catalog.providers),
-        "last_reload": report.started.isoformat().replace("+00:00", "Z") if report else None,
-        "errors": [
-            {"file": p.file, "error": p.reason, "skipped": p.fatal} for p in catalog.problems
-        ],
-    }
-    if store.degraded_reason:
-        data["reason"] = store.degraded_reason
+    """200 when serving a current catalog, 503 when degraded or stale (load balancers read
+    the status); counts for everyone, file names and reasons for trusted addresses only."""
+    scheduler = current_app.extensions.get("feedserver.scheduler")
+    status, data = health.health(
+        _store(),
+        current_app.extensions["feedserver.health"],
+        reload_interval=int(_setting("reload_interval")) if scheduler is not None else None,
+        trusted=health.is_trusted(request.remote_addr, _setting("health_details_from")),
+    )
     recorder = current_app.extensions.get("feedserver.polls")
     if recorder is not None and recorder.db is not None:
         # Counting never stops serving: a failing stats database is reported, not fatal.
         data["stats"] = "failing" if recorder.error else "ok"
-    if report is not None:
-        data["reload"] = {
-            "started": report.started.isoformat().replace("+00:00", "Z"),
-            "duration_seconds": round(report.duration_seconds, 6),
-            "files": report.files,
-            "parsed": report.parsed,
-            "unchanged": report.unchanged,
-            "removed": report.removed,
-            "failed": report.failed,
-            "stale": list(report.stale),
-            "withheld": list(report.withheld),
-        }
-    response = respond(_json(data, public=False), max_age=0)
+    rendered = _json(data, public=False)
+    if status == 200:
+        response = respond(rendered, max_age=0)
+    else:  # no 304 may hide a failing check
+        response = Response(rendered.body, status=status, headers=rendered.headers(False, 0))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -125,3 +125,61 @@ def test_python_dash_m_feedserver_check(seeds_dir: Path, tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     assert "2 published" in result.stdout
+
+
+# --- start-up checks of `serve` and `build` ---------------------------------------------
+
+SERVE_DEADLINE = 120  # generous: a server that starts instead of stopping never exits
+
+
+def run_feedserver(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m feedserver ARGS` in tmp_path until it exits on its own."""
+    environment = {"PATH": "/usr/bin:/bin", "FEEDSERVER_STATS_DB": "", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "feedserver", *args],
+        cwd=tmp_path,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=SERVE_DEADLINE,
+        check=False,
+    )
+
+
+def test_serve_with_a_missing_seeds_directory_exits_with_one_line(tmp_path: Path) -> None:
+    result = run_feedserver(tmp_path, "serve", "--port", "0", "--seeds", "sedes")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"feedserver: seeds_dir sedes ({tmp_path / 'sedes'}): no such directory"
+
+
+def test_serve_with_a_bad_setting_exits_with_one_line(tmp_path: Path, seeds_dir: Path) -> None:
+    result = run_feedserver(
+        tmp_path, "serve", "--port", "0", "--seeds", str(seeds_dir), FEEDSERVER_FEED_LIMIT="lots"
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "feed_limit" in line and "FEEDSERVER_FEED_LIMIT" in line
+
+
+def test_build_with_a_missing_seeds_directory_exits_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    outdir = tmp_path / "site"
+    missing = tmp_path / "no-seeds"
+    code = main(["build", str(outdir), "--base-url", "https://feeds.test", "--seeds", str(missing)])
+    assert code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"feedserver: seeds_dir {missing}: no such directory"
+    assert not outdir.exists()
+
+
+def test_serve_warns_once_about_an_unknown_variable(tmp_path: Path) -> None:
+    result = run_feedserver(
+        tmp_path, "serve", "--port", "0", "--seeds", "nowhere", FEEDSERVER_SEED_DIR="seeds"
+    )
+    assert result.returncode == 1
+    warnings = [line for line in result.stderr.splitlines() if "FEEDSERVER_SEED_DIR" in line]
+    assert len(warnings) == 1
+    assert "did you mean FEEDSERVER_SEEDS_DIR?" in warnings[0]

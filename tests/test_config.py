@@ -4,16 +4,19 @@ and one clear line naming the key for every bad value."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from gunicorn.arbiter import Arbiter
 
-from feedserver import create_app
-from feedserver.config import SETTINGS, ConfigError, load_config
+from feedserver import config, create_app
+from feedserver.config import SETTINGS, ConfigError, StartupError, check_seeds_dir, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
@@ -255,7 +258,8 @@ def test_wsgi_with_bad_setting_exits_with_one_line(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert result.returncode == 1
+    # gunicorn's boot-error code: its master stops instead of booting the worker again.
+    assert result.returncode == Arbiter.WORKER_BOOT_ERROR
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "feed_limit" in lines[0]
@@ -266,3 +270,97 @@ def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
     for setting in SETTINGS:
         assert f"| `{setting.name}` |" in readme, setting.name
+
+
+def test_unknown_environment_variable_is_a_warning_naming_the_closest_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(config, "_warned_variables", set())
+    environ = {"FEEDSERVER_RELOAD_INTERVALL": "5", "FEEDSERVER_CONFIG": "", "OTHER": "x"}
+    with caplog.at_level(logging.WARNING, logger="feedserver.config"):
+        first = load_config(environ=environ)
+        load_config(environ=environ)  # once per process, not once per load
+    assert first["reload_interval"] == 60  # ignored
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "FEEDSERVER_RELOAD_INTERVALL" in message
+    assert "did you mean FEEDSERVER_RELOAD_INTERVAL?" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "closest"),
+    [
+        ("FEEDSERVER_SEED_DIR", "FEEDSERVER_SEEDS_DIR"),
+        ("FEEDSERVER_BASEURL", "FEEDSERVER_BASE_URL"),
+        ("FEEDSERVER_CONFIG_FILE", "FEEDSERVER_CONFIG"),
+        ("FEEDSERVER_seeds_dir", "FEEDSERVER_SEEDS_DIR"),
+    ],
+)
+def test_closest_setting(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    variable: str,
+    closest: str,
+) -> None:
+    monkeypatch.setattr(config, "_warned_variables", set())
+    with caplog.at_level(logging.WARNING, logger="feedserver.config"):
+        load_config(environ={variable: "x"})
+    assert caplog.records[0].getMessage().endswith(f"did you mean {closest}?")
+
+
+def test_known_variables_are_not_warned_about(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(config, "_warned_variables", set())
+    with caplog.at_level(logging.WARNING, logger="feedserver.config"):
+        config.warn_unknown_variables(dict.fromkeys(config.known_variables(), "x"))
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("10.0.0.0/8, ::1", ("10.0.0.0/8", "::1/128")),
+        (["192.0.2.7", "2001:db8::/32"], ("192.0.2.7/32", "2001:db8::/32")),
+        ("", ()),
+        ([], ()),
+    ],
+)
+def test_health_details_from(value: Any, expected: tuple[str, ...]) -> None:
+    networks = load_config({"health_details_from": value}, environ={})["health_details_from"]
+    assert tuple(str(network) for network in networks) == expected
+
+
+@pytest.mark.parametrize("value", ["localhost", "10.0.0.0/33", "10.0.0.1/8/2", 5])
+def test_bad_health_details_from_names_the_setting(value: Any) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"health_details_from": value}, environ={})
+    assert_one_line_naming(raised.value, "health_details_from")
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda tmp: tmp / "nowhere", ("nowhere", "no such directory")),
+        (lambda tmp: tmp / "file.txt", ("file.txt", "not a directory")),
+    ],
+)
+def test_seeds_dir_that_cannot_be_listed_stops_start_up(
+    tmp_path: Path, make: Callable[[Path], Path], words: tuple[str, ...]
+) -> None:
+    (tmp_path / "file.txt").write_text("not a directory", "utf-8")
+    path = make(tmp_path)
+    with pytest.raises(StartupError) as raised:
+        create_app({"seeds_dir": str(path)})
+    assert not isinstance(raised.value, ConfigError)
+    assert "\n" not in str(raised.value)
+    for word in words:
+        assert word in str(raised.value)
+    assert str(path) in str(raised.value)
+
+
+def test_relative_seeds_dir_is_named_with_where_it_was_looked_for(tmp_path: Path) -> None:
+    with pytest.raises(StartupError) as raised:
+        check_seeds_dir("seeds")
+    assert f"seeds ({Path.cwd() / 'seeds'})" in str(raised.value)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import feedparser
 import pytest
+
+from feedserver.config import ENV_PREFIX
 
 from .conftest import GunicornServer
 
@@ -82,3 +88,98 @@ def test_gunicorn_health_and_404(server: GunicornServer) -> None:
 def test_gunicorn_workers_give_identical_bodies(server: GunicornServer) -> None:
     bodies = {server.fetch("/topics/ai.atom")[2] for _ in range(6)}
     assert len(bodies) == 1
+
+
+# --- start-up that cannot succeed stops the whole server --------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+# Generous: a loaded machine may take long to boot workers; a server that restarts its
+# workers forever never exits at all.
+EXIT_DEADLINE = 120
+
+
+def run_until_exit(
+    tmp_path: Path, *args: str, env: dict[str, str], workers: int = 2
+) -> tuple[int, str]:
+    """Run `python -m gunicorn -w N -b 127.0.0.1:0 [args] wsgi:app` in the repository and
+    wait for it to exit on its own: (exit code, output)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    environment.update(FEEDSERVER_STATS_DB=str(tmp_path / "stats.sqlite3"), **env)
+    command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", "127.0.0.1:0"]
+    process = subprocess.Popen(
+        [*command, *args, "wsgi:app"],
+        cwd=ROOT,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=EXIT_DEADLINE)
+    except subprocess.TimeoutExpired:
+        process.kill()  # only the gunicorn this test started
+        output, _ = process.communicate(timeout=30)
+        pytest.fail(f"gunicorn still running after {EXIT_DEADLINE} s:\n{output[-3000:]}")
+    return process.returncode, output
+
+
+def problem_lines(output: str) -> set[str]:
+    """The distinct lines feedserver printed about the problem."""
+    return {line for line in output.splitlines() if line.startswith("feedserver: ")}
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        (
+            {"FEEDSERVER_RELOAD_INTERVAL": "often"},
+            ("reload_interval", "FEEDSERVER_RELOAD_INTERVAL"),
+        ),
+        ({"FEEDSERVER_SEEDS_DIR": "/nonexistent/seeds"}, ("/nonexistent/seeds", "no such")),
+    ],
+    ids=["bad-setting", "missing-seeds-dir"],
+)
+def test_plain_gunicorn_exits_when_a_worker_cannot_start(
+    tmp_path: Path, env: dict[str, str], words: tuple[str, ...]
+) -> None:
+    code, output = run_until_exit(tmp_path, env=env)
+    assert code != 0, output
+    (line,) = problem_lines(output)
+    for word in words:
+        assert word in line
+    # No traceback through our code. (When several workers fail at once, gunicorn's master
+    # may print its own HaltServer traceback while it stops: a known gunicorn behaviour.)
+    assert not re.search(r'File ".*(/feedserver/|wsgi\.py)', output), output
+    # Stopped, not restarted again and again: no more boots than workers.
+    assert output.count("Booting worker") <= 2, output
+
+
+def test_gunicorn_settings_file_stops_before_any_worker_forks(tmp_path: Path) -> None:
+    code, output = run_until_exit(
+        tmp_path,
+        "-c",
+        "config/gunicorn.conf.py",
+        env={"FEEDSERVER_SEEDS_DIR": str(tmp_path / "typo")},
+    )
+    assert code != 0, output
+    lines = [line for line in output.splitlines() if line.startswith("feedserver: ")]
+    assert len(lines) == 1, output
+    assert str(tmp_path / "typo") in lines[0]
+    assert "Booting worker" not in output
+
+
+def test_unknown_variable_is_warned_about_once_per_server(
+    start_gunicorn: Callable[..., GunicornServer], seeds_dir: Path
+) -> None:
+    server = start_gunicorn(
+        seeds_dir,
+        "-c",
+        "config/gunicorn.conf.py",
+        env={"FEEDSERVER_RELOAD_INTERVALL": "5"},
+        workers=2,
+    )
+    assert server.fetch("/feed.rss")[0] == 200
+    warnings = [line for line in server.output().splitlines() if "RELOAD_INTERVALL" in line]
+    assert len(warnings) == 1, server.output()
+    assert "did you mean FEEDSERVER_RELOAD_INTERVAL?" in warnings[0]

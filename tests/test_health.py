@@ -1,0 +1,246 @@
+"""/healthz: 200 when ok, 503 when degraded or stale; counts for everyone, file names and
+reasons for trusted addresses only; problems summarised once per catalog and capped."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedserver import create_app
+from feedserver.health import MAX_LISTED, ProblemSummaries, is_trusted
+from feedserver.store import CatalogStore
+
+from .conftest import TEST_BASE_URL
+
+UNTRUSTED = "203.0.113.9"
+BROKEN = "---\ntitle: [unclosed\n---\n"
+
+
+def get(client: FlaskClient, remote_addr: str = "127.0.0.1", **headers: str) -> Any:
+    return client.get("/healthz", headers=headers, environ_base={"REMOTE_ADDR": remote_addr})
+
+
+def write_broken(directory: Path, count: int) -> None:
+    for n in range(count):
+        (directory / f"broken-{n:04d}.txt").write_text(BROKEN, encoding="utf-8")
+
+
+@pytest.fixture
+def background_app(seeds_dir: Path) -> Iterator[Callable[[int], Flask]]:
+    """Make an app that reloads in the background every N seconds, as under gunicorn; its
+    scheduler is stopped when the test ends."""
+    apps: list[Flask] = []
+
+    def make(interval: int) -> Flask:
+        settings = {"seeds_dir": str(seeds_dir), "reload_interval": interval}
+        apps.append(create_app(settings, reload_in_background=True))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        scheduler = app.extensions["feedserver.scheduler"]._scheduler
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
+
+def wait_for(check: Callable[[], bool], what: str, deadline: float = 60.0) -> None:
+    """Wait, with a generous deadline, until check() holds."""
+    end = time.monotonic() + deadline
+    while not check():
+        if time.monotonic() > end:
+            pytest.fail(f"not {what} within {deadline} s")
+        time.sleep(0.1)
+
+
+def test_ok_is_200_and_never_stored(client: FlaskClient) -> None:
+    response = get(client)
+    assert response.status_code == 200
+    data = response.get_json()
+    assert data["status"] == "ok"
+    assert (data["articles"], data["topics"], data["providers"]) == (2, 2, 2)
+    assert data["problems"] == {
+        "total": 0,
+        "files_with_errors": 0,
+        "warnings": 0,
+        "withheld": 0,
+        "stale": 0,
+    }
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_untrusted_addresses_see_counts_but_no_names_or_reasons(
+    make_app: Callable[..., Flask], seeds_dir: Path, write_file: Callable[..., Path]
+) -> None:
+    write_file("secret-draft.txt", BROKEN, directory=seeds_dir)
+    client = make_app(seeds_dir, base_url=TEST_BASE_URL).test_client()
+    public = get(client, UNTRUSTED)
+    assert public.status_code == 200
+    data = public.get_json()
+    assert data["problems"]["files_with_errors"] == 1
+    assert set(data) - {"stats"} == {
+        "status",
+        "articles",
+        "topics",
+        "providers",
+        "last_reload",
+        "problems",
+    }
+    assert "secret-draft" not in public.get_data(as_text=True)
+    # X-Forwarded-For is not believed: the peer is REMOTE_ADDR as the server gives it.
+    spoofed = get(client, UNTRUSTED, **{"X-Forwarded-For": "127.0.0.1"})
+    assert "secret-draft" not in spoofed.get_data(as_text=True)
+    trusted = get(client).get_json()
+    assert [e["file"] for e in trusted["errors"]] == ["secret-draft.txt"]
+    assert trusted["reload"]["failed"] == 1
+
+
+def test_health_details_from_names_the_trusted_networks(
+    make_app: Callable[..., Flask], seeds_dir: Path, write_file: Callable[..., Path]
+) -> None:
+    write_file("bad.txt", BROKEN, directory=seeds_dir)
+    app = make_app(seeds_dir, health_details_from="10.0.0.0/8, 2001:db8::/32")
+    client = app.test_client()
+    assert "errors" in get(client, "10.1.2.3").get_json()
+    assert "errors" in get(client, "2001:db8::7").get_json()
+    assert "errors" not in get(client, "127.0.0.1").get_json()  # loopback no longer listed
+    nobody = make_app(seeds_dir, health_details_from=[]).test_client()
+    assert "errors" not in get(nobody).get_json()
+
+
+def test_is_trusted() -> None:
+    from ipaddress import ip_network
+
+    loopback = (ip_network("127.0.0.0/8"), ip_network("::1"))
+    assert is_trusted("127.0.0.1", loopback) and is_trusted("::1", loopback)
+    assert is_trusted("::ffff:127.0.0.1", loopback)  # IPv4 on a dual-stack socket
+    for peer in (UNTRUSTED, "", None, "unix:/run/feeds.sock", "127.0.0.1, 10.0.0.1"):
+        assert not is_trusted(peer, loopback)
+
+
+def test_degraded_is_503_with_its_reason_and_recovers(app: Flask, seeds_dir: Path) -> None:
+    client = app.test_client()
+    ok = get(client)
+    moved = seeds_dir.with_name("moved")
+    seeds_dir.rename(moved)
+    app.extensions["feedserver.store"].reload()
+    degraded = get(client, **{"If-None-Match": ok.headers["ETag"]})  # no 304 hides it
+    assert degraded.status_code == 503
+    assert degraded.headers["Cache-Control"] == "no-store"
+    data = degraded.get_json()
+    assert data["status"] == "degraded"
+    assert "cannot be read" in data["reason"]
+    assert data["articles"] == 2  # still serving the last catalog
+    assert "reason" not in get(client, UNTRUSTED).get_json()
+    assert get(client, UNTRUSTED).status_code == 503
+    moved.rename(seeds_dir)
+    app.extensions["feedserver.store"].reload()
+    assert get(client).status_code == 200
+
+
+def test_stale_when_no_reload_completed_for_three_intervals(
+    background_app: Callable[[int], Flask],
+) -> None:
+    app = background_app(60)  # no reload of its own runs during the test
+    client = app.test_client()
+    store: CatalogStore = app.extensions["feedserver.store"]
+    assert get(client).status_code == 200
+    report = store.last_report
+    assert report is not None
+    completed = report.started + timedelta(seconds=report.duration_seconds)
+    allowed = timedelta(seconds=3 * 60 + report.duration_seconds)
+    store.clock = lambda: completed + allowed - timedelta(seconds=1)  # still ok
+    assert get(client).status_code == 200
+    store.clock = lambda: completed + allowed + timedelta(seconds=2)
+    response = get(client)
+    assert response.status_code == 503
+    data = response.get_json()
+    assert data["status"] == "stale"
+    assert "no reload has completed for" in data["reason"]
+    assert get(client, UNTRUSTED).get_json()["status"] == "stale"
+
+
+def test_stale_when_the_reload_thread_hangs(
+    background_app: Callable[[int], Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real scheduler thread stuck inside a reload (as on a FIFO): stale, then ok."""
+    app = background_app(1)
+    client = app.test_client()
+    store: CatalogStore = app.extensions["feedserver.store"]
+    release = threading.Event()
+    reload_for_real = store._reload
+
+    def hanging_reload(started: datetime, clock_start: float) -> Any:
+        release.wait(120)
+        return reload_for_real(started, clock_start)
+
+    monkeypatch.setattr(store, "_reload", hanging_reload)
+    get(client)  # the first request starts this process's reload job
+    wait_for(lambda: get(client).get_json()["status"] == "stale", "stale")
+    assert get(client).status_code == 503
+    release.set()
+    wait_for(lambda: get(client).status_code == 200, "ok again")
+
+
+def test_without_background_reloads_nothing_is_overdue(app: Flask) -> None:
+    """`feedserver build` and the tests load once; an old catalog is not a stale server."""
+    store: CatalogStore = app.extensions["feedserver.store"]
+    later = store.clock() + timedelta(days=1)
+    store.clock = lambda: later
+    assert get(app.test_client()).status_code == 200
+
+
+def test_details_are_capped_and_built_once_per_catalog(
+    make_app: Callable[..., Flask], tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    write_seed("good.txt")
+    write_broken(tmp_seeds, MAX_LISTED + 150)
+    app = make_app(tmp_seeds)
+    client = app.test_client()
+    summaries: ProblemSummaries = app.extensions["feedserver.health"]
+    store: CatalogStore = app.extensions["feedserver.store"]
+    bodies = [get(client).get_data() for _ in range(5)]
+    data = json.loads(bodies[0])
+    assert len(data["errors"]) == MAX_LISTED
+    assert [e["file"] for e in data["errors"]] == [f"broken-{n:04d}.txt" for n in range(MAX_LISTED)]
+    assert data["problems"]["total"] == data["problems"]["files_with_errors"] == MAX_LISTED + 150
+    assert summaries.builds == 1  # five requests, one summary
+    assert summaries.of(store.catalog) is summaries.of(store.catalog)
+    # Untrusted answers are counts only, whatever the number of problems.
+    assert len(get(client, UNTRUSTED).get_data()) < 400
+    # A new catalog gets a new summary, once.
+    write_seed("another.txt")
+    store.reload()
+    for _ in range(3):
+        get(client)
+    assert summaries.builds == 2
+    assert get(client).get_json()["problems"]["total"] == MAX_LISTED + 150
+
+
+def test_concurrent_checks_after_a_reload_build_one_summary(
+    make_app: Callable[..., Flask], tmp_seeds: Path
+) -> None:
+    write_broken(tmp_seeds, 300)
+    app = make_app(tmp_seeds)
+    summaries: ProblemSummaries = app.extensions["feedserver.health"]
+    statuses: list[int] = []
+
+    def check() -> None:
+        client = app.test_client()
+        statuses.extend(get(client).status_code for _ in range(5))
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 30
+    assert summaries.builds == 1
