@@ -1,7 +1,8 @@
 """Measure feedserver at 1,000, 10,000 and 100,000 seed files against the issue's targets.
 
     python -m benchmarks [--sizes 1000,10000,100000]
-                         [--only cold,reload,watch,serve,flat,memory,startup,restart,slow,stall]
+                         [--only cold,reload,watch,serve,flat,filtered,memory,startup,
+                                 restart,slow,stall]
                          [--workdir DIR] [--markdown FILE]
 
 For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
@@ -28,6 +29,7 @@ GROUPS = (
     "watch",
     "serve",
     "flat",
+    "filtered",
     "memory",
     "startup",
     "restart",
@@ -100,6 +102,9 @@ def measure_size(
     if "flat" in groups:
         _progress(f"N={tree.count:,}: feed latency")
         result.figures += targets.flat_cost(tree, state["baseline"])
+    if "filtered" in groups:
+        _progress(f"N={tree.count:,}: filtered feed latency")
+        result.figures += targets.filtered_cost(tree, state["baseline"])
     if "memory" in groups:
         _progress(f"N={tree.count:,}: memory")
         result.figures += targets.memory(tree, state["idle"], cache)
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "workdir": workdir,
         "seed": args.seed,
     }
-    if "flat" in args.only:
+    if "flat" in args.only or "filtered" in args.only:
         state["baseline"] = trees.seed_tree(workdir, BASELINE_SIZE, args.seed)
     if "memory" in args.only:
         state["idle"] = fresh.run("memory:idle_rss")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .models import Article
+from .search import SearchIndex
 from .seeds import ParsedSeed
 
 # What an empty feed reports as its update time: fixed, so it never moves on its own.
@@ -66,6 +67,11 @@ class Catalog:
     files: int
     built_at: datetime
     scheduled: tuple[Article, ...]  # published, but dated in the future
+    # Built on first use and kept with the snapshot (a copy of the snapshot shares it).
+    search: SearchIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "search", SearchIndex(self.everything.articles, collection_keys))
 
     @property
     def next_release(self) -> datetime | None:

@@ -53,16 +53,19 @@ def site_links() -> dict[str, Any]:
     return {"site_url": lambda path="/": f"{base}{path}", "page_path": page_path}
 
 
-def _page_of(articles: Sequence[Article]) -> tuple[Page, dict[str, str], int]:
-    """The page of articles `?page=` asks for, the URLs of the newer and older pages, and
-    how many articles match in all."""
+def _page_of(
+    catalog: Catalog, collection: Collection, articles: Sequence[Article] | None = None
+) -> tuple[Page, dict[str, str], int]:
+    """The page of a collection's articles (or of `articles`) that `?page=` asks for, the
+    URLs of the newer and older pages, and how many articles match in all."""
+    if articles is None:
+        articles = collection.articles
     size = int(_setting("page_size"))
     try:
         query = parse_feed_query(parameter_lists(request_query()), size, size)
     except BadParameter as error:
         abort(400, description=str(error))
-    page = select_page(articles, query)
-    total = sum(map(query.matches, articles)) if query.filtered else len(articles)
+    page = select_page(articles, query, catalog.search, (collection.kind, collection.key))
     if page.number > page.last:
         abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
     # Only the known parameters, as in the cache key: a cached page is right for everyone.
@@ -73,7 +76,7 @@ def _page_of(articles: Sequence[Article]) -> tuple[Page, dict[str, str], int]:
         links["newer"] = f"?{encode_query(newer)}" if newer else request.path
     if page.number < page.last:
         links["older"] = f"?{encode_query([*others, ('page', str(page.number + 1))])}"
-    return page, links, total
+    return page, links, page.total
 
 
 def _largest(collections: Iterable[Collection], count: int | None = None) -> list[Collection]:
@@ -87,7 +90,7 @@ def index() -> Response:
 
     def render(catalog: Catalog) -> Rendered:
         everything = catalog.everything
-        page, pager, _ = _page_of(everything.articles)
+        page, pager, _ = _page_of(catalog, everything)
         return html(
             "index.html",
             description=_setting("site_description"),
@@ -112,7 +115,7 @@ def _collection_page(kind: str, key: str) -> Response:
 
     def render(catalog: Catalog) -> Rendered:
         collection = _collection_or_404(catalog, kind, key)
-        page, pager, _ = _page_of(collection.articles)
+        page, pager, _ = _page_of(catalog, collection)
         return html(
             "collection.html",
             title=_feed_title(collection),
@@ -177,7 +180,7 @@ def search() -> Response:
     def render(catalog: Catalog) -> Rendered:
         words = next((value for name, value in request_query() if name == "q"), "").strip()
         everything = catalog.everything
-        page, pager, total = _page_of(everything.articles if words else ())
+        page, pager, total = _page_of(catalog, everything, None if words else ())
         return html(
             "search.html",
             q=words,

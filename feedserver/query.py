@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 from .models import Article
+from .search import CollectionKey, SearchIndex
 from .seeds import provider_for, topic_for
 
 SORTS = ("date", "heat", "quality")
@@ -69,6 +70,7 @@ class Page:
     articles: Sequence[Article]
     number: int
     last: int  # the number of the last page; 1 when nothing matches
+    total: int  # how many articles match, on every page
 
 
 QueryPairs = tuple[tuple[str, str], ...]
@@ -233,8 +235,26 @@ def _sort_key(sort: str) -> Callable[[Article], tuple[float, float, str]]:
     return key
 
 
-def select_page(articles: Sequence[Article], query: FeedQuery) -> Page:
-    """The page of articles the query asks for, in a stable order."""
+def select_page(
+    articles: Sequence[Article],
+    query: FeedQuery,
+    search: SearchIndex | None = None,
+    key: CollectionKey = ("", ""),
+) -> Page:
+    """The page of articles the query asks for, in a stable order.
+
+    With the catalog's search index and the collection's key, a filtered page costs what it
+    returns; without them (or for articles that are not a collection of that catalog), the
+    collection is scanned: the reference the index is tested against.
+    """
+    start = (query.page - 1) * query.limit
+    if query.filtered and search is not None:
+        found = search.select(
+            key, articles, query.words, query.min_quality, query.sort, start, start + query.limit
+        )
+        if found is not None:
+            selected, count = found
+            return Page(selected, query.page, max(1, math.ceil(count / query.limit)), count)
     if query.filtered:
         chosen: Sequence[Article] = [a for a in articles if query.matches(a)]
         if query.sort != "date":
@@ -242,5 +262,4 @@ def select_page(articles: Sequence[Article], query: FeedQuery) -> Page:
     else:
         chosen = articles  # already newest first, ties by URL
     last = max(1, math.ceil(len(chosen) / query.limit))
-    start = (query.page - 1) * query.limit
-    return Page(chosen[start : start + query.limit], query.page, last)
+    return Page(chosen[start : start + query.limit], query.page, last, len(chosen))

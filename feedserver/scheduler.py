@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -116,6 +117,11 @@ class ReloadScheduler:
                 misfire_grace_time=self.interval_seconds,
                 **({"next_run_time": first_run} if first_run else {}),
             )
+            # Build the served catalog's search index now, in the background, so that the
+            # first filtered request does not wait for it; a catch-up reload due now does so
+            # itself (one at a time: both hand the GIL over more often while they run).
+            if first_run is None:
+                self._scheduler.add_job(self.prepare_search, id="prepare-search")
             self._scheduler.start()
             self._pid = os.getpid()
             logger.info(
@@ -141,8 +147,22 @@ class ReloadScheduler:
             if after is not before:
                 for listener in self.listeners:
                     listener(before, after)
+            if not after.search.ready:
+                self.prepare_search()
         except Exception:
             logger.exception("reload failed; serving the last catalog")
+
+    def prepare_search(self) -> None:
+        """Build the served catalog's search index, off the request path."""
+        catalog = self.store.catalog
+        started = time.perf_counter()
+        off_the_event_loop(catalog.search.prepare)
+        logger.info(
+            "search index ready: %d articles, %.0f KB, %.3fs",
+            len(catalog.everything.articles),
+            catalog.search.nbytes() / 1024,
+            time.perf_counter() - started,
+        )
 
 
 def init_app(app: Flask, store: CatalogStore) -> ReloadScheduler:

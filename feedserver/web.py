@@ -199,6 +199,7 @@ def feed_freshness(collection: Collection) -> Freshness:
 
 
 def _render_feed(
+    catalog: Catalog,
     collection: Collection,
     extension: str,
     query: FeedQuery,
@@ -206,7 +207,9 @@ def _render_feed(
     narrowed_by: str = "",
     preview: bool = False,
 ) -> Rendered:
-    page = select_page(collection.articles, query)
+    # A narrowed or combined feed is no collection of the catalog: select_page scans it.
+    key = (collection.kind, collection.key)
+    page = select_page(collection.articles, query, catalog.search, key)
     if page.number > page.last:
         abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
     image_url, image_size = _feed_image()
@@ -312,7 +315,7 @@ def _feed(kind: str, key: str, extension: str) -> Response:
         collection = combine.select(catalog, base, selection)
         narrowed_by = _selection_words(catalog, selection)
         preview = variant(request.environ) == PREVIEW
-        return _render_feed(collection, extension, query, selection, narrowed_by, preview)
+        return _render_feed(catalog, collection, extension, query, selection, narrowed_by, preview)
 
     return respond(_cached(render))
 
