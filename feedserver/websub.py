@@ -97,6 +97,10 @@ def changed_collections(before: Catalog, after: Catalog, limit: int) -> Iterator
             yield new
 
 
+# Doubling pauses between retries stop growing here: a hub that comes back is told soon.
+MAX_PAUSE_SECONDS = 300.0
+
+
 class HubPublisher:
     """Sends `hub.mode=publish` for each changed feed, from one process of a server."""
 
@@ -109,6 +113,8 @@ class HubPublisher:
         attempts: int = 6,
         first_pause: float = 1.0,
         max_pending: int = MAX_PENDING,
+        *,
+        max_pause: float = MAX_PAUSE_SECONDS,
     ) -> None:
         self.hub = hub
         self.base_url = base_url
@@ -116,6 +122,7 @@ class HubPublisher:
         self.lock_path = os.path.join(tempfile.gettempdir(), f"feedserver-websub-{lock_name}.lock")
         self.attempts = attempts
         self.first_pause = first_pause
+        self.max_pause = max_pause
         self._lock_file: IO[bytes] | None = None
         self.max_pending = max_pending
         self.dropped = 0  # notifications refused because the queue was full
@@ -208,7 +215,7 @@ class HubPublisher:
                     pause,
                 )
                 time.sleep(pause)
-                pause *= 2
+                pause = min(pause * 2, self.max_pause)
         logger.error("WebSub: gave up on %s after %d attempts: %s", feed_url, attempt, problem)
         self.on_outcome(False)
         return False

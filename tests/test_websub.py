@@ -145,12 +145,13 @@ def test_a_hub_that_is_down_does_not_hurt_serving(
     publisher.attempts = 3
     client = app.test_client()
     write_seed("c.txt", topics=["Alpha"])
-    started = time.monotonic()
     app.extensions["feedserver.scheduler"].reload()
     for _ in range(5):
         assert client.get("/topics/alpha.atom").status_code == 200
-    assert time.monotonic() - started < 2
-    deadline = time.monotonic() + 5
+    # Served while the publisher still waits between its retries (1 s, then 2 s): the
+    # reload and the requests never waited for the hub.
+    assert "gave up" not in caplog.text
+    deadline = time.monotonic() + 30
     while "gave up" not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "retrying" in caplog.text and "gave up" in caplog.text
@@ -230,7 +231,11 @@ def test_a_feed_waits_in_the_queue_once_while_the_hub_is_down() -> None:
     hub = RecordingHub()
     try:
         hub.status = 503
-        publisher = HubPublisher(hub.url, TEST_BASE_URL, 50, "dedupe-test", 1000, 0.02)
+        # Short pauses that stop doubling: on a loaded machine many retries happen before
+        # the hub comes back, and the next one must not be minutes away.
+        publisher = HubPublisher(
+            hub.url, TEST_BASE_URL, 50, "dedupe-test", 1000, 0.02, max_pause=0.2
+        )
         a, b, c = (f"{TEST_BASE_URL}/topics/{name}.rss" for name in "abc")
         publisher.enqueue([a, b, c])
         assert wait_until(lambda: len(hub.pings) >= 2)  # a is being retried
@@ -239,7 +244,7 @@ def test_a_feed_waits_in_the_queue_once_while_the_hub_is_down() -> None:
         pending = publisher.pending()
         assert sorted(pending) == sorted({a, b, c}), pending  # each once; a again after a
         hub.status = 204
-        assert wait_until(lambda: sum(hub.accepted().values()) == 4)
+        assert wait_until(lambda: sum(hub.accepted().values()) == 4, timeout=60)
         time.sleep(0.3)  # and nothing more arrives
         assert hub.accepted() == {a: 2, b: 1, c: 1}
         assert publisher.pending() == []
