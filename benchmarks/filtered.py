@@ -16,7 +16,6 @@ import copy
 import gc
 import json
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
@@ -25,8 +24,14 @@ from feedserver.catalog import collection_keys
 from feedserver.query import parse_feed_query, select_page
 from feedserver.search import SearchIndex
 
-from .flat import BASE_URL, _expect, _send, biggest_topic, call, environ_for, pin_to_one_cpu
-from .fresh import REPO_ROOT, clean_environment
+from .flat import (
+    BASE_URL,
+    biggest_topic,
+    call,
+    environ_for,
+    pin_to_one_cpu,
+    take_turns,
+)
 
 # Words of benchmarks/generate.py's vocabulary, whole and in pieces; every title and excerpt
 # is drawn from 36 words, so each matches most articles: the dense case, the one a scan of
@@ -171,34 +176,7 @@ class FilteredTimer:
 def side_by_side(roots: list[str], batches: int = 20, batch: int = 2) -> list[dict[str, Any]]:
     """The figures of several trees, each in its own fresh process pinned to the same CPU,
     taking turns every `batch` requests of each kind, so that all see the same machine."""
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.filtered", root],
-            cwd=REPO_ROOT,
-            env=clean_environment(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for root in roots
-    ]
-    try:
-        for child in children:
-            _expect(child, "ready")
-        for _ in range(batches):
-            for child in children:
-                _send(child, f"batch {batch}")
-                _expect(child, "ok")
-        results = []
-        for child in children:
-            _send(child, "done")
-            results.append(json.loads(_expect(child, "{")))
-        return results
-    finally:
-        for child in children:
-            child.kill()
-            child.wait()
+    return take_turns([["benchmarks.filtered", root] for root in roots], batches, batch)
 
 
 def main() -> None:

@@ -155,9 +155,15 @@ def side_by_side(
     processes, other virtual machines); taking turns every few milliseconds lets every tree
     see the same drift, so their ratio holds even when the machine is busy.
     """
+    return take_turns([["benchmarks.flat", root, str(renders)] for root in roots], batches, batch)
+
+
+def take_turns(commands: list[list[str]], batches: int, batch: int) -> list[dict[str, Any]]:
+    """Run `python -m COMMAND...` children that speak the batch protocol (ready, `batch N`
+    -> ok, `done` -> a JSON line), letting them take turns; their results in order."""
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.flat", root, str(renders)],
+            [sys.executable, "-m", *command],
             cwd=REPO_ROOT,
             env=clean_environment(),
             stdin=subprocess.PIPE,
@@ -165,7 +171,7 @@ def side_by_side(
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        for root in roots
+        for command in commands
     ]
     try:
         for child in children:
