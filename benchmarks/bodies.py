@@ -40,7 +40,7 @@ BODY = (
 
 
 def _write(root: Path, count: int, with_body: bool) -> list[SeedFile]:
-    writer = SeedWriter(1, 50, 20, 0.0)
+    writer = SeedWriter(1, 50, 20, 0.0, None)
     seeds = []
     for index in range(count):
         path = root / f"{index:06d}.md"

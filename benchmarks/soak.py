@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 
 from benchmarks import servers
 from benchmarks.generate import WORDS, generate

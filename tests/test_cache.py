@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from datetime import UTC, datetime
+from functools import partial
 
 from feedserver.cache import ENTRY_OVERHEAD, RenderCache, Rendered
 from feedserver.catalog import empty_catalog
@@ -25,7 +26,7 @@ def rendered(size: int, compressible: bool = False) -> Rendered:
 def fill(cache: RenderCache, keys: list[str], size: int) -> dict[str, Rendered]:
     made = {key: rendered(size) for key in keys}
     for key in keys:
-        assert cache.get(CATALOG, key, lambda key=key: made[key]) is made[key]
+        assert cache.get(CATALOG, key, partial(made.__getitem__, key)) is made[key]
     return made
 
 

@@ -353,13 +353,15 @@ def test_scheduled_article_is_released_by_a_reload(
     clock = Clock(datetime(2025, 1, 1, 9, tzinfo=UTC))
     store = CatalogStore(tmp_seeds, MAX_BYTES, "Site", clock=clock)
     store.reload()
-    assert store.catalog.everything.articles == ()
-    assert store.catalog.next_release == datetime(2025, 1, 1, 10, tzinfo=UTC)
+    before = store.catalog
+    assert before.everything.articles == ()
+    assert before.next_release == datetime(2025, 1, 1, 10, tzinfo=UTC)
     clock.now += timedelta(hours=1)
     report = store.reload()
     assert report.parsed == 0 and report.rebuilt
-    assert len(store.catalog.everything.articles) == 1
-    assert store.catalog.next_release is None
+    after = store.catalog
+    assert len(after.everything.articles) == 1
+    assert after.next_release is None
 
 
 def test_vanished_directory_keeps_the_last_catalog(seeds_dir: Path) -> None:

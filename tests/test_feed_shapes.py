@@ -160,7 +160,7 @@ def _articles(gaps: list[timedelta]) -> list[Article]:
         moment -= gap
         articles.append(
             Article(
-                f"https://e.example/{number}", "t", "", moment, None, (), (), (), None, None, True
+                f"https://e.example/{number}", "t", "", moment, None, (), "", "", None, None, True
             )
         )
     return articles

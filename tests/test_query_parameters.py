@@ -112,18 +112,22 @@ def redirect(route: str) -> bool:
     return expected_status(route) == 301
 
 
+def same_answer(route: str, plain: tuple[int, bytes], got: tuple[int, bytes]) -> bool:
+    """The same status and bytes; for a redirect, the same status."""
+    return got[0] == plain[0] if redirect(route) else got == plain
+
+
 @pytest.mark.parametrize("route", KINDS)
 def test_every_internal_name_as_a_parameter_changes_nothing(
     client: FlaskClient, route: str
 ) -> None:
     plain = body(client, route)
     assert plain[0] == expected_status(route)
-    same = (lambda got: got[0] == plain[0]) if redirect(route) else (lambda got: got == plain)
     for name in INTERNAL:
-        assert same(body(client, f"{route}?{name}=1")), (route, name)
+        assert same_answer(route, plain, body(client, f"{route}?{name}=1")), (route, name)
     for form in ("{0}=x&{0}=", "{0}", "{0}=%22%3C%2C%3E%00"):  # repeated, bare, odd values
         query = "&".join(form.format(name) for name in INTERNAL)
-        assert same(body(client, f"{route}?{query}")), (route, form)
+        assert same_answer(route, plain, body(client, f"{route}?{query}")), (route, form)
 
 
 @pytest.mark.parametrize("route", FEEDS)

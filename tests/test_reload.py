@@ -133,7 +133,8 @@ def test_a_missing_directory_keeps_the_catalog_and_recovers(
     moved = seeds.with_name("moved")
     seeds.rename(moved)
     report = store.reload()
-    assert report.error is not None and store.degraded_reason is not None
+    degraded_reason = store.degraded_reason
+    assert report.error is not None and degraded_reason is not None
     assert str(seeds) not in report.error  # no path of the machine
     assert store.catalog is before
     moved.rename(seeds)

@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
-from feedserver import web
+from feedserver import render
 from feedserver.freshness import Freshness
 from feedserver.render import FeedDocument, render_atom, render_json, render_rss
 from feedserver.seeds import article_from_mapping, front_matter
@@ -835,7 +835,7 @@ def test_unexpected_error_is_500_without_traceback(
     def explode(document: FeedDocument) -> bytes:
         raise RuntimeError("secret detail /etc/passwd")
 
-    monkeypatch.setitem(web.RENDERERS, "rss", explode)
+    monkeypatch.setitem(render.RENDERERS, "rss", explode)  # the table web renders from
     for accept in ("text/plain", "application/json"):
         response = get(client, "/feed.rss", headers={"Accept": accept})
         assert response.status_code == 500

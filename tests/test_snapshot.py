@@ -17,7 +17,7 @@ from typing import Any
 import feedparser
 import pytest
 
-from feedserver import snapshot, tree
+from feedserver import snapshot
 from feedserver.snapshot import MAGIC, SeedSnapshot, decode, encode, load_store
 from feedserver.store import CatalogStore, ReloadReport
 
@@ -363,7 +363,7 @@ def test_unreadable_folder_keeps_its_files(
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
-    monkeypatch.setattr(tree.os, "scandir", scandir)
+    monkeypatch.setattr(os, "scandir", scandir)  # what feedserver.tree calls
     (tmp_seeds / "c" / "three.md").unlink()
     report = store.reload()
     assert (report.removed, report.files) == (1, 2)

@@ -14,7 +14,7 @@ from feedserver import watch
 from feedserver.store import CatalogStore
 from feedserver.tree import Changes, TreeIndex
 
-pytestmark = pytest.mark.skipif(watch.inotify_simple is None, reason="inotify is Linux-only")
+inotify_simple = pytest.importorskip("inotify_simple", reason="inotify is Linux-only")
 
 
 class ScanSpy:
@@ -120,7 +120,7 @@ def test_overflow_falls_back_to_a_full_scan(
     store, spy = watched
     watcher = store._watcher
     assert watcher is not None
-    overflow = watch.inotify_simple.Event(wd=-1, mask=watch.OVERFLOW, cookie=0, name="")
+    overflow = inotify_simple.Event(wd=-1, mask=watch.OVERFLOW, cookie=0, name="")
     monkeypatch.setattr(watcher.inotify, "read", lambda timeout=None: [overflow])
     write_seed("c.md")
     store.reload()
