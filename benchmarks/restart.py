@@ -56,7 +56,7 @@ def workers_parsing(seeds: Path, logs: Path, cache_dir: Path, preload: bool) -> 
         deadline = time.monotonic() + 900
         expected = 1 if preload else WORKERS
         while len(loads) < expected and time.monotonic() < deadline:
-            text = server.error_log.read_text(encoding="utf-8", errors="replace")
+            text = server.log.read_text(encoding="utf-8", errors="replace")
             loads = [(int(m[1]), int(m[2]), int(m[3])) for m in _RELOAD_LINE.finditer(text)]
             time.sleep(0.1)
         # Every worker serves the all-articles feed (requests on fresh connections go to

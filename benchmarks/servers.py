@@ -1,18 +1,23 @@
-"""A gunicorn of our own for a benchmark (or `feedserver serve`): started on a free loopback
-port, waited for, its worker processes found through /proc, and stopped."""
+"""A gunicorn of our own for a benchmark or a test (or `feedserver serve`): started on a free
+loopback port, waited for, its worker processes found through /proc, and stopped.
+
+The tests' fixtures (tests/conftest.py) launch theirs with this module too; it needs nothing
+beyond the standard library, so `python -m benchmarks` runs without pytest."""
 
 from __future__ import annotations
 
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
-from typing import IO
 
 from .fresh import REPO_ROOT, clean_environment
 
@@ -55,16 +60,24 @@ def children(pid: int) -> set[int]:
     return found
 
 
+class ServerExited(RuntimeError):
+    """The server process ended before it answered."""
+
+
 @dataclass
-class Gunicorn:
-    """A running gunicorn master with its logs in files."""
+class GunicornServer:
+    """A running gunicorn master (or `feedserver serve`) with its output in a file."""
 
     process: subprocess.Popen[bytes]
     port: int
-    error_log: Path
-    access_log: Path | None
-    started: float
-    _handles: list[IO[bytes]] = field(default_factory=list)
+    log: Path  # what the server and the app wrote to stdout and stderr
+    started: float  # time.perf_counter() at the launch
+    access_log: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT, no trailing slash."""
+        return f"http://{HOST}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -75,15 +88,24 @@ class Gunicorn:
         """The worker processes alive now."""
         return children(self.pid)
 
-    def wait_ready(self, path: str = "/healthz", timeout: float = 900.0) -> float:
-        """Wait until path answers 200; returns the seconds since the launch."""
+    def wait_ready(
+        self,
+        path: str = "/healthz",
+        timeout: float = 900.0,
+        *,
+        any_status: bool = False,
+        probe_timeout: float | None = None,
+    ) -> float:
+        """Wait until path answers 200 (any status with any_status); returns the seconds since
+        the launch. One probe waits probe_timeout seconds at most (default: all of timeout).
+        Raises ServerExited if the server ends first, TimeoutError if it does not answer."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}: {self.tail()}")
+                raise ServerExited(f"gunicorn exited with {self.process.returncode}: {self.tail()}")
             try:
-                status, _, _ = get(self.port, path, timeout=timeout)
-                if status == 200:
+                status, _, _ = get(self.port, path, timeout=probe_timeout or timeout)
+                if status == 200 or any_status:
                     return time.perf_counter() - self.started
             except OSError:
                 pass
@@ -100,25 +122,51 @@ class Gunicorn:
             time.sleep(0.02)
         raise TimeoutError(f"gunicorn has {len(self.workers())} workers, not {count}")
 
-    def tail(self, lines: int = 15) -> str:
-        """The end of the error log."""
+    def fetch(self, path: str, timeout: float = 10.0) -> tuple[int, Message, bytes]:
+        """GET a path with urllib: (status, headers, body), for error statuses too."""
         try:
-            text = self.error_log.read_text(encoding="utf-8", errors="replace")
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read()
+
+    def output(self) -> str:
+        """What the server and the app wrote so far."""
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def tail(self, lines: int = 15) -> str:
+        """The end of the output."""
+        try:
+            return "\n".join(self.output().splitlines()[-lines:])
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        """Stop the master and its workers (TERM, then KILL after 15 s)."""
+        """Stop the master (only the process this object started) and its workers: TERM,
+        then KILL after 20 s."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.terminate()
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait()
-        for handle in self._handles:
-            handle.close()
+                self.process.wait(timeout=10)
+
+
+def launch(command: list[str], port: int, log: Path, env: Mapping[str, str]) -> GunicornServer:
+    """Run command (a server that will listen on port) in the repository's top folder with
+    exactly the environment env, its output going to log. Does not wait for it."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    return GunicornServer(process, port, log, time.perf_counter())
 
 
 def start(
@@ -127,7 +175,7 @@ def start(
     *options: str,
     env: dict[str, str] | None = None,
     access_format: str | None = None,
-) -> Gunicorn:
+) -> GunicornServer:
     """Launch `python -m gunicorn OPTIONS app` from the repository's top folder."""
     port = free_port()
     name = app.replace(":", "-").replace(".", "-")
@@ -140,7 +188,7 @@ def start(
     return _launch([*command, app], name, port, logs, env, access_log)
 
 
-def start_serve(logs: Path, *options: str, env: dict[str, str] | None = None) -> Gunicorn:
+def start_serve(logs: Path, *options: str, env: dict[str, str] | None = None) -> GunicornServer:
     """Launch `python -m feedserver serve OPTIONS` (its own gunicorn) on a free port."""
     port = free_port()
     command = [sys.executable, "-m", "feedserver", "serve", "--host", HOST, "--port", str(port)]
@@ -154,10 +202,7 @@ def _launch(
     logs: Path,
     env: dict[str, str] | None,
     access_log: Path | None,
-) -> Gunicorn:
-    logs.mkdir(parents=True, exist_ok=True)
-    error_log = logs / f"{name}-{port}.err.log"
-    handle = open(error_log, "wb")  # noqa: SIM115 - closed by Gunicorn.stop
+) -> GunicornServer:
     # A load generator polls the same feeds unconditionally from one client: polite polling
     # would refuse it. The audience counts go beside the logs, not into the repository.
     settings = {
@@ -165,11 +210,7 @@ def _launch(
         "FEEDSERVER_STATS_DB": str(logs / f"{name}-{port}-stats.sqlite3"),
         **(env or {}),
     }
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env=clean_environment(**settings),
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-    return Gunicorn(process, port, error_log, access_log, time.perf_counter(), [handle])
+    log = logs / f"{name}-{port}.err.log"
+    server = launch(command, port, log, clean_environment(**settings))
+    server.access_log = access_log
+    return server

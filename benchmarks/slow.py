@@ -163,16 +163,16 @@ class SlowClientRun:
     opened: dict[int, int]  # slow client count -> connections open when the probe began
 
 
-def _serve(logs: Path, env: dict[str, str]) -> servers.Gunicorn:
+def _serve(logs: Path, env: dict[str, str]) -> servers.GunicornServer:
     return servers.start_serve(logs, env=env)
 
 
-def _gunicorn_conf(logs: Path, env: dict[str, str]) -> servers.Gunicorn:
+def _gunicorn_conf(logs: Path, env: dict[str, str]) -> servers.GunicornServer:
     return servers.start("wsgi:app", logs, "-c", "config/gunicorn.conf.py", env=env)
 
 
 # The two documented ways to run feedserver: (command, short label, launcher).
-LAUNCHERS: tuple[tuple[str, str, Callable[[Path, dict[str, str]], servers.Gunicorn]], ...] = (
+LAUNCHERS: tuple[tuple[str, str, Callable[[Path, dict[str, str]], servers.GunicornServer]], ...] = (
     ("feedserver serve", "serve", _serve),
     ("gunicorn -c config/gunicorn.conf.py wsgi:app", "gunicorn -c", _gunicorn_conf),
 )

@@ -487,7 +487,7 @@ def gunicorn(seeds: Path, logs: Path, workers: int, interval: int) -> Iterator[t
     )
     try:
         server.wait_ready(timeout=START_TIMEOUT)
-        yield f"http://{servers.HOST}:{server.port}", server.error_log
+        yield f"http://{servers.HOST}:{server.port}", server.log
     finally:
         server.stop()
 

@@ -155,12 +155,12 @@ def measure(seeds: Path, logs: Path, timeout: float = 60.0) -> Startup:
             # The new worker may catch up in the background after its first answer: wait
             # (probing on) for its reload line, to report what it cost and how slow the
             # worker's answers were meanwhile.
-            reloads = _reloads(server.error_log)
+            reloads = _reloads(server.log)
             while time.perf_counter() < killed + timeout:
                 if any(r.pid in new for r in reloads):
                     break
                 time.sleep(0.05)
-                reloads = _reloads(server.error_log)
+                reloads = _reloads(server.log)
             time.sleep(0.2)
         slowest = max(prober.latency(p) for p in _served_by(server.access_log, new))
     finally:
@@ -177,7 +177,7 @@ def measure(seeds: Path, logs: Path, timeout: float = 60.0) -> Startup:
 
 
 def _wait_for_new_worker(
-    server: servers.Gunicorn, old: set[int], prober: _Prober, deadline: float
+    server: servers.GunicornServer, old: set[int], prober: _Prober, deadline: float
 ) -> tuple[float, set[int], float]:
     """When a new worker appeared, its pid, and when its first answer arrived."""
     respawned: float | None = None

@@ -8,14 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +18,9 @@ import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
+from benchmarks import servers
+from benchmarks.servers import HOST
+from benchmarks.servers import GunicornServer as GunicornServer  # the tests import it from here
 from feedserver import create_app
 from feedserver.config import CONFIG_ENV, ENV_PREFIX, SETTINGS
 
@@ -171,62 +168,6 @@ def client(app: Flask) -> FlaskClient:
 # --- a real gunicorn --------------------------------------------------------------------
 
 
-@dataclass
-class GunicornServer:
-    """A gunicorn serving wsgi:app on 127.0.0.1, started by `launch_gunicorn`."""
-
-    process: subprocess.Popen[bytes]
-    url: str  # http://127.0.0.1:PORT, no trailing slash
-    log: Path
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def fetch(self, path: str, timeout: float = 10.0) -> tuple[int, Mapping[str, str], bytes]:
-        """GET a path: (status, headers, body), for error statuses too."""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, error.read()
-
-    def output(self) -> str:
-        """What gunicorn and the app logged so far."""
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """Stop gunicorn (only the process this object started) and its workers."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_serving(server: GunicornServer) -> bool:
-    """True once /healthz answers; False if gunicorn exited first."""
-    deadline = time.monotonic() + GUNICORN_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(server.url + "/healthz", timeout=2) as response:
-                response.read()
-                return True
-        except urllib.error.HTTPError:
-            return True  # an answer all the same (503 while degraded or stale)
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.1)
-    server.stop()
-    raise AssertionError(f"gunicorn did not answer in time; its output:\n{server.output()}")
-
-
 def launch_gunicorn(
     seeds: Path,
     log_dir: Path,
@@ -239,41 +180,27 @@ def launch_gunicorn(
     until it answers. The caller must `stop()` it."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     environment["FEEDSERVER_SEEDS_DIR"] = str(seeds)
-    log_dir.mkdir(parents=True, exist_ok=True)
     environment["FEEDSERVER_POLITE_POLLING"] = "false"
     environment["FEEDSERVER_STATS_DB"] = str(log_dir / "stats.sqlite3")
     environment.update(env or {})
     for attempt in range(3):  # another process may take the free port before gunicorn does
-        port = _free_port()
-        log = log_dir / f"gunicorn-{port}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--graceful-timeout",
-            "5",
-            *args,
-            "wsgi:app",
-        ]
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        server = GunicornServer(process, f"http://127.0.0.1:{port}", log)
-        if _wait_until_serving(server):
+        port = servers.free_port()
+        command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"{HOST}:{port}"]
+        command += ["--graceful-timeout", "5", *args, "wsgi:app"]
+        server = servers.launch(command, port, log_dir / f"gunicorn-{port}.log", environment)
+        try:
+            # Any status will do: 503 while degraded or stale is an answer all the same.
+            server.wait_ready(timeout=GUNICORN_START_TIMEOUT, any_status=True, probe_timeout=2)
             return server
-        server.stop()
-        if "already in use" not in server.output() or attempt == 2:
-            raise AssertionError(f"gunicorn exited at start; its output:\n{server.output()}")
+        except servers.ServerExited:
+            if "already in use" not in server.output() or attempt == 2:
+                output = server.output()
+                raise AssertionError(f"gunicorn exited at start; its output:\n{output}") from None
+        except TimeoutError:
+            server.stop()
+            raise AssertionError(
+                f"gunicorn did not answer in time; its output:\n{server.output()}"
+            ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

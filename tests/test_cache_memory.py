@@ -4,7 +4,6 @@ feed queries evict each other by bytes."""
 
 from __future__ import annotations
 
-import os
 import random
 import urllib.request
 from collections.abc import Callable
@@ -45,18 +44,9 @@ def write_large_seed_tree(seeds: Path) -> None:
 
 def worker_pid(server: GunicornServer) -> int:
     """The pid of the one worker of a gunicorn master."""
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == server.process.pid:
-                children.append(int(entry))
-    assert len(children) == 1, children
-    return children[0]
+    workers = server.workers()
+    assert len(workers) == 1, workers
+    return workers.pop()
 
 
 def rss_bytes(pid: int) -> int:

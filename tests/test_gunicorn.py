@@ -14,6 +14,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from benchmarks import servers
 from feedserver.config import ENV_PREFIX
 
 from .conftest import GunicornServer
@@ -92,7 +93,6 @@ def test_gunicorn_workers_give_identical_bodies(server: GunicornServer) -> None:
 
 # --- start-up that cannot succeed stops the whole server --------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
 # Generous: a loaded machine may take long to boot workers; a server that restarts its
 # workers forever never exits at all.
 EXIT_DEADLINE = 120
@@ -106,22 +106,15 @@ def run_until_exit(
     environment = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     environment.update(FEEDSERVER_STATS_DB=str(tmp_path / "stats.sqlite3"), **env)
     command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", "127.0.0.1:0"]
-    process = subprocess.Popen(
-        [*command, *args, "wsgi:app"],
-        cwd=ROOT,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    server = servers.launch(
+        [*command, *args, "wsgi:app"], 0, tmp_path / "gunicorn.log", environment
     )
     try:
-        output, _ = process.communicate(timeout=EXIT_DEADLINE)
+        server.process.wait(timeout=EXIT_DEADLINE)
     except subprocess.TimeoutExpired:
-        process.kill()  # only the gunicorn this test started
-        output, _ = process.communicate(timeout=30)
-        pytest.fail(f"gunicorn still running after {EXIT_DEADLINE} s:\n{output[-3000:]}")
-    return process.returncode, output
+        server.stop()  # only the gunicorn this test started
+        pytest.fail(f"gunicorn still running after {EXIT_DEADLINE} s:\n{server.tail(40)}")
+    return server.process.returncode, server.output()
 
 
 def problem_lines(output: str) -> set[str]:

@@ -14,7 +14,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.servers import free_port
 from feedserver.negotiation import FEED_VARY
 
 from .conftest import BUNDLED_SEEDS, ROOT, GunicornServer
@@ -202,12 +202,6 @@ http {{
 """
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_until_serving(proxy: Proxy) -> bool:
     deadline = time.monotonic() + NGINX_START_TIMEOUT
     while time.monotonic() < deadline:
@@ -229,7 +223,7 @@ def launch_nginx(program: str, upstream: GunicornServer, directory: Path) -> Pro
     for attempt in range(3):  # another process may take the free port first
         run_dir = directory / f"nginx-{attempt}"
         (run_dir / "temp").mkdir(parents=True)
-        port = _free_port()
+        port = free_port()
         site = run_dir / "feedserver.conf"
         site.write_text(site_config(upstream_port, port, run_dir / "cache"), encoding="utf-8")
         conf = run_dir / "nginx.conf"
