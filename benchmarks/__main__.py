@@ -17,6 +17,7 @@ import argparse
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _snapshots(state: dict[str, Any]) -> Path:
+    """The snapshot folder of the figures that use one."""
+    return Path(state["workdir"]) / "snapshots"
+
+
+def _memory(
+    tree: trees.SeedTree, options: targets.Options, state: dict[str, Any]
+) -> list[report.Figure]:
+    figures = targets.memory(tree, state["idle"], _snapshots(state))
+    related = trees.seed_tree(
+        state["workdir"], tree.count, state["seed"], related=targets.RELATED_ITEMS
+    )
+    _progress(f"N={tree.count:,}: memory, related-heavy corpus ({related.total_bytes:,} B)")
+    trees.warm(related.root)
+    return figures + targets.memory(related, state["idle"], _snapshots(state), "related-heavy")
+
+
+def _restart(
+    tree: trees.SeedTree, options: targets.Options, state: dict[str, Any]
+) -> list[report.Figure]:
+    figures = targets.restarts(tree, _snapshots(state))
+    _progress(f"N={tree.count:,}: four workers starting together, with and without --preload")
+    return figures + targets.workers(tree, options, _snapshots(state))
+
+
+Step = Callable[[trees.SeedTree, targets.Options, dict[str, Any]], list[report.Figure]]
+# After the cold load and reloads: each group, what the progress line says, how to measure it.
+STEPS: tuple[tuple[str, str, Step], ...] = (
+    ("watch", "reloads following inotify", lambda tree, _, __: targets.watched_reload(tree)),
+    ("serve", "serving under gunicorn", lambda tree, options, _: targets.serve(tree, options)),
+    (
+        "flat",
+        "feed latency",
+        lambda tree, _, state: targets.flat_cost(tree, state["baseline"]),
+    ),
+    (
+        "filtered",
+        "filtered feed latency",
+        lambda tree, _, state: targets.filtered_cost(tree, state["baseline"]),
+    ),
+    ("memory", "memory", _memory),
+    (
+        "startup",
+        "start-up with --preload -w 4",
+        lambda tree, options, _: targets.start_up(tree, options),
+    ),
+    ("restart", "restart with unchanged seeds vs cold start", _restart),
+    (
+        "slow",
+        "a probe under slow clients",
+        lambda tree, options, _: targets.slow_clients(tree, options),
+    ),
+    (
+        "stall",
+        "a cached feed during a 1% reload",
+        lambda tree, options, _: targets.reload_stall(tree, options),
+    ),
+)
+
+
 def measure_size(
     tree: trees.SeedTree,
     groups: list[str],
@@ -87,47 +148,15 @@ def measure_size(
     """Every chosen figure at one size; `state` holds the 1,000-file tree, the idle RSS, the
     work folder and the generator seed."""
     result = report.SizeReport(tree.count, tree.total_bytes)
-    cache = state["workdir"] / "snapshots"  # the snapshot folder of figures that use one
     _progress(f"N={tree.count:,}: warming the page cache")
     trees.warm(tree.root)
     if "cold" in groups or "reload" in groups:
         _progress(f"N={tree.count:,}: cold load and reloads")
         result.figures += targets.cold_and_reload(tree, "cold" in groups, "reload" in groups)
-    if "watch" in groups:
-        _progress(f"N={tree.count:,}: reloads following inotify")
-        result.figures += targets.watched_reload(tree)
-    if "serve" in groups:
-        _progress(f"N={tree.count:,}: serving under gunicorn")
-        result.figures += targets.serve(tree, options)
-    if "flat" in groups:
-        _progress(f"N={tree.count:,}: feed latency")
-        result.figures += targets.flat_cost(tree, state["baseline"])
-    if "filtered" in groups:
-        _progress(f"N={tree.count:,}: filtered feed latency")
-        result.figures += targets.filtered_cost(tree, state["baseline"])
-    if "memory" in groups:
-        _progress(f"N={tree.count:,}: memory")
-        result.figures += targets.memory(tree, state["idle"], cache)
-        related = trees.seed_tree(
-            state["workdir"], tree.count, state["seed"], related=targets.RELATED_ITEMS
-        )
-        _progress(f"N={tree.count:,}: memory, related-heavy corpus ({related.total_bytes:,} B)")
-        trees.warm(related.root)
-        result.figures += targets.memory(related, state["idle"], cache, "related-heavy")
-    if "startup" in groups:
-        _progress(f"N={tree.count:,}: start-up with --preload -w 4")
-        result.figures += targets.start_up(tree, options)
-    if "restart" in groups:
-        _progress(f"N={tree.count:,}: restart with unchanged seeds vs cold start")
-        result.figures += targets.restarts(tree, cache)
-        _progress(f"N={tree.count:,}: four workers starting together, with and without --preload")
-        result.figures += targets.workers(tree, options, cache)
-    if "slow" in groups:
-        _progress(f"N={tree.count:,}: a probe under slow clients")
-        result.figures += targets.slow_clients(tree, options)
-    if "stall" in groups:
-        _progress(f"N={tree.count:,}: a cached feed during a 1% reload")
-        result.figures += targets.reload_stall(tree, options)
+    for group, doing, step in STEPS:
+        if group in groups:
+            _progress(f"N={tree.count:,}: {doing}")
+            result.figures += step(tree, options, state)
     return result
 
 

@@ -13,8 +13,6 @@ costs is measured apart, on a fresh index of the same articles.
 from __future__ import annotations
 
 import copy
-import gc
-import json
 import statistics
 import sys
 import time
@@ -26,6 +24,7 @@ from feedserver.search import SearchIndex
 
 from .flat import (
     BASE_URL,
+    answer_turns,
     biggest_topic,
     call,
     environ_for,
@@ -182,16 +181,7 @@ def side_by_side(roots: list[str], batches: int = 20, batch: int = 2) -> list[di
 def main() -> None:
     """Child side of side_by_side: load, make the first requests, then answer batches."""
     timer = FilteredTimer(sys.argv[1])
-    gc.collect()
-    print("ready", flush=True)
-    for line in sys.stdin:
-        command = line.split()
-        if command[0] == "batch":
-            timer.batch(int(command[1]))
-            print("ok", flush=True)
-        elif command[0] == "done":
-            print(json.dumps(timer.summary()), flush=True)
-            return
+    answer_turns(timer.batch, timer.summary)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .fresh import REPO_ROOT, clean_environment
@@ -210,15 +211,21 @@ def main() -> None:
     root, renders = sys.argv[1], int(sys.argv[2])
     timer = FeedTimer(root)
     timings = timer.renders(renders)
+    answer_turns(timer.batch, lambda: timer.summary(timings))
+
+
+def answer_turns(batch: Callable[[int], None], summary: Callable[[], Any]) -> None:
+    """Child side of take_turns: say ready, run `batch N` when told, print the summary as
+    JSON when told `done`."""
     gc.collect()
     print("ready", flush=True)
     for line in sys.stdin:
         command = line.split()
         if command[0] == "batch":
-            timer.batch(int(command[1]))
+            batch(int(command[1]))
             print("ok", flush=True)
         elif command[0] == "done":
-            print(json.dumps(timer.summary(timings)), flush=True)
+            print(json.dumps(summary()), flush=True)
             return
 
 

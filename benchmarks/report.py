@@ -49,6 +49,15 @@ def judged(ok: bool, applies: bool = True) -> str:
     return MET if ok else MISSED
 
 
+def ratio_at_most(
+    name: str, measured: str, floor: str, share: float, target: float, note: str = ""
+) -> Figure:
+    """A figure met when share, the measured value over its floor, is at most target."""
+    return Figure(
+        name, measured, floor, ratio(share), f"<= {target:.2f}x", judged(share <= target), note
+    )
+
+
 def seconds(value: float) -> str:
     """A duration, in ms below a second."""
     if value < 1.0:

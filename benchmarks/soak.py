@@ -174,37 +174,64 @@ def query_for(target: Target, rng: random.Random) -> str:
 # --- checking one response -------------------------------------------------------------------
 
 
+def _feed_problem(body: bytes, wanted: str) -> str | None:
+    parsed = feedparser.parse(body)
+    if parsed.bozo:
+        return f"feedparser: {parsed.bozo_exception}"
+    if parsed.version != wanted:
+        return f"feedparser reads version {parsed.version!r}, not {wanted}"
+    return None
+
+
+def _json_feed_problem(body: bytes) -> str | None:
+    feed = json.loads(body)
+    if feed.get("version") != "https://jsonfeed.org/version/1.1":
+        return "JSON Feed without its version"
+    if not isinstance(feed.get("items"), list):
+        return "JSON Feed without an items list"
+    return None
+
+
+def _json_problem(body: bytes) -> str | None:
+    json.loads(body)
+    return None
+
+
+def _html_problem(body: bytes) -> str | None:
+    return None if b"</html>" in body else "HTML without </html>"
+
+
+def _opml_problem(body: bytes) -> str | None:
+    return None if ElementTree.fromstring(body).tag == "opml" else "OPML whose root is not <opml>"
+
+
+def _text_problem(body: bytes) -> str | None:
+    body.decode("utf-8")
+    return None
+
+
+# Each media type the server sends, and what says why a body of it does not parse.
+BODY_CHECKS: dict[str, Callable[[bytes], str | None]] = {
+    FEED_TYPES[".rss"]: lambda body: _feed_problem(body, "rss20"),
+    FEED_TYPES[".atom"]: lambda body: _feed_problem(body, "atom10"),
+    FEED_TYPES[".json"]: _json_feed_problem,
+    "application/json": _json_problem,
+    "text/html": _html_problem,
+    "text/x-opml": _opml_problem,
+    "text/plain": _text_problem,
+    "text/css": _text_problem,
+}
+
+
 def body_problem(content_type: str, body: bytes) -> str | None:
     """Why a body does not parse as its media type claims, or None when it does."""
+    check = BODY_CHECKS.get(content_type)
+    if check is None:
+        return f"unexpected Content-Type {content_type!r}"
     try:
-        if content_type in (FEED_TYPES[".rss"], FEED_TYPES[".atom"]):
-            parsed = feedparser.parse(body)
-            if parsed.bozo:
-                return f"feedparser: {parsed.bozo_exception}"
-            wanted = "rss20" if content_type == FEED_TYPES[".rss"] else "atom10"
-            if parsed.version != wanted:
-                return f"feedparser reads version {parsed.version!r}, not {wanted}"
-        elif content_type == FEED_TYPES[".json"]:
-            feed = json.loads(body)
-            if feed.get("version") != "https://jsonfeed.org/version/1.1":
-                return "JSON Feed without its version"
-            if not isinstance(feed.get("items"), list):
-                return "JSON Feed without an items list"
-        elif content_type == "application/json":
-            json.loads(body)
-        elif content_type == "text/html":
-            if b"</html>" not in body:
-                return "HTML without </html>"
-        elif content_type == "text/x-opml":
-            if ElementTree.fromstring(body).tag != "opml":
-                return "OPML whose root is not <opml>"
-        elif content_type in ("text/plain", "text/css"):
-            body.decode("utf-8")
-        else:
-            return f"unexpected Content-Type {content_type!r}"
+        return check(body)
     except (ValueError, ElementTree.ParseError) as error:  # JSONDecodeError and decoding too
         return f"does not parse as {content_type}: {error}"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,6 +625,95 @@ def _recheck(
         result.fail(f"/healthz does not count the {articles} articles of before the edits")
 
 
+@dataclass
+class _Editor:
+    """The process that edits the served seeds during the run, and how to talk to it."""
+
+    process: BaseProcess
+    stop: Event
+    edits: Queue[dict[str, int]]
+
+    @classmethod
+    def start(cls, stack: ExitStack, seeds: Path, seed: int) -> _Editor:
+        context = multiprocessing.get_context("spawn")
+        stop = context.Event()
+        edits: Queue[dict[str, int]] = context.Queue()
+        process = context.Process(
+            target=edit_seeds, args=(str(seeds), stop, seed, edits), name="soak-editor"
+        )
+        process.start()
+        # Whatever happens next, the editor stops and undoes its changes.
+        stack.callback(process.join, 30)
+        stack.callback(stop.set)
+        return cls(process, stop, edits)
+
+    def finish(self, result: SoakResult) -> None:
+        """Stop it, and record its counts, or that it failed."""
+        self.stop.set()
+        try:
+            result.edits = self.edits.get(timeout=30)
+        except queue.Empty:
+            result.fail("the editor process reported nothing")
+        self.process.join(timeout=30)
+        if self.process.exitcode != 0:
+            result.fail(f"the editor process exited with {self.process.exitcode}")
+
+
+def _serve_generated(
+    stack: ExitStack,
+    workdir: Path,
+    seeds: Path | None,
+    files: int,
+    *,
+    workers: int,
+    interval: int,
+    seed: int,
+) -> tuple[str, Path, Path]:
+    """Start gunicorn over seeds (generated into workdir when None) until the stack closes:
+    its URL, its log and the seeds."""
+    if seeds is None:
+        seeds = workdir / "seeds"
+        seeds.mkdir()
+        generate(seeds, files, seed=seed, topics=max(10, files // 5), providers=30)
+    url, log = stack.enter_context(gunicorn(seeds, workdir, workers, interval))
+    return url, log, seeds
+
+
+def _read_for(
+    host: str, port: int, pool: TargetPool, clients: int, seconds: float, seed: int
+) -> list[Client]:
+    """Run the clients, each in a thread, until seconds have passed."""
+    started = time.monotonic()
+    readers = [
+        Client(host, port, pool, started + seconds, random.Random(seed * 1000 + n))
+        for n in range(clients)
+    ]
+    threads = [
+        # Daemons: an interrupted run ends without waiting for the deadline.
+        threading.Thread(target=r.run, name=f"soak-client-{n}", daemon=True)
+        for n, r in enumerate(readers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():  # in slices, so that Ctrl-C is seen at once
+            thread.join(0.5)
+    return readers
+
+
+def _tally(result: SoakResult, readers: list[Client]) -> dict[str, Target]:
+    """Add up what the clients saw; returns the URLs they found gone."""
+    missing: dict[str, Target] = {}
+    for reader in readers:
+        result.requests += reader.stats.requests
+        result.statuses.update(reader.stats.statuses)
+        for message in reader.stats.failures:
+            result.fail(message)
+        result.failure_count += reader.stats.failure_count - len(reader.stats.failures)
+        missing.update(reader.stats.missing)
+    return missing
+
+
 def run_soak(
     seconds: float,
     clients: int,
@@ -622,64 +738,22 @@ def run_soak(
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))
         log: Path | None = None
         if url is None:
-            if seeds is None:
-                seeds = workdir / "seeds"
-                seeds.mkdir()
-                generate(seeds, files, seed=seed, topics=max(10, files // 5), providers=30)
-            url, log = stack.enter_context(gunicorn(seeds, workdir, workers, interval))
+            url, log, seeds = _serve_generated(
+                stack, workdir, seeds, files, workers=workers, interval=interval, seed=seed
+            )
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         pool, articles = _discover(host, port)
-
-        editor: BaseProcess | None = None
-        context = multiprocessing.get_context("spawn")
-        stop = context.Event()
-        edits: Queue[dict[str, int]] = context.Queue()
-        if seeds is not None:
-            editor = context.Process(
-                target=edit_seeds, args=(str(seeds), stop, seed, edits), name="soak-editor"
-            )
-            editor.start()
-            # Whatever happens next, the editor stops and undoes its changes.
-            stack.callback(editor.join, 30)
-            stack.callback(stop.set)
+        editor = None if seeds is None else _Editor.start(stack, seeds, seed)
 
         started = time.monotonic()
-        readers = [
-            Client(host, port, pool, started + seconds, random.Random(seed * 1000 + n))
-            for n in range(clients)
-        ]
-        threads = [
-            # Daemons: an interrupted run ends without waiting for the deadline.
-            threading.Thread(target=r.run, name=f"soak-client-{n}", daemon=True)
-            for n, r in enumerate(readers)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():  # in slices, so that Ctrl-C is seen at once
-                thread.join(0.5)
+        readers = _read_for(host, port, pool, clients, seconds, seed)
         result.seconds = time.monotonic() - started
-
-        missing: dict[str, Target] = {}
-        for reader in readers:
-            result.requests += reader.stats.requests
-            result.statuses.update(reader.stats.statuses)
-            for message in reader.stats.failures:
-                result.fail(message)
-            result.failure_count += reader.stats.failure_count - len(reader.stats.failures)
-            missing.update(reader.stats.missing)
+        missing = _tally(result, readers)
         result.urls = len(pool)
 
         if editor is not None:
-            stop.set()
-            try:
-                result.edits = edits.get(timeout=30)
-            except queue.Empty:
-                result.fail("the editor process reported nothing")
-            editor.join(timeout=30)
-            if editor.exitcode != 0:
-                result.fail(f"the editor process exited with {editor.exitcode}")
+            editor.finish(result)
             _recheck(host, port, missing, articles, result)
         else:
             result.gone = sorted(missing)

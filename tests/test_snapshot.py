@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import feedparser
 import pytest
@@ -146,45 +146,60 @@ def test_scheduled_reload_rewrites_the_snapshot_only_when_it_is_old_enough(
     assert (report.parsed, report.files) == (0, 3)
 
 
-def test_stale_file_keeps_its_last_good_version_across_a_restart(
+class EditedRestart(NamedTuple):
+    """A store, the reload after an edit, and a second store started from the snapshot."""
+
+    store: CatalogStore
+    reload: ReloadReport
+    again: CatalogStore
+    restart: ReloadReport
+
+
+@pytest.fixture
+def edit_b_and_restart(
     tmp_seeds: Path,
     cache: Path,
-    write_seed: Callable[..., Path],
     write_file: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> Callable[[str], EditedRestart]:
+    """Start a store over tmp_seeds, overwrite b.md with a text, reload (the scheduled reload
+    rewrites the snapshot at once here) and start a second store from that snapshot."""
     monkeypatch.setattr(snapshot, "REWRITE_SECONDS", 0.0)
+
+    def run(text: str) -> EditedRestart:
+        store, _ = start(tmp_seeds, cache)
+        write_file("b.md", text)
+        reload = store.reload()
+        again, restart = start(tmp_seeds, cache)
+        return EditedRestart(store, reload, again, restart)
+
+    return run
+
+
+def test_stale_file_keeps_its_last_good_version_across_a_restart(
+    write_seed: Callable[..., Path], edit_b_and_restart: Callable[[str], EditedRestart]
+) -> None:
     write_seed("a.md")
     write_seed("b.md", mtime=1_600_000_000)
-    store, _ = start(tmp_seeds, cache)
-    write_file("b.md", "---\ntitle: [unclosed\npublished: true\n---\n")
-    report = store.reload()  # the scheduled reload rewrites the snapshot
-    assert report.stale == ("b.md",)
-    again, report = start(tmp_seeds, cache)
-    assert report.parsed == 0
-    assert report.stale == ("b.md",)
-    assert served(again) == served(store)
+    run = edit_b_and_restart("---\ntitle: [unclosed\npublished: true\n---\n")
+    assert run.reload.stale == ("b.md",)
+    assert run.restart.parsed == 0
+    assert run.restart.stale == ("b.md",)
+    assert served(run.again) == served(run.store)
 
 
 def test_withheld_file_stays_withheld_across_a_restart(
-    tmp_seeds: Path,
-    cache: Path,
-    write_seed: Callable[..., Path],
-    write_file: Callable[..., Path],
-    monkeypatch: pytest.MonkeyPatch,
+    write_seed: Callable[..., Path], edit_b_and_restart: Callable[[str], EditedRestart]
 ) -> None:
-    monkeypatch.setattr(snapshot, "REWRITE_SECONDS", 0.0)
     write_seed("a.md")
     write_seed("b.md")
-    store, _ = start(tmp_seeds, cache)
     # A broken edit that no longer says `published: true`: fail closed, the article goes.
-    write_file("b.md", "---\ntitle: [unclosed\n---\n")
-    report = store.reload()
-    assert report.withheld == ("b.md",)
-    again, report = start(tmp_seeds, cache)
-    assert report.parsed == 0
-    assert report.withheld == ("b.md",)
-    assert served(again) == served(store) == [("https://example.com/articles/a", "Test article a")]
+    run = edit_b_and_restart("---\ntitle: [unclosed\n---\n")
+    assert run.reload.withheld == ("b.md",)
+    assert run.restart.parsed == 0
+    assert run.restart.withheld == ("b.md",)
+    expected = [("https://example.com/articles/a", "Test article a")]
+    assert served(run.again) == served(run.store) == expected
 
 
 @pytest.mark.parametrize(

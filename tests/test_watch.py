@@ -46,6 +46,13 @@ def watched(
     return store, spy
 
 
+def watcher_of(store: CatalogStore) -> watch.FolderWatcher:
+    """The store's inotify watcher, which the tests make miss or overflow."""
+    watcher = store._watcher
+    assert watcher is not None
+    return watcher
+
+
 def urls(store: CatalogStore) -> set[str]:
     return {article.url for article in store.catalog.everything.articles}
 
@@ -118,10 +125,8 @@ def test_overflow_falls_back_to_a_full_scan(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store, spy = watched
-    watcher = store._watcher
-    assert watcher is not None
     overflow = inotify_simple.Event(wd=-1, mask=watch.OVERFLOW, cookie=0, name="")
-    monkeypatch.setattr(watcher.inotify, "read", lambda timeout=None: [overflow])
+    monkeypatch.setattr(watcher_of(store).inotify, "read", lambda timeout=None: [overflow])
     write_seed("c.md")
     store.reload()
     assert spy.calls[-1] is None
@@ -134,9 +139,7 @@ def test_full_scan_every_few_reloads_finds_what_events_missed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store, spy = watched
-    watcher = store._watcher
-    assert watcher is not None
-    monkeypatch.setattr(watcher, "changed_folders", lambda: set())  # events lost
+    monkeypatch.setattr(watcher_of(store), "changed_folders", lambda: set())  # events lost
     write_seed("c.md")
     for _ in range(watch.FULL_SCAN_EVERY + 1):
         store.reload()
