@@ -246,24 +246,28 @@ class Crawler:
             fetched = self.get(path, **dict(headers))
             if fetched.status == 301:  # a URL people type: follow it to the canonical one
                 location = fetched.text.split("\n\n", 1)[0].partition("Location: ")[2]
-                found = self.local(urljoin(self.site + path, location.split("\n", 1)[0]))
-                if found is not None:
-                    self.add(found)
-                continue
-            if fetched.status != 200:
-                continue
-            for url in links(fetched.text, self.site + path):
-                found = self.local(url)
-                if found is not None:
-                    self.add(found)
-            if FEED.match(path):
-                for variant in VARIANTS:
-                    self.add(f"{path}?{variant}")
-                self.add(path, **{"Accept-Encoding": "gzip"})
-                self.add(path, **{"Sec-Fetch-Dest": "document"})  # a browser's preview
-                etag = self.client.get(path, headers={"Host": self.netloc}).headers.get("ETag")
-                if etag:
-                    self.add(path, **{"If-None-Match": etag})
+                self._add_url(urljoin(self.site + path, location.split("\n", 1)[0]))
+            elif fetched.status == 200:
+                for url in links(fetched.text, self.site + path):
+                    self._add_url(url)
+                if FEED.match(path):
+                    self._add_feed_requests(path)
+
+    def _add_url(self, url: str) -> None:
+        """Queue a URL of this site; ignore one of another."""
+        found = self.local(url)
+        if found is not None:
+            self.add(found)
+
+    def _add_feed_requests(self, path: str) -> None:
+        """Queue a feed's variants: query parameters, gzip, a preview, a conditional GET."""
+        for variant in VARIANTS:
+            self.add(f"{path}?{variant}")
+        self.add(path, **{"Accept-Encoding": "gzip"})
+        self.add(path, **{"Sec-Fetch-Dest": "document"})  # a browser's preview
+        etag = self.client.get(path, headers={"Host": self.netloc}).headers.get("ETag")
+        if etag:
+            self.add(path, **{"If-None-Match": etag})
 
     def paths(self) -> set[str]:
         """Every path (with query) requested."""
@@ -281,31 +285,25 @@ def crawl_site(app: Flask, site: str) -> Crawler:
     topics and providers that only unpublished articles name."""
     crawler = Crawler(app.test_client(), site)
     crawler.crawl("/", "/feeds.opml", "/healthz", "/topics.json", "/providers.json")
-    for key in HIDDEN_TOPICS:
-        for suffix in ("", ".rss", ".atom", ".json"):
-            crawler.add(f"/topics/{key}{suffix}")
-            crawler.add(f"/topics/{key}{suffix}", Accept="application/json")
-    for key in HIDDEN_PROVIDERS:
-        for suffix in ("", ".rss", ".atom", ".json"):
-            crawler.add(f"/providers/{key}{suffix}")
-            crawler.add(f"/providers/{key}{suffix}", Accept="application/json")
+    for path in hidden_paths():
+        crawler.add(path)
+        crawler.add(path, Accept="application/json")
     crawler.crawl()
     return crawler
 
 
-@pytest.mark.parametrize("base_url", [TEST_BASE_URL, None], ids=["base_url", "request_host"])
-def test_crawl_finds_nothing_unpublished_and_no_secured_value(
-    make_app: Callable[..., Flask], leak_seeds: Path, base_url: str | None
-) -> None:
-    settings = {"base_url": base_url} if base_url else {}
-    app = make_app(leak_seeds, **settings)
-    site = base_url or "http://localhost"
-    crawler = crawl_site(app, site)
+def hidden_paths() -> list[str]:
+    """The pages and feeds of the topics and providers only unpublished articles name."""
+    suffixes = ("", ".rss", ".atom", ".json")
+    topics = [f"/topics/{key}{suffix}" for key in HIDDEN_TOPICS for suffix in suffixes]
+    return topics + [f"/providers/{key}{suffix}" for key in HIDDEN_PROVIDERS for suffix in suffixes]
+
+
+def assert_crawl_went_everywhere(crawler: Crawler) -> None:
+    """Every visible collection in every format, with variants, paging links, the
+    stylesheet, the OPML's feeds, gzip and conditional requests."""
     fetched = list(crawler.fetched.values())
     paths = crawler.paths()
-
-    # The crawl went everywhere: every visible collection in every format, with variants,
-    # paging links, the stylesheet, the OPML's feeds, gzip and conditional requests.
     assert len(fetched) > 300
     for key in VISIBLE_TOPICS:
         for suffix in ("", ".rss", ".atom", ".json", ".rss?limit=1", ".json?q=leakmarker"):
@@ -320,6 +318,18 @@ def test_crawl_finds_nothing_unpublished_and_no_secured_value(
     every_text = "\n".join(f.text for f in fetched)
     for n in range(100, 106):
         assert f"Visible story {n} about leakmarkers" in every_text
+
+
+@pytest.mark.parametrize("base_url", [TEST_BASE_URL, None], ids=["base_url", "request_host"])
+def test_crawl_finds_nothing_unpublished_and_no_secured_value(
+    make_app: Callable[..., Flask], leak_seeds: Path, base_url: str | None
+) -> None:
+    settings = {"base_url": base_url} if base_url else {}
+    app = make_app(leak_seeds, **settings)
+    site = base_url or "http://localhost"
+    crawler = crawl_site(app, site)
+    fetched = list(crawler.fetched.values())
+    assert_crawl_went_everywhere(crawler)
     # q=leakmarker matches the visible articles too: the filter ran over a mixed collection.
     searched = crawler.get("/feed.json?q=leakmarker")
     assert len(json.loads(searched.text.split("\n\n", 1)[1])["items"]) == 6
@@ -327,18 +337,9 @@ def test_crawl_finds_nothing_unpublished_and_no_secured_value(
     statuses = {f.url: f.status for f in fetched}
     assert not {url: s for url, s in statuses.items() if s not in (200, 301, 304, 404)}
     assert any(f.headers.get("Sec-Fetch-Dest") for f in fetched)  # previews were crawled
-    for key in HIDDEN_TOPICS:
-        for suffix in ("", ".rss", ".atom", ".json"):
-            assert statuses[f"/topics/{key}{suffix}"] == 404
-    for key in HIDDEN_PROVIDERS:
-        for suffix in ("", ".rss", ".atom", ".json"):
-            assert statuses[f"/providers/{key}{suffix}"] == 404
+    assert {path: statuses[path] for path in hidden_paths()} == dict.fromkeys(hidden_paths(), 404)
 
-    found = {}
-    for f in fetched:
-        tokens = leaks(f.text)
-        if tokens:
-            found[f"{f.url} {f.headers}"] = sorted(tokens)
+    found = {f"{f.url} {f.headers}": sorted(leaks(f.text)) for f in fetched if leaks(f.text)}
     assert not found
 
 

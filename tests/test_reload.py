@@ -10,6 +10,7 @@ from pathlib import Path
 import feedparser
 import pytest
 import yaml
+from flask import Flask
 
 from feedserver import create_app
 from feedserver.store import CatalogStore
@@ -169,6 +170,33 @@ def test_a_feed_is_rendered_once_per_catalog(seeds: Path) -> None:
     assert b"https://news.example.com/4" in body
 
 
+def swap_ten_files(seeds: Path, store: CatalogStore, stop: threading.Event) -> None:
+    """Move ten files out and back, reloading after each step, until stop is set."""
+    hidden = seeds.with_name("hidden")
+    hidden.mkdir()
+    generation = 0
+    while not stop.is_set():
+        generation += 1
+        for n in range(4, 14):
+            src, dst = (seeds, hidden) if generation % 2 else (hidden, seeds)
+            (src / f"{n}.txt").rename(dst / f"{n}.txt")
+        store.reload()
+
+
+def read_feed(app: Flask, failures: list[str], seen: set[int]) -> None:
+    """Read /feed.rss 60 times; note each failure and each number of entries seen."""
+    client = app.test_client()
+    for _ in range(60):
+        response = client.get("/feed.rss")
+        if response.status_code != 200:
+            failures.append(f"status {response.status_code}")
+            continue
+        parsed = feedparser.parse(response.data)
+        if parsed.bozo:
+            failures.append(f"malformed feed: {parsed.bozo_exception}")
+        seen.add(len(parsed.entries))
+
+
 def test_requests_never_see_a_partial_catalog_during_reloads(seeds: Path) -> None:
     """Two seed sets swap back and forth while clients read: every feed is one or the other."""
     for n in range(4, 40):
@@ -178,33 +206,8 @@ def test_requests_never_see_a_partial_catalog_during_reloads(seeds: Path) -> Non
     stop = threading.Event()
     failures: list[str] = []
     seen: set[int] = set()
-
-    def edit() -> None:
-        hidden = seeds.with_name("hidden")
-        hidden.mkdir()
-        generation = 0
-        while not stop.is_set():
-            generation += 1
-            # Move ten files out and back, reloading after each step.
-            for n in range(4, 14):
-                src, dst = (seeds, hidden) if generation % 2 else (hidden, seeds)
-                (src / f"{n}.txt").rename(dst / f"{n}.txt")
-            store.reload()
-
-    def read() -> None:
-        client = app.test_client()
-        for _ in range(60):
-            response = client.get("/feed.rss")
-            if response.status_code != 200:
-                failures.append(f"status {response.status_code}")
-                continue
-            parsed = feedparser.parse(response.data)
-            if parsed.bozo:
-                failures.append(f"malformed feed: {parsed.bozo_exception}")
-            seen.add(len(parsed.entries))
-
-    editor = threading.Thread(target=edit)
-    readers = [threading.Thread(target=read) for _ in range(4)]
+    editor = threading.Thread(target=swap_ten_files, args=(seeds, store, stop))
+    readers = [threading.Thread(target=read_feed, args=(app, failures, seen)) for _ in range(4)]
     editor.start()
     for thread in readers:
         thread.start()
