@@ -146,10 +146,6 @@ class HubPublisher:
         logger.info("WebSub: process %d publishes to %s", os.getpid(), self.hub)
         return True
 
-    def claim(self) -> None:
-        """Take the publisher's role now if no other process holds it."""
-        self.holds_lock()
-
     def on_reload(self, before: Catalog, after: Catalog) -> None:
         """Queue one notification per feed of every collection whose content changed."""
         if not self.holds_lock():
@@ -248,7 +244,7 @@ def init_app(app: Flask, scheduler: ReloadScheduler) -> HubPublisher | None:
         settings["feed_limit"],
         hashlib.sha256(identity.encode()).hexdigest()[:16],
     )
-    scheduler.on_start.append(publisher.claim)
+    scheduler.on_start.append(publisher.holds_lock)  # take the role now if it is free
     scheduler.listeners.append(publisher.on_reload)
     metrics = app.extensions.get("feedserver.metrics")
     if metrics is not None:
