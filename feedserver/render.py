@@ -6,7 +6,6 @@ bytes in every process, so every date feedgen would default to now() is set expl
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 
 from .freshness import Freshness
+from .jsontext import json_bytes, utc_time
 from .models import Article, Related
 
 GENERATOR = "feedserver"
@@ -260,7 +260,7 @@ def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
         "url": article.url,
         "title": article.title,
         "content_html": entry_html(article),
-        "date_published": article.published_at.isoformat().replace("+00:00", "Z"),
+        "date_published": utc_time(article.published_at),
     }
     if article.excerpt:
         item["summary"] = article.excerpt
@@ -294,7 +294,7 @@ def render_json(document: FeedDocument) -> bytes:
     if "hub" in document.links:
         feed["hubs"] = [{"type": "WebSub", "url": document.links["hub"]}]
     feed["items"] = [_json_item(document, article) for article in document.entries]
-    return json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    return json_bytes(feed)
 
 
 RENDERERS = {"rss": render_rss, "atom": render_atom, "json": render_json}

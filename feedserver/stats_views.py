@@ -4,7 +4,6 @@ unless configured public. Also where the counting is wired into an app."""
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from .catalog import Catalog, Collection
 from .chart import daily_chart
 from .freshness import poll_interval
 from .health import is_trusted
+from .jsontext import json_bytes, utc_time
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .politeness import AudienceMiddleware, PollingTable
 from .polls import PollRecorder
@@ -107,7 +107,7 @@ def stats_data(days: list[FeedDay], catalog: Catalog, base: str) -> dict[str, An
         day["polls"] += feed_day.polls
         day["limited"] += feed_day.limited
     return {
-        "generated": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "generated": utc_time(datetime.now(UTC)),
         "feeds": feeds,
         "days": [{"day": day, **figures} for day, figures in sorted(totals.items())],
     }
@@ -127,7 +127,7 @@ def stats_json() -> Response:
     """Subscribers and polls per feed, today and per day."""
     _refuse_unless_allowed("stats_public")
     data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _base())
-    body = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    body = json_bytes(data)
     return Response(body, content_type="application/json", headers=NO_STORE)
 
 

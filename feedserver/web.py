@@ -3,7 +3,6 @@ with the HTTP manners feed readers expect (validators, conditional GET, gzip).""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -19,6 +18,7 @@ from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .fastpath import answer, cache_key, canonical_query, site_base
 from .freshness import Freshness, poll_interval
+from .jsontext import json_bytes, utc_time
 from .negotiation import FEED_VARY, PREVIEW, variant
 from .preview import CORS, feed_preview
 from .query import (
@@ -365,8 +365,7 @@ def provider_subsets(
 
 def _json(data: Any, public: bool = True) -> Rendered:
     """JSON; public data (the listings) may be read by any web page, /healthz may not."""
-    body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-    return Rendered(body, CONTENT_TYPES["api"], None, (CORS,) if public else ())
+    return Rendered(json_bytes(data), CONTENT_TYPES["api"], None, (CORS,) if public else ())
 
 
 def _listing(collections: dict[str, Collection]) -> list[dict[str, Any]]:
@@ -375,7 +374,7 @@ def _listing(collections: dict[str, Collection]) -> list[dict[str, Any]]:
             "slug": c.key,
             "name": c.name,
             "count": len(c.articles),
-            "updated": c.updated.isoformat().replace("+00:00", "Z"),
+            "updated": utc_time(c.updated),
             "url": page_url(c),
             "feeds": _feed_links(c),
         }
