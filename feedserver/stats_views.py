@@ -22,7 +22,7 @@ from .polls import PollRecorder
 from .preview import PAGE_POLICY
 from .statsdb import FeedDay, StatsDB, StatsError, latest_by_feed
 from .store import CatalogStore
-from .urls import feed_path, page_path
+from .urls import Urls
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _feed_name(feed: str, collection: Collection | None) -> str:
     return collection.name if collection else feed.partition(":")[2]
 
 
-def stats_data(days: list[FeedDay], catalog: Catalog, base: str) -> dict[str, Any]:
+def stats_data(days: list[FeedDay], catalog: Catalog, urls: Urls) -> dict[str, Any]:
     """The figures of `/stats.json`: per feed today, and per day for all feeds."""
     feeds = []
     for feed, latest in sorted(
@@ -85,8 +85,8 @@ def stats_data(days: list[FeedDay], catalog: Catalog, base: str) -> dict[str, An
             {
                 "feed": feed,
                 "name": _feed_name(feed, collection),
-                "page": f"{base}{page_path(collection)}" if collection else None,
-                "rss": f"{base}{feed_path(collection, 'rss')}" if collection else None,
+                "page": urls.page(collection) if collection else None,
+                "rss": urls.feed(collection, "rss") if collection else None,
                 "day": latest.day,
                 "subscribers": latest.subscribers,
                 "direct": latest.direct,
@@ -118,15 +118,15 @@ def _store() -> CatalogStore:
     return store
 
 
-def _base() -> str:
-    return str(_setting("base_url")) or request.host_url.rstrip("/")
+def _urls() -> Urls:
+    return Urls(str(_setting("base_url")) or request.host_url.rstrip("/"))
 
 
 @bp.get("/stats.json")
 def stats_json() -> Response:
     """Subscribers and polls per feed, today and per day."""
     _refuse_unless_allowed("stats_public")
-    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _base())
+    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _urls())
     body = json_bytes(data)
     return Response(body, content_type="application/json", headers=NO_STORE)
 
@@ -135,7 +135,7 @@ def stats_json() -> Response:
 def stats_page() -> Response:
     """The same figures as a page, with a daily chart drawn as inline SVG."""
     _refuse_unless_allowed("stats_public")
-    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _base())
+    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _urls())
     start = datetime.now(UTC).date() - timedelta(days=HISTORY_DAYS - 1)
     by_day = {d["day"]: d for d in data["days"]}
     series = [

@@ -28,7 +28,7 @@ from flask import Flask
 
 from .catalog import Catalog, Collection
 from .scheduler import ReloadScheduler
-from .urls import FEED_EXTENSIONS, feed_path
+from .urls import FEED_EXTENSIONS, Urls
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +150,9 @@ class HubPublisher:
         """Queue one notification per feed of every collection whose content changed."""
         if not self.holds_lock():
             return
+        urls = Urls(self.base_url)
         self.enqueue(
-            f"{self.base_url}{feed_path(collection, extension)}"
+            urls.feed(collection, extension)
             for collection in changed_collections(before, after, self.feed_limit)
             for extension in FEED_EXTENSIONS
         )
