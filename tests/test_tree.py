@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from feedserver import tree
+from feedserver.seeds import SeedFile
 from feedserver.tree import TreeIndex
 
 # Long enough for any file system clock's tick, short enough for a quick test.
@@ -41,7 +42,7 @@ class ListingSpy:
             self.listed.append(path)
             return real(path)
 
-        monkeypatch.setattr(tree.os, "scandir", scandir)
+        monkeypatch.setattr(os, "scandir", scandir)
 
 
 def write(root: Path, path: str, text: str = "---\ntitle: x\n---\n") -> None:
@@ -62,7 +63,7 @@ def fresh_view(root: Path) -> dict[str, tuple[int, int, int, int]]:
     return {f.path: (f.size, f.mtime_ns, f.inode, f.ctime_ns) for f in _files(index)}
 
 
-def _files(index: TreeIndex) -> list[tree.SeedFile]:
+def _files(index: TreeIndex) -> list[SeedFile]:
     return [f for files in index.directories.values() for f in files.values()]
 
 
