@@ -8,6 +8,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress
+from operator import not_
 
 from .models import Article
 from .search import SearchIndex
@@ -130,6 +132,13 @@ def _names(articles: Iterable[Article], kind: str, key: str) -> Iterator[str]:
     return (t.name for a in articles for t in a.topics if t.key == key)
 
 
+def _without(articles: tuple[Article, ...], departures: list[Article]) -> list[Article]:
+    """The articles less the departures (by identity), filtered by C-level iterators: this
+    runs over every touched collection's members on every reload."""
+    gone = set(map(id, departures))
+    return list(compress(articles, map(not_, map(gone.__contains__, map(id, articles)))))
+
+
 def _revise(
     old: Collection,
     departures: list[Article],
@@ -138,8 +147,7 @@ def _revise(
     rename: bool,
 ) -> Collection:
     """The collection without the departures and with the arrivals, still sorted."""
-    gone = {id(article) for article in departures}
-    articles = [a for a in old.articles if id(a) not in gone] if gone else list(old.articles)
+    articles = _without(old.articles, departures) if departures else list(old.articles)
     if len(arrivals) * 16 > len(articles):
         articles += arrivals
         articles.sort(key=_newest_first)

@@ -85,10 +85,69 @@ def _checked(kind: str, construct: Callable[[Any, Any], Any]) -> Callable[[Any, 
     return construct_checked
 
 
+class _Unusual(Exception):
+    """A document the plain constructor leaves to PyYAML's own (see construct_document)."""
+
+
+_PLAIN_SCALAR_TAGS = frozenset(_YAML_TAG + kind for kind in ("null", "bool", "int", "float"))
+_STR_TAG = _YAML_TAG + "str"
+_MAP_TAG = _YAML_TAG + "map"
+_SEQ_TAG = _YAML_TAG + "seq"
+_TIMESTAMP_TAG = _YAML_TAG + "timestamp"
+
+
 class _SeedConstructor:
     """Mixed into the loaders: a key named twice in one mapping is an error, not last-wins
     (`published: false` above a forgotten `published: true` must not publish). Keys that a
-    `<<` merge brings in may still be overridden, as YAML allows."""
+    `<<` merge brings in may still be overridden, as YAML allows.
+
+    Documents are built by a plain recursive constructor first: PyYAML's generic one (its
+    recursion bookkeeping, deferred construction, tag dispatch per node) costs more than
+    the parsing for a front matter of short scalars. Anything beyond plain mappings,
+    sequences and the standard scalar tags (merges, other tags, a repeated key, a value that
+    fails) goes to PyYAML's constructor instead, so results and errors are its own.
+    """
+
+    def construct_document(self, node: Any) -> Any:
+        try:
+            return self._plain(node, {})
+        except (_Unusual, RecursionError):
+            pass
+        except Exception:  # PyYAML's constructor raises the error itself, in its own order
+            pass
+        return super().construct_document(node)  # type: ignore[misc]
+
+    def _plain(self, node: Any, built: dict[int, Any]) -> Any:
+        kind = type(node)
+        tag = node.tag
+        if kind is yaml.ScalarNode:
+            if tag == _STR_TAG:
+                return node.value
+            if tag in _PLAIN_SCALAR_TAGS or tag == _TIMESTAMP_TAG:
+                return self.yaml_constructors[tag](self, node)  # type: ignore[attr-defined]
+            raise _Unusual
+        # A node an alias repeats is built once and shared, as PyYAML does (so "billion
+        # laughs" stays small); one that contains itself is left to PyYAML.
+        done = built.get(id(node), built)
+        if done is not built:
+            if done is None:
+                raise _Unusual
+            return done
+        built[id(node)] = None
+        result: Any
+        if kind is yaml.MappingNode and tag == _MAP_TAG:
+            result = {}
+            for key_node, value_node in node.value:
+                key = self._plain(key_node, built)
+                if key in result or key_node.tag == "tag:yaml.org,2002:merge":
+                    raise _Unusual
+                result[key] = self._plain(value_node, built)
+        elif kind is yaml.SequenceNode and tag == _SEQ_TAG:
+            result = [self._plain(item, built) for item in node.value]
+        else:
+            raise _Unusual
+        built[id(node)] = result
+        return result
 
     def flatten_mapping(self, node: Any) -> None:
         own = node.value  # the base class deletes `<<` keys from this very list in place

@@ -1,19 +1,27 @@
 """What changed under the seeds directory since the last look, at the cost of one `stat` a file.
 
-The index keeps, per directory, the `SeedFile` of every seed file it last saw. A scan stats
-every entry and compares the result with what the index holds, field by field: an unchanged
-file costs a dict lookup and four integer comparisons, and no string, tuple or generator
-step is made for it. Only new and changed files come back as `SeedFile`s; removed files are
-found per directory by the names left over.
+The index keeps, per folder, the `SeedFile` of every seed file it last saw, and the folder's
+own stamp (mtime, ctime, inode). A folder whose stamp is unchanged holds the same names as
+before (creating, removing or renaming an entry changes it), so it is not listed again: each
+known name is stat'ed relative to the folder's descriptor, which costs less than listing it.
+A folder whose stamp changed is listed. Either way an unchanged file costs a stat, a dict
+step and four integer comparisons; only new and changed files come back as `SeedFile`s.
+
+A stamp taken within RACY_NS of the scan is not trusted (an entry added in the same tick of
+the file system's clock would leave it as it was), as git does with its index: that folder is
+listed again next time.
 
 The filtering rules (hidden and temporary files, suffixes, symlinks) are those of
-`seeds.scan_seed_files`, which `feedserver check` and the export use.
+`seeds.scan_seed_files`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
+import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -24,6 +32,13 @@ logger = logging.getLogger(__name__)
 _new_tuple = tuple.__new__
 _REGULAR = 0o100000
 _FILE_TYPE = 0o170000
+_OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+# How recent a folder's stamp may be and still be trusted next time (2 s: coarse file
+# system clocks tick every few milliseconds, network ones may lag a little).
+RACY_NS = 2_000_000_000
+
+# What identifies a folder's state: mtime_ns, ctime_ns, inode.
+Stamp = tuple[int, int, int]
 
 
 @dataclass(slots=True)
@@ -36,6 +51,8 @@ class Changes:
     directories: dict[str, dict[str, SeedFile]] = field(default_factory=dict)
     # Every folder listed, seed files in it or not.
     folders: set[str] = field(default_factory=set)
+    # The trusted stamp of each folder seen (see RACY_NS).
+    stamps: dict[str, Stamp] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.removed)
@@ -55,10 +72,12 @@ class TreeIndex:
     def __init__(self) -> None:
         self.directories: dict[str, dict[str, SeedFile]] = {}
         self.folders: set[str] = set()
+        self.stamps: dict[str, Stamp] = {}
 
     @classmethod
     def of(cls, files: Iterable[SeedFile]) -> TreeIndex:
-        """An index of these files, as if a scan had seen them (from a snapshot, say)."""
+        """An index of these files, as if a scan had seen them (from a snapshot, say). It has
+        no folder stamps: its first scan lists every folder."""
         index = cls()
         for seed_file in files:
             cut = seed_file.path.rfind("/") + 1
@@ -81,95 +100,208 @@ class TreeIndex:
 
         With `only` (folder prefixes, from inotify's events), just those folders are listed
         again, and the folders that appeared in them; the rest of the index is kept."""
-        real_root = os.path.realpath(root)
-        changes = Changes()
-        previous = self.directories
-        if only is None:
-            pending = [("", root)]
-        else:
-            changes.directories = dict(previous)
-            changes.folders = set(self.folders)
-            pending = [(prefix, os.path.join(root, prefix)) for prefix in sorted(only)]
-        visited: set[str] = set()
-        while pending:
-            prefix, directory = pending.pop()
-            if prefix in visited:
-                continue
-            try:
-                entries = list(os.scandir(directory))
-            except FileNotFoundError:
-                if not prefix:
-                    raise
-                _drop_folder(prefix, changes)  # gone since its parent listed it
-                continue
-            except OSError:
-                if not prefix:
-                    raise
-                logger.warning("cannot list seed directory %s", prefix)
-                # Keep what was known of it and below: an unreadable folder is not an empty one.
-                for below, files in previous.items():
-                    if below.startswith(prefix):
-                        changes.directories[below] = files
-                changes.folders.update(f for f in self.folders if f.startswith(prefix))
-                continue
-            visited.add(prefix)
-            changes.folders.add(prefix)
-            known = previous.get(prefix) or {}
-            seen: dict[str, SeedFile] = {}
-            folders: list[tuple[str, str]] = []
-            matched = 0
-            get = known.get
-            # This loop runs for every file on every reload: it is kept to the bare minimum.
-            for entry in entries:
-                name = entry.name
-                old = get(name)
-                if old is not None:
-                    # A name indexed before already passed the name rules.
-                    try:
-                        info = entry.stat()
-                    except OSError:
-                        continue  # vanished between listing and stat
-                    if (
-                        info.st_mtime_ns == old[2]
-                        and info.st_size == old[1]
-                        and info.st_ino == old[3]
-                        and info.st_ctime_ns == old[4]
-                    ):
-                        seen[name] = old
-                        matched += 1
-                        continue
-                found = self._examine(entry, prefix, real_root, folders)
-                if found is not None:
-                    seen[name] = found
-                    changes.changed.append(found)
-            if matched != len(known):
-                changes.removed += [prefix + name for name in known if name not in seen]
-            if seen:
-                changes.directories[prefix] = seen
-            else:
-                changes.directories.pop(prefix, None)
-            if only is None:
-                pending += folders
-                continue
-            # A partial scan goes into new folders only, and drops the folders gone from here.
-            pending += [folder for folder in folders if folder[0] not in self.folders]
-            listed = {folder for folder, _ in folders}
-            depth = prefix.count("/") + 1
-            for gone in [
-                f
-                for f in self.folders
-                if f.startswith(prefix) and f.count("/") == depth and f not in listed
-            ]:
-                _drop_folder(gone, changes)
-        if only is None:
-            for prefix, files in previous.items():
-                if prefix not in visited and prefix not in changes.directories:
-                    changes.removed += [prefix + name for name in files]
-        return changes
+        return _Scan(self, root, only).run()
 
-    @staticmethod
+    def apply(self, changes: Changes) -> None:
+        """Make the index what the scan saw."""
+        self.directories = changes.directories
+        self.folders = changes.folders
+        self.stamps = changes.stamps
+
+
+class _Scan:
+    """One walk of the tree against an index (see TreeIndex.scan)."""
+
+    def __init__(self, index: TreeIndex, root: str, only: Iterable[str] | None) -> None:
+        self.index = index
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.changes = Changes()
+        self.partial = only is not None
+        self.trusted_before = time.time_ns() - RACY_NS
+        self.visited: set[str] = set()
+        self.subfolders: dict[str, list[str]] = {}
+        if only is None:
+            self.pending = [("", root)]
+            self.subfolders = _subfolders(index.folders)
+        else:
+            # A partial scan lists the named folders (inotify saw them change) and keeps the rest.
+            self.changes.directories = dict(index.directories)
+            self.changes.folders = set(index.folders)
+            self.changes.stamps = dict(index.stamps)
+            self.pending = [(prefix, os.path.join(root, prefix)) for prefix in sorted(only)]
+
+    def run(self) -> Changes:
+        while self.pending:
+            prefix, directory = self.pending.pop()
+            if prefix not in self.visited:
+                self._visit(prefix, directory)
+        if not self.partial:
+            changes = self.changes
+            for prefix, files in self.index.directories.items():
+                if prefix not in self.visited and prefix not in changes.directories:
+                    changes.removed += [prefix + name for name in files]
+        return self.changes
+
+    def _visit(self, prefix: str, directory: str) -> None:
+        try:
+            descriptor = os.open(directory, _OPEN_FOLDER)
+        except OSError as error:
+            self._unlistable(prefix, error)
+            return
+        try:
+            info = os.fstat(descriptor)
+            stamp = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+            same = not self.partial and self.index.stamps.get(prefix) == stamp
+            if same:
+                self._recheck(prefix, directory, descriptor)
+            else:
+                self._list(prefix, directory)
+        except OSError as error:
+            self._unlistable(prefix, error)
+            return
+        finally:
+            os.close(descriptor)
+        self.visited.add(prefix)
+        self.changes.folders.add(prefix)
+        if max(stamp[0], stamp[1]) < self.trusted_before:
+            self.changes.stamps[prefix] = stamp
+        else:
+            self.changes.stamps.pop(prefix, None)
+
+    def _unlistable(self, prefix: str, error: OSError) -> None:
+        if not prefix:
+            raise error
+        changes = self.changes
+        if isinstance(error, FileNotFoundError | NotADirectoryError):
+            _drop_folder(prefix, changes)  # gone since its parent listed it
+            return
+        logger.warning("cannot list seed directory %s", prefix)
+        # Keep what was known of it and below: an unreadable folder is not an empty one.
+        for below, files in self.index.directories.items():
+            if below.startswith(prefix):
+                changes.directories[below] = files
+        changes.folders.update(f for f in self.index.folders if f.startswith(prefix))
+        changes.stamps.pop(prefix, None)  # list it next time
+
+    def _recheck(self, prefix: str, directory: str, descriptor: int) -> None:
+        """A folder whose names are as before: stat each known file by name."""
+        known = self.index.directories.get(prefix)
+        self.pending += [
+            (sub, os.path.join(self.root, sub)) for sub in self.subfolders.get(prefix, ())
+        ]
+        if not known:
+            return
+        differing = []
+        stat_at = os.stat
+        # This loop runs for every file on every reload: it is kept to the bare minimum.
+        for name, old in known.items():
+            try:
+                info = stat_at(name, dir_fd=descriptor)
+            except OSError:
+                differing.append(name)
+                continue
+            if not (
+                info.st_mtime_ns == old[2]
+                and info.st_size == old[1]
+                and info.st_ino == old[3]
+                and info.st_ctime_ns == old[4]
+            ):
+                differing.append(name)
+        if not differing:
+            self.changes.directories[prefix] = known  # shared: `keep` only edits copies
+            return
+        seen = dict(known)
+        for name in differing:
+            found = self._seed_file(prefix, name, os.path.join(directory, name))
+            if found is None:
+                del seen[name]
+                self.changes.removed.append(prefix + name)
+            else:
+                seen[name] = found
+                self.changes.changed.append(found)
+        if seen:
+            self.changes.directories[prefix] = seen
+        else:
+            self.changes.directories.pop(prefix, None)
+
+    def _seed_file(self, prefix: str, name: str, path: str) -> SeedFile | None:
+        """A known name whose stat changed: its SeedFile, or None when it is no seed file now."""
+        try:
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                if not _inside(self.real_root, os.path.realpath(path)):
+                    logger.warning(
+                        "skipping %s%s: symlink leads outside the seeds dir", prefix, name
+                    )
+                    return None
+                info = os.stat(path)
+        except OSError:
+            return None
+        if info.st_mode & _FILE_TYPE != _REGULAR:
+            return None
+        return _new_tuple(
+            SeedFile,
+            (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns),
+        )
+
+    def _list(self, prefix: str, directory: str) -> None:
+        """A folder that may hold other names than before: list it."""
+        entries = list(os.scandir(directory))
+        changes = self.changes
+        known = self.index.directories.get(prefix) or {}
+        seen: dict[str, SeedFile] = {}
+        folders: list[tuple[str, str]] = []
+        matched = 0
+        get = known.get
+        for entry in entries:
+            name = entry.name
+            old = get(name)
+            if old is not None:
+                # A name indexed before already passed the name rules.
+                try:
+                    info = entry.stat()
+                except OSError:
+                    continue  # vanished between listing and stat
+                if (
+                    info.st_mtime_ns == old[2]
+                    and info.st_size == old[1]
+                    and info.st_ino == old[3]
+                    and info.st_ctime_ns == old[4]
+                ):
+                    seen[name] = old
+                    matched += 1
+                    continue
+            found = self._examine(entry, prefix, folders)
+            if found is not None:
+                seen[name] = found
+                changes.changed.append(found)
+        if matched != len(known):
+            changes.removed += [prefix + name for name in known if name not in seen]
+        if seen:
+            changes.directories[prefix] = seen
+        else:
+            changes.directories.pop(prefix, None)
+        if not self.partial:
+            self.pending += folders
+        else:
+            self._follow_partial(prefix, folders)
+
+    def _follow_partial(self, prefix: str, folders: list[tuple[str, str]]) -> None:
+        """A partial scan goes into new folders only, and drops the folders gone from here."""
+        known_folders = self.index.folders
+        self.pending += [folder for folder in folders if folder[0] not in known_folders]
+        listed = {folder for folder, _ in folders}
+        depth = prefix.count("/") + 1
+        for gone in [
+            f
+            for f in known_folders
+            if f.startswith(prefix) and f.count("/") == depth and f not in listed
+        ]:
+            _drop_folder(gone, self.changes)
+
     def _examine(
-        entry: os.DirEntry[str], prefix: str, real_root: str, folders: list[tuple[str, str]]
+        self, entry: os.DirEntry[str], prefix: str, folders: list[tuple[str, str]]
     ) -> SeedFile | None:
         """The SeedFile of an entry that is new or changed, or None when it is no seed file
         (a folder is added to `folders` instead)."""
@@ -182,7 +314,7 @@ class TreeIndex:
                 return None
             if name[name.rfind(".") :].lower() not in SEED_SUFFIXES:
                 return None
-            if entry.is_symlink() and not _inside(real_root, os.path.realpath(entry.path)):
+            if entry.is_symlink() and not _inside(self.real_root, os.path.realpath(entry.path)):
                 logger.warning("skipping %s%s: symlink leads outside the seeds dir", prefix, name)
                 return None
             info = entry.stat()
@@ -195,10 +327,14 @@ class TreeIndex:
             (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns),
         )
 
-    def apply(self, changes: Changes) -> None:
-        """Make the index what the scan saw."""
-        self.directories = changes.directories
-        self.folders = changes.folders
+
+def _subfolders(folders: Iterable[str]) -> dict[str, list[str]]:
+    """Each known folder's direct subfolders: what an unchanged folder would have listed."""
+    children: dict[str, list[str]] = defaultdict(list)
+    for folder in folders:
+        if folder:
+            children[folder[: folder.rstrip("/").rfind("/") + 1]].append(folder)
+    return children
 
 
 def _drop_folder(prefix: str, changes: Changes) -> None:
@@ -206,3 +342,5 @@ def _drop_folder(prefix: str, changes: Changes) -> None:
     for below in [d for d in changes.directories if d.startswith(prefix)]:
         changes.removed += [below + name for name in changes.directories.pop(below)]
     changes.folders.difference_update([f for f in changes.folders if f.startswith(prefix)])
+    for below in [d for d in changes.stamps if d.startswith(prefix)]:
+        del changes.stamps[below]
