@@ -15,17 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .catalog import (
-    Catalog,
-    ChangeTimes,
-    Problem,
-    choose_winner,
-    empty_catalog,
-    file_time,
-    note_change,
-    seed_problems,
-    update_catalog,
-)
+from .catalog import Catalog, ChangeTimes, Problem, empty_catalog, update_catalog
+from .matching import choose_winner, file_time, note_change, seed_problems
 from .models import Article
 from .seeds import ParsedSeed, parse_seed_file
 from .tree import Changes, TreeIndex
@@ -290,6 +281,11 @@ class CatalogStore:
     def file_states(self) -> dict[str, _FileState]:
         """Every seed file's state, by path: what a snapshot keeps. Do not change it."""
         return self._files
+
+    def articles_read(self) -> list[Article]:
+        """The article each file holds now, served or not (unpublished, duplicates too)."""
+        articles = (state.latest.article for state in self._files.values())
+        return [article for article in articles if article is not None]
 
     def _reload(self, started: datetime, clock_start: float) -> ReloadReport:
         if not self.seeds_dir.is_dir():

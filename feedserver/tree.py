@@ -6,8 +6,7 @@ file costs a dict lookup and four integer comparisons, and no string, tuple or g
 step is made for it. Only new and changed files come back as `SeedFile`s; removed files are
 found per directory by the names left over.
 
-The filtering rules (hidden and temporary files, suffixes, symlinks) are those of
-`seeds.scan_seed_files`, which `feedserver check` and the export use.
+The filtering rules (hidden and temporary files, suffixes, symlinks) come from `seeds`.
 """
 
 from __future__ import annotations
