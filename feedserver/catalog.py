@@ -64,7 +64,6 @@ class Catalog:
     providers: dict[str, Collection]
     problems: tuple[Problem, ...]
     files: int
-    built_at: datetime
     scheduled: tuple[Article, ...]  # published, but dated in the future
     # Built on first use and kept with the snapshot (a copy of the snapshot shares it).
     search: SearchIndex = field(init=False, repr=False, compare=False)
@@ -224,11 +223,10 @@ def update_catalog(
         providers=_revise_index(old.providers, PROVIDER, touched, departures, arrivals, changes),
         problems=tuple(sorted(problems, key=lambda p: (p.file, not p.fatal, p.reason))),
         files=files,
-        built_at=now,
         scheduled=scheduled,
     )
 
 
-def empty_catalog(site_title: str, now: datetime) -> Catalog:
+def empty_catalog(site_title: str) -> Catalog:
     """A catalog with nothing in it."""
-    return Catalog(Collection(ALL, "", site_title, ()), {}, {}, (), 0, now, ())
+    return Catalog(Collection(ALL, "", site_title, ()), {}, {}, (), 0, ())

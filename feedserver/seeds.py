@@ -200,11 +200,6 @@ class SeedFile(NamedTuple):
     # Changes on every write and rename, even one that puts size and mtime back.
     ctime_ns: int = 0
 
-    @property
-    def signature(self) -> tuple[int, int, int, int]:
-        """What changes when the file's content may have changed."""
-        return (self.size, self.mtime_ns, self.inode, self.ctime_ns)
-
 
 @dataclass(frozen=True, slots=True)
 class ParsedSeed:
@@ -720,7 +715,7 @@ def parse_seed_file(root: str | Path, seed: SeedFile, max_bytes: int) -> ParsedS
     try:
         data, info = read_seed_bytes(os.path.join(root, seed.path), max_bytes)
         signature = (info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
-        if signature != seed.signature:
+        if signature != seed[1:]:  # size, mtime, inode and ctime as the scan saw them
             # Changed since the scan: keep what was read, for the next reload to compare.
             seed = _new_tuple(SeedFile, (seed.path, *signature))
         text = decode_seed_text(data)

@@ -135,7 +135,7 @@ class CatalogStore:
         # Called after each reload, under the reload lock, with the store and the report.
         self.after_reload: list[Callable[[CatalogStore, ReloadReport], None]] = []
         self._lock = threading.Lock()
-        self.catalog: Catalog = empty_catalog(site_title, clock())
+        self.catalog: Catalog = empty_catalog(site_title)
         self.last_report: ReloadReport | None = None
 
     @property

@@ -54,7 +54,7 @@ def front_matter(draw: st.DrawFn) -> dict[str, object]:
 def test_every_format_stays_well_formed(fields: dict[str, object], markdown: str) -> None:
     article, _ = article_from_mapping(fields, markdown)
     now = datetime(2022, 1, 1, tzinfo=UTC)
-    catalog = update_catalog(empty_catalog("Site", now), (), [article], now, (), {}, 1)
+    catalog = update_catalog(empty_catalog("Site"), (), [article], now, (), {}, 1)
     collections = [catalog.everything, *catalog.topics.values(), *catalog.providers.values()]
     for collection in collections:
         for extension, render in RENDERERS.items():

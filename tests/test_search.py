@@ -53,7 +53,7 @@ def article(draw: st.DrawFn, number: int) -> Article:
 
 def catalog_of(articles: list[Article]) -> Catalog:
     """A catalog of these articles, built in one go."""
-    return update_catalog(empty_catalog("Site", NOW), (), articles, NOW, (), {}, len(articles))
+    return update_catalog(empty_catalog("Site"), (), articles, NOW, (), {}, len(articles))
 
 
 @st.composite
