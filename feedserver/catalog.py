@@ -13,7 +13,6 @@ from operator import not_
 
 from .models import Article
 from .search import SearchIndex
-from .seeds import ParsedSeed
 
 # What an empty feed reports as its update time: fixed, so it never moves on its own.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,7 +66,6 @@ class Catalog:
     providers: dict[str, Collection]
     problems: tuple[Problem, ...]
     files: int
-    built_at: datetime
     scheduled: tuple[Article, ...]  # published, but dated in the future
     # Built on first use and kept with the snapshot (a copy of the snapshot shares it).
     search: SearchIndex = field(init=False, repr=False, compare=False)
@@ -111,18 +109,6 @@ def collection_keys(article: Article) -> Iterator[CollectionKey]:
         yield (TOPIC, topic.key)
     if article.provider is not None:
         yield (PROVIDER, article.provider.key)
-
-
-def note_change(changes: ChangeTimes, article: Article, when: datetime) -> None:
-    """Record that the collections of an article changed at `when` (keeping the latest)."""
-    for key in collection_keys(article):
-        if changes.get(key, EPOCH) < when:
-            changes[key] = when
-
-
-def file_time(seed: ParsedSeed) -> datetime:
-    """When a seed file was last modified."""
-    return datetime.fromtimestamp(seed.file.mtime_ns / 1e9, UTC)
 
 
 def _names(articles: Iterable[Article], kind: str, key: str) -> Iterator[str]:
@@ -245,57 +231,10 @@ def update_catalog(
         providers=_revise_index(old.providers, PROVIDER, touched, departures, arrivals, changes),
         problems=tuple(sorted(problems, key=lambda p: (p.file, not p.fatal, p.reason))),
         files=files,
-        built_at=now,
         scheduled=scheduled,
     )
 
 
-def empty_catalog(site_title: str, now: datetime) -> Catalog:
+def empty_catalog(site_title: str) -> Catalog:
     """A catalog with nothing in it."""
-    return Catalog(Collection(ALL, "", site_title, ()), {}, {}, (), 0, now, ())
-
-
-def choose_winner(candidates: Iterable[ParsedSeed]) -> tuple[ParsedSeed, list[Problem]]:
-    """Of the files that share a webUrl, the most recently modified (then first by path)
-    is served; the others are reported as duplicates."""
-    ordered = sorted(candidates, key=lambda seed: (-seed.file.mtime_ns, seed.file.path))
-    winner = ordered[0]
-    assert winner.article is not None
-    return winner, [
-        Problem(
-            seed.file.path,
-            # No URL here: the winner may be unpublished, and its URL must not show.
-            f"duplicate webUrl: the newer file {winner.file.path} takes its place",
-            False,
-        )
-        for seed in ordered[1:]
-    ]
-
-
-def seed_problems(seed: ParsedSeed) -> list[Problem]:
-    """The error or warnings of one parsed file."""
-    if seed.error is not None:
-        return [Problem(seed.file.path, seed.error, True)]
-    return [Problem(seed.file.path, warning, False) for warning in seed.warnings]
-
-
-def build_catalog(seeds: Iterable[ParsedSeed], now: datetime, site_title: str) -> Catalog:
-    """Build the snapshot served at `now` from every parsed seed file, in one go."""
-    seeds = list(seeds)
-    problems = [problem for seed in seeds for problem in seed_problems(seed)]
-    by_url: dict[str, list[ParsedSeed]] = defaultdict(list)
-    for seed in seeds:
-        if seed.article is not None:
-            by_url[seed.article.url].append(seed)
-    winners = []
-    changes: ChangeTimes = {}
-    for candidates in by_url.values():
-        winner, duplicates = choose_winner(candidates)
-        winners.append(winner)
-        problems += duplicates
-        assert winner.article is not None
-        note_change(changes, winner.article, file_time(winner))
-    arrived = [seed.article for seed in winners if seed.article is not None]
-    return update_catalog(
-        empty_catalog(site_title, now), (), arrived, now, problems, changes, len(seeds)
-    )
+    return Catalog(Collection(ALL, "", site_title, ()), {}, {}, (), 0, ())

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import build_catalog
 from .config import ConfigError, StartupError, check_seeds_dir, load_config
 from .models import Article
-from .seeds import parse_seed_file, scan_seed_files
+from .store import CatalogStore
 
 
 def _apply_common(args: argparse.Namespace) -> None:
@@ -92,25 +91,40 @@ def check(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"{root}: not a directory", file=sys.stderr)
         return 1
-    seeds = [
-        parse_seed_file(root, seed, settings["max_file_bytes"]) for seed in scan_seed_files(root)
-    ]
-    catalog = build_catalog(seeds, datetime.now(UTC), settings["site_title"])
+    # The server's own store, loaded once: check sees exactly what would be served.
+    store = CatalogStore(root, settings["max_file_bytes"], settings["site_title"])
+    with _quiet(logging.getLogger(CatalogStore.__module__)):  # the lines below say it all
+        report = store.reload()
+    if report.error is not None:
+        print(f"{root}: {report.error}", file=sys.stderr)
+        return 1
+    catalog = store.catalog
     for problem in catalog.problems:
         severity = "skipped" if problem.fatal else "warning"
         print(f"{problem.file}: {severity}: {problem.reason}")
-    articles = [seed.article for seed in seeds if seed.article is not None]
+    articles = store.articles_read()
     merges = name_merges(articles)
     for line in merges:
         print(line)
     unusable = sum(1 for problem in catalog.problems if problem.fatal)
     print(
-        f"{len(seeds)} files, {len(articles)} articles, "
+        f"{catalog.files} files, {len(articles)} articles, "
         f"{sum(1 for a in articles if a.published)} published "
         f"({len(catalog.everything.articles)} visible now), "
         f"{len(catalog.problems) + len(merges)} problems ({unusable} files unusable)"
     )
     return 1 if unusable else 0
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Silence a logger for a while: `check` prints each problem itself, once."""
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def build(args: argparse.Namespace) -> int:

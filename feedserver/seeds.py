@@ -1,4 +1,5 @@
-"""Finding seed files and reading one file into an Article, or into the reason it cannot be one.
+"""Which files are seed files (tree.py scans by these rules) and reading one into an Article,
+or into the reason it cannot be one.
 
 Rules, applied the same way to every field:
 - a required field (`title`, `webUrl`, `publishedDateTime`) that is missing or unusable
@@ -15,11 +16,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import html
-import logging
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
@@ -31,8 +31,6 @@ from slugify import slugify
 
 from .content import body_html
 from .models import Article, Image, Provider, Related, Topic, pack_images, pack_related
-
-logger = logging.getLogger(__name__)
 
 SEED_SUFFIXES = frozenset({".txt", ".md", ".yaml", ".yml"})
 # Hidden files and folders, and the temporary files editors leave beside the ones they edit.
@@ -261,11 +259,6 @@ class SeedFile(NamedTuple):
     # Changes on every write and rename, even one that puts size and mtime back.
     ctime_ns: int = 0
 
-    @property
-    def signature(self) -> tuple[int, int, int, int]:
-        """What changes when the file's content may have changed."""
-        return (self.size, self.mtime_ns, self.inode, self.ctime_ns)
-
 
 @dataclass(frozen=True, slots=True)
 class ParsedSeed:
@@ -282,52 +275,6 @@ class ParsedSeed:
 
 def _inside(root: str, target: str) -> bool:
     return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def scan_seed_files(root: str | Path) -> Iterator[SeedFile]:
-    """Yield every seed file under root, recursively; raises OSError if root cannot be listed.
-
-    Hidden and editor temporary files are skipped, directory symlinks are not followed, and a
-    file symlink is followed only when it points inside root.
-    """
-    root_text = os.fspath(root)
-    real_root = os.path.realpath(root_text)
-    pending = [("", root_text)]
-    first = True
-    while pending:
-        prefix, directory = pending.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            if first:
-                raise
-            logger.warning("cannot list seed directory %s", prefix or ".")
-            continue
-        first = False
-        # This loop runs for every file on every reload: it is kept to the bare minimum.
-        for entry in entries:
-            name = entry.name
-            if name.startswith(_HIDDEN_PREFIXES) or name.endswith(_TEMPORARY_SUFFIXES):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append((f"{prefix}{name}/", entry.path))
-                    continue
-                if name[name.rfind(".") :].lower() not in SEED_SUFFIXES:
-                    continue
-                if entry.is_symlink() and not _inside(real_root, os.path.realpath(entry.path)):
-                    logger.warning(
-                        "skipping %s%s: symlink leads outside the seeds dir", prefix, name
-                    )
-                    continue
-                info = entry.stat()
-            except OSError:
-                continue  # vanished between listing and stat
-            if info.st_mode & 0o170000 == 0o100000:  # a regular file (S_ISREG), from the stat
-                yield _new_tuple(
-                    SeedFile,
-                    (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns),
-                )
 
 
 # Non-blocking, so that a FIFO swapped in after the scan cannot hang the reload in open();
@@ -827,7 +774,7 @@ def parse_seed_file(root: str | Path, seed: SeedFile, max_bytes: int) -> ParsedS
     try:
         data, info = read_seed_bytes(os.path.join(root, seed.path), max_bytes)
         signature = (info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
-        if signature != seed.signature:
+        if signature != seed[1:]:  # size, mtime, inode and ctime as the scan saw them
             # Changed since the scan: keep what was read, for the next reload to compare.
             seed = _new_tuple(SeedFile, (seed.path, *signature))
         text = decode_seed_text(data)

@@ -15,19 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .catalog import (
-    Catalog,
-    ChangeTimes,
-    Problem,
-    choose_winner,
-    empty_catalog,
-    file_time,
-    note_change,
-    seed_problems,
-    update_catalog,
-)
+from .catalog import Catalog, ChangeTimes, Problem, empty_catalog, update_catalog
+from .matching import choose_winner, file_time, note_change, seed_problems
+from .models import Article
 from .seeds import ParsedSeed, parse_seed_file
-from .tree import TreeIndex
+from .tree import Changes, TreeIndex
 from .watch import FULL_SCAN_EVERY, FolderWatcher
 
 logger = logging.getLogger(__name__)
@@ -70,6 +62,9 @@ class ReloadReport:
     # no longer served.
     withheld: tuple[str, ...] = ()
 
+
+# What one file served before a reload and what it serves after (None: nothing).
+_Swap = tuple[ParsedSeed | None, ParsedSeed | None]
 
 WITHHELD = "its last good version is withheld: the file no longer says 'published: true'"
 
@@ -140,7 +135,7 @@ class CatalogStore:
         # Called after each reload, under the reload lock, with the store and the report.
         self.after_reload: list[Callable[[CatalogStore, ReloadReport], None]] = []
         self._lock = threading.Lock()
-        self.catalog: Catalog = empty_catalog(site_title, clock())
+        self.catalog: Catalog = empty_catalog(site_title)
         self.last_report: ReloadReport | None = None
 
     @property
@@ -150,11 +145,19 @@ class CatalogStore:
 
     def _next_catalog(
         self,
-        changed: list[tuple[ParsedSeed | None, ParsedSeed | None]],
+        changed: list[_Swap],
         stale: tuple[str, ...],
         now: datetime,
     ) -> Catalog:
         """The catalog with the changed files' articles swapped, rebuilding only what they touch."""
+        touched_urls, changes = self._match_changed(changed)
+        gone, arrived = self._choose_winners(touched_urls)
+        problems = self._all_problems(stale)
+        return update_catalog(self.catalog, gone, arrived, now, problems, changes, len(self._files))
+
+    def _match_changed(self, changed: list[_Swap]) -> tuple[set[str], ChangeTimes]:
+        """File the changed files under their webUrls; the URLs they touch, and when each
+        collection of their articles changed."""
         touched_urls: set[str] = set()
         changes: ChangeTimes = {}
         for before, after in changed:
@@ -167,33 +170,47 @@ class CatalogStore:
                     touched_urls.add(seed.article.url)
                     when = file_time(after) if after is not None else self._removal_time(seed)
                     note_change(changes, seed.article, when)
+        return touched_urls, changes
+
+    def _choose_winners(self, touched_urls: set[str]) -> tuple[list[Article], list[Article]]:
+        """Choose again which file each touched webUrl serves: the articles that leave the
+        catalog and those that join it."""
         gone, arrived = [], []
         for url in touched_urls:
             previous = self._winners.pop(url, None)
             self._duplicates.pop(url, None)
-            paths = self._paths_of(url)
-            winner = None
-            if len(paths) == 1:  # the usual case, without a sort
-                winner = self._files[paths[0]].served
-                self._winners[url] = winner
-            elif paths:
-                winner, duplicates = choose_winner(self._files[path].served for path in paths)
-                self._winners[url] = winner
-                if duplicates:
-                    self._duplicates[url] = duplicates
+            winner = self._choose_winner(url)
             if winner is previous:
                 continue
             if previous is not None and previous.article is not None:
                 gone.append(previous.article)
             if winner is not None and winner.article is not None:
                 arrived.append(winner.article)
+        return gone, arrived
+
+    def _choose_winner(self, url: str) -> ParsedSeed | None:
+        """The served file of a webUrl, noting it and its duplicates; None when no file has it."""
+        paths = self._paths_of(url)
+        if not paths:
+            return None
+        if len(paths) == 1:  # the usual case, without a sort
+            winner = self._files[paths[0]].served
+        else:
+            winner, duplicates = choose_winner(self._files[path].served for path in paths)
+            if duplicates:
+                self._duplicates[url] = duplicates
+        self._winners[url] = winner
+        return winner
+
+    def _all_problems(self, stale: tuple[str, ...]) -> list[Problem]:
+        """Every file's problems: errors and warnings, duplicates, stale versions served."""
         problems = [p for file_problems in self._problems.values() for p in file_problems]
         problems += [p for duplicates in self._duplicates.values() for p in duplicates]
         problems += [
             Problem(path, f"{self._files[path].latest.error}; serving its last good version", False)
             for path in stale
         ]
-        return update_catalog(self.catalog, gone, arrived, now, problems, changes, len(self._files))
+        return problems
 
     def _note_problems(self, path: str, problems: list[Problem]) -> None:
         if problems:
@@ -265,6 +282,11 @@ class CatalogStore:
         """Every seed file's state, by path: what a snapshot keeps. Do not change it."""
         return self._files
 
+    def articles_read(self) -> list[Article]:
+        """The article each file holds now, served or not (unpublished, duplicates too)."""
+        articles = (state.latest.article for state in self._files.values())
+        return [article for article in articles if article is not None]
+
     def _reload(self, started: datetime, clock_start: float) -> ReloadReport:
         if not self.seeds_dir.is_dir():
             raise FileNotFoundError(2, "no such directory")
@@ -274,35 +296,9 @@ class CatalogStore:
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
         rebuilt = bool(changes or release_due or self.last_report is None)
-        changed: list[tuple[ParsedSeed | None, ParsedSeed | None]] = []  # (before, after)
-        parsed = 0
-        for seed_file in changes.changed:
-            path = seed_file.path
-            state = self._files.get(path)
-            result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
-            new_state = _next_state(state, result)
-            if result.file is not seed_file:
-                changes.keep(result.file)
-            parsed += 1
-            before = state.served if state is not None and path not in self._unbuilt else None
-            changed.append((before, new_state.served))
-            self._unbuilt.discard(path)
-            self._files[path] = new_state
-            self._note_state(path, new_state)
-            if result.error is not None and new_state.good is None:
-                logger.warning("%s: %s", path, self._problems[path][0].reason)
-        for path in changes.removed:
-            state = self._files.pop(path)
-            if path not in self._unbuilt:
-                changed.append((state.served, None))
-            self._unbuilt.discard(path)
-            self._note_state(path, None)
-        # Files a snapshot brought and that have not changed since: into the catalog now.
-        for path in self._unbuilt:
-            state = self._files[path]
-            changed.append((None, state.served))
-            self._note_state(path, state)
-        self._unbuilt = set()
+        changed = self._parse_changed(changes)  # (before, after) of each file
+        changed += self._drop_removed(changes.removed)
+        changed += self._take_unbuilt()
         rebuilt = rebuilt or bool(changed)
         self._index.apply(changes)
         if self._watcher is not None:
@@ -314,8 +310,8 @@ class CatalogStore:
             started=started,
             duration_seconds=time.perf_counter() - clock_start,
             files=len(self._files),
-            parsed=parsed,
-            unchanged=len(self._files) - parsed,
+            parsed=len(changes.changed),
+            unchanged=len(self._files) - len(changes.changed),
             removed=len(changes.removed),
             failed=len(self._failed),
             stale=stale,
@@ -323,6 +319,51 @@ class CatalogStore:
             error=None,
             withheld=withheld,
         )
+        self._log_report(report)
+        return report
+
+    def _parse_changed(self, changes: Changes) -> list[_Swap]:
+        """Parse the new and changed files and keep their states; what each served before
+        (None when it was not in the catalog) and serves now."""
+        changed: list[_Swap] = []
+        for seed_file in changes.changed:
+            path = seed_file.path
+            state = self._files.get(path)
+            result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
+            new_state = _next_state(state, result)
+            if result.file is not seed_file:
+                changes.keep(result.file)
+            before = state.served if state is not None and path not in self._unbuilt else None
+            changed.append((before, new_state.served))
+            self._unbuilt.discard(path)
+            self._files[path] = new_state
+            self._note_state(path, new_state)
+            if result.error is not None and new_state.good is None:
+                logger.warning("%s: %s", path, self._problems[path][0].reason)
+        return changed
+
+    def _drop_removed(self, removed: list[str]) -> list[_Swap]:
+        """Forget the removed files; what those in the catalog served."""
+        changed: list[_Swap] = []
+        for path in removed:
+            state = self._files.pop(path)
+            if path not in self._unbuilt:
+                changed.append((state.served, None))
+            self._unbuilt.discard(path)
+            self._note_state(path, None)
+        return changed
+
+    def _take_unbuilt(self) -> list[_Swap]:
+        """Files a snapshot brought and that have not changed since: into the catalog now."""
+        changed: list[_Swap] = []
+        for path in self._unbuilt:
+            state = self._files[path]
+            changed.append((None, state.served))
+            self._note_state(path, state)
+        self._unbuilt = set()
+        return changed
+
+    def _log_report(self, report: ReloadReport) -> None:
         logger.info(
             "reload: files=%d parsed=%d unchanged=%d removed=%d failed=%d stale=%d "
             "withheld=%d duration=%.3fs rebuilt=%s",
@@ -331,15 +372,14 @@ class CatalogStore:
             report.unchanged,
             report.removed,
             report.failed,
-            len(stale),
-            len(withheld),
+            len(report.stale),
+            len(report.withheld),
             report.duration_seconds,
-            rebuilt,
+            report.rebuilt,
         )
-        for path in stale:
+        for path in report.stale:
             error = self._files[path].latest.error
             logger.warning("%s: %s; serving its last good version", path, error)
-        return report
 
     def _folders_to_list(self) -> set[str] | None:
         """The folders a reload lists again, from inotify's events; None for a full scan

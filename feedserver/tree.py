@@ -11,8 +11,7 @@ A stamp taken within RACY_NS of the scan is not trusted (an entry added in the s
 the file system's clock would leave it as it was), as git does with its index: that folder is
 listed again next time.
 
-The filtering rules (hidden and temporary files, suffixes, symlinks) are those of
-`seeds.scan_seed_files`.
+The filtering rules (hidden and temporary files, suffixes, symlinks) come from `seeds`.
 """
 
 from __future__ import annotations

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC, datetime
 from functools import partial
 
 from feedserver.cache import ENTRY_OVERHEAD, RenderCache, Rendered
 from feedserver.catalog import empty_catalog
 
-CATALOG = empty_catalog("test", datetime(2024, 1, 1, tzinfo=UTC))
+CATALOG = empty_catalog("test")
 
 
 def incompressible(size: int) -> bytes:
@@ -104,7 +103,7 @@ def test_an_evicted_entry_no_longer_counts_its_gzip_copy() -> None:
 def test_a_new_catalog_empties_the_cache_and_its_count() -> None:
     cache = RenderCache(max_bytes=10 * entry(1000))
     made = fill(cache, ["a", "b"], 1000)
-    newer = empty_catalog("test", datetime(2024, 1, 2, tzinfo=UTC))
+    newer = empty_catalog("test")
     fresh = rendered(1000)
     cache.get(newer, "a", lambda: fresh)
     assert cache.bytes == entry(1000) and len(cache) == 1

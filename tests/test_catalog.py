@@ -1,5 +1,5 @@
-"""The published rule and the catalog (feedserver.catalog.build_catalog), and reloading it
-(feedserver.store.CatalogStore)."""
+"""The published rule and the catalog as the store builds it (feedserver.store.CatalogStore),
+and reloading it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from feedserver.catalog import ALL, EPOCH, PROVIDER, TOPIC, Catalog, build_catalog
-from feedserver.seeds import ParsedSeed, parse_seed_file, scan_seed_files
+from feedserver.catalog import ALL, EPOCH, PROVIDER, TOPIC, Catalog
+from feedserver.matching import choose_winner
+from feedserver.seeds import ParsedSeed, parse_seed_file
 from feedserver.store import CatalogStore
+from feedserver.tree import TreeIndex
 
 MAX_BYTES = 1024 * 1024
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -30,11 +32,15 @@ UNPUBLISHED = {
 
 
 def parse_all(directory: Path) -> list[ParsedSeed]:
-    return [parse_seed_file(directory, s, MAX_BYTES) for s in scan_seed_files(directory)]
+    changes = TreeIndex().scan(str(directory))
+    return [parse_seed_file(directory, s, MAX_BYTES) for s in changes.changed]
 
 
 def catalog_of(directory: Path, now: datetime = NOW) -> Catalog:
-    return build_catalog(parse_all(directory), now, "Site")
+    """The catalog a store serves after loading the directory at `now`."""
+    store = CatalogStore(directory, MAX_BYTES, "Site", clock=lambda: now)
+    store.reload()
+    return store.catalog
 
 
 def urls(catalog: Catalog, kind: str = ALL, key: str = "") -> list[str]:
@@ -180,10 +186,10 @@ def test_duplicate_with_equal_mtimes_is_decided_by_path(
     write_seed("b.txt", webUrl=url, title="B", mtime=1_600_000_000)
     write_seed("a.txt", webUrl=url, title="A", mtime=1_600_000_000)
     seeds = parse_all(tmp_seeds)
-    forwards = build_catalog(seeds, NOW, "Site")
-    backwards = build_catalog(list(reversed(seeds)), NOW, "Site")
-    assert forwards.everything.articles == backwards.everything.articles
-    assert [a.title for a in forwards.everything.articles] == ["A"]
+    forwards, _ = choose_winner(seeds)
+    backwards, _ = choose_winner(reversed(seeds))
+    assert forwards is backwards
+    assert [a.title for a in catalog_of(tmp_seeds).everything.articles] == ["A"]
 
 
 def test_newer_unpublished_duplicate_hides_the_article(

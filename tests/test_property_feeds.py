@@ -10,10 +10,10 @@ import feedparser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedserver.catalog import build_catalog
+from feedserver.catalog import empty_catalog, update_catalog
 from feedserver.freshness import Freshness
 from feedserver.render import RENDERERS, FeedDocument
-from feedserver.seeds import ParsedSeed, SeedFile, article_from_mapping
+from feedserver.seeds import article_from_mapping
 from feedserver.urls import Urls
 
 # Any code point at all, surrogates and U+FFFE included: the seed reader must clean them.
@@ -54,8 +54,8 @@ def front_matter(draw: st.DrawFn) -> dict[str, object]:
 @given(front_matter(), body)
 def test_every_format_stays_well_formed(fields: dict[str, object], markdown: str) -> None:
     article, _ = article_from_mapping(fields, markdown)
-    seed = ParsedSeed(SeedFile("a.txt", 1, 1, 1), article, None, ())
-    catalog = build_catalog([seed], datetime(2022, 1, 1, tzinfo=UTC), "Site")
+    now = datetime(2022, 1, 1, tzinfo=UTC)
+    catalog = update_catalog(empty_catalog("Site"), (), [article], now, (), {}, 1)
     collections = [catalog.everything, *catalog.topics.values(), *catalog.providers.values()]
     for collection in collections:
         for extension, render in RENDERERS.items():

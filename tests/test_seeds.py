@@ -27,9 +27,9 @@ from feedserver.seeds import (
     load_yaml_mapping,
     parse_seed_file,
     read_seed_text,
-    scan_seed_files,
     still_says_published,
 )
+from feedserver.tree import TreeIndex
 
 MAX_BYTES = 1024 * 1024
 VALID = (
@@ -73,9 +73,14 @@ BUNDLED = {
 }
 
 
+def scan(directory: Path) -> list[SeedFile]:
+    """Every seed file under a directory, as the store's scan finds it."""
+    return TreeIndex().scan(str(directory)).changed
+
+
 def parse(directory: Path, name: str, max_bytes: int = MAX_BYTES) -> ParsedSeed:
     """Parse one file of a directory as the store does."""
-    (seed,) = [s for s in scan_seed_files(directory) if s.path == name]
+    (seed,) = [s for s in scan(directory) if s.path == name]
     return parse_seed_file(directory, seed, max_bytes)
 
 
@@ -575,7 +580,7 @@ def test_scan_finds_seed_files_recursively_and_skips_the_rest(tmp_seeds: Path) -
         path = tmp_seeds / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(VALID, "utf-8")
-    found = sorted(seed.path for seed in scan_seed_files(tmp_seeds))
+    found = sorted(seed.path for seed in scan(tmp_seeds))
     assert found == sorted(kept)
 
 
@@ -583,7 +588,7 @@ def test_scan_reports_size_and_mtime(tmp_seeds: Path) -> None:
     path = tmp_seeds / "a.txt"
     path.write_text(VALID, "utf-8")
     os.utime(path, (1_600_000_000, 1_600_000_000))
-    (seed,) = scan_seed_files(tmp_seeds)
+    (seed,) = scan(tmp_seeds)
     assert isinstance(seed, SeedFile)
     assert seed.size == len(VALID.encode())
     assert seed.mtime_ns == 1_600_000_000 * 10**9
@@ -597,13 +602,13 @@ def test_scan_skips_symlinks_leading_outside(tmp_seeds: Path, tmp_path: Path) ->
     (tmp_seeds / "link-out.txt").symlink_to(outside / "secret.txt")
     (tmp_seeds / "link-in.txt").symlink_to(tmp_seeds / "inside.txt")
     (tmp_seeds / "linked-dir").symlink_to(outside, target_is_directory=True)
-    found = sorted(seed.path for seed in scan_seed_files(tmp_seeds))
+    found = sorted(seed.path for seed in scan(tmp_seeds))
     assert found == ["inside.txt", "link-in.txt"]
 
 
 def test_scan_of_missing_directory_raises(tmp_path: Path) -> None:
     with pytest.raises(OSError):
-        list(scan_seed_files(tmp_path / "missing"))
+        scan(tmp_path / "missing")
 
 
 # --- robustness -------------------------------------------------------------------------
@@ -648,7 +653,7 @@ _FRAGMENTS = [
 def test_parsing_never_raises(tmp_seeds: Path, content: bytes) -> None:
     path = tmp_seeds / "fuzz.txt"
     path.write_bytes(content)
-    (seed,) = scan_seed_files(tmp_seeds)
+    (seed,) = scan(tmp_seeds)
     result = parse_seed_file(tmp_seeds, seed, MAX_BYTES)
     assert (result.article is None) != (result.error is None)
 
@@ -861,7 +866,7 @@ def _parse_within(directory: Path, seed: SeedFile, seconds: float = 30.0) -> Par
 
 def _swap_after_scan(directory: Path, make: Callable[[Path], object]) -> ParsedSeed:
     (directory / "a.txt").write_text(VALID, "utf-8")
-    (seed,) = scan_seed_files(directory)
+    (seed,) = scan(directory)
     (directory / "a.txt").unlink()
     make(directory / "a.txt")
     return _parse_within(directory, seed)
@@ -931,12 +936,12 @@ def test_a_symlink_inside_the_seeds_dir_is_still_followed(tmp_seeds: Path) -> No
 def test_a_file_changed_after_the_scan_is_recorded_as_read(tmp_seeds: Path) -> None:
     path = tmp_seeds / "a.txt"
     path.write_text(VALID, "utf-8")
-    (seed,) = scan_seed_files(tmp_seeds)
+    (seed,) = scan(tmp_seeds)
     path.write_text(VALID.replace("A title", "Newer title"), "utf-8")
     os.utime(path, ns=(seed.mtime_ns + 10**9, seed.mtime_ns + 10**9))
     result = parse_seed_file(tmp_seeds, seed, MAX_BYTES)
     assert article_of(result).title == "Newer title"
-    (rescanned,) = scan_seed_files(tmp_seeds)
+    (rescanned,) = scan(tmp_seeds)
     assert result.file == rescanned  # the next reload sees it unchanged
 
 
