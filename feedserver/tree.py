@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 _new_tuple = tuple.__new__
 _REGULAR = 0o100000
 _FILE_TYPE = 0o170000
-_OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+# Like every open under the seeds directory: never blocking, never inherited by a child.
+_OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 # How recent a folder's stamp may be and still be trusted next time (2 s: coarse file
 # system clocks tick every few milliseconds, network ones may lag a little).
 RACY_NS = 2_000_000_000
