@@ -307,11 +307,10 @@ class NotARegularFile(SeedError):
     else (a FIFO, a device, a socket) was put in its place."""
 
 
-def read_seed_bytes(path: str | Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
-    """The bytes of a regular file and what `fstat` said of it; refuses anything that is not a
-    regular file, and refuses a file over max_bytes unread."""
+def _open_seed(path: str | Path) -> int:
+    """A descriptor of the file, opened without blocking; SeedError saying why it cannot be."""
     try:
-        descriptor = os.open(path, _OPEN_FLAGS)
+        return os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
         raise NotARegularFile("file vanished before it could be read") from None
     except PermissionError:
@@ -320,6 +319,12 @@ def read_seed_bytes(path: str | Path, max_bytes: int) -> tuple[bytes, os.stat_re
         if error.errno == errno.ENXIO:  # what opening a socket says
             raise NotARegularFile(f"is {_kind_of(path)}, not a regular file; not read") from None
         raise SeedError(f"cannot be read ({error.strerror})") from None
+
+
+def read_seed_bytes(path: str | Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file and what `fstat` said of it; refuses anything that is not a
+    regular file, and refuses a file over max_bytes unread."""
+    descriptor = _open_seed(path)
     try:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
