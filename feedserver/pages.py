@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from . import combine, redirects
 from .cache import Rendered
 from .catalog import PROVIDER, TOPIC, Catalog, Collection
+from .config import current_settings
 from .models import Article
 from .preview import html, plural
 from .query import BadParameter, Page, encode_query, parameter_lists, parse_feed_query, select_page
@@ -21,7 +22,6 @@ from .web import (
     _feed_description,
     _feed_links,
     _feed_title,
-    _setting,
     _store,
     base_url,
     feed_url,
@@ -49,8 +49,14 @@ def plural_filter(count: int, noun: str, nouns: str | None = None) -> str:
 def site_links() -> dict[str, Any]:
     """What every page's header and footer link to."""
     # An error page for a request with a bad Host header links by path alone.
-    base = base_url() if _setting("base_url") or valid_host(request.host) else ""
+    base = base_url() if current_settings().base_url or valid_host(request.host) else ""
     return {"site_url": lambda path="/": f"{base}{path}", "page_path": page_path}
+
+
+@bp.app_context_processor
+def site_language() -> dict[str, str]:
+    """The language every page's <html lang> names (the language setting)."""
+    return {"site_language": current_settings().language}
 
 
 def _page_of(
@@ -60,7 +66,7 @@ def _page_of(
     URLs of the newer and older pages, and how many articles match in all."""
     if articles is None:
         articles = collection.articles
-    size = int(_setting("page_size"))
+    size = current_settings().page_size
     try:
         query = parse_feed_query(parameter_lists(request_query()), size, size)
     except BadParameter as error:
@@ -93,12 +99,12 @@ def index() -> Response:
         page, pager, _ = _page_of(catalog, everything)
         return html(
             "index.html",
-            description=_setting("site_description"),
+            description=current_settings().site_description,
             everything=everything,
             page=page,
             paging=pager,
             feeds=_feed_links(everything),
-            feed_title=_setting("site_title"),
+            feed_title=current_settings().site_title,
             opml_url=f"{base_url()}/feeds.opml",
             topics=_largest(catalog.topics.values(), HOME_LISTED),
             providers=_largest(catalog.providers.values(), HOME_LISTED),
@@ -155,7 +161,7 @@ def _index_page(kind: str) -> Response:
             rows=[(c, page_url(c), _feed_links(c)) for c in _largest(group.values())],
             listing_json=f"{base_url()}/{title.lower()}.json",
             feeds=_feed_links(everything),
-            feed_title=_setting("site_title"),
+            feed_title=current_settings().site_title,
         )
 
     return respond(_cached(render))
@@ -188,7 +194,7 @@ def search() -> Response:
             paging=pager,
             matches=total,
             feeds=_search_feeds(everything, words),
-            feed_title=f"Search: {words}" if words else _setting("site_title"),
+            feed_title=f"Search: {words}" if words else current_settings().site_title,
         )
 
     return respond(_cached(render))

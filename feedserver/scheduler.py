@@ -165,9 +165,9 @@ class ReloadScheduler:
         )
 
 
-def init_app(app: Flask, store: CatalogStore) -> ReloadScheduler:
+def init_app(app: Flask, store: CatalogStore, reload_interval: int) -> ReloadScheduler:
     """Attach a reload scheduler that starts with the first request of each process."""
-    scheduler = ReloadScheduler(store, int(app.config["FEEDSERVER"]["reload_interval"]))
+    scheduler = ReloadScheduler(store, reload_interval)
     app.extensions["feedserver.scheduler"] = scheduler
     app.before_request(scheduler.ensure_started)
     return scheduler
