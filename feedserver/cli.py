@@ -26,9 +26,9 @@ def command_line_settings(
     config/feedserver.yaml) and the environment, with its --seeds (or DIRECTORY) and
     `overrides` winning over both."""
     chosen = dict(overrides or {})
-    if getattr(args, "seeds", None):
+    if args.seeds:
         chosen["seeds_dir"] = args.seeds
-    return load_config(chosen, config_file=args.config or None, source="command line")
+    return load_config(chosen, config_file=args.config, source="command line")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -40,9 +40,10 @@ def serve(args: argparse.Namespace) -> int:
 
     # Fail with one clear line before gunicorn starts.
     check_seeds_dir(command_line_settings(args).seeds_dir)
-    # Each worker loads the settings again, as under `gunicorn wsgi:app` (a HUP then reads
-    # the config file anew): gunicorn forks the workers from this process, so they call
-    # this loader with the same arguments, with no need of the environment.
+    # Whoever loads the app (each worker, or the master with --preload) loads the settings
+    # again, as under `gunicorn wsgi:app`, so that a HUP reads the config file anew. gunicorn
+    # forks its workers from this process: this loader and its arguments reach them as they
+    # are, with no need of the environment.
     load_settings = functools.partial(command_line_settings, args)
 
     class Server(BaseApplication):  # type: ignore[misc]

@@ -4,6 +4,7 @@ and one clear line naming the key for every bad value."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import ipaddress
 import logging
 import subprocess
@@ -23,9 +24,11 @@ from feedserver.config import (
     ConfigError,
     Settings,
     StartupError,
+    app_settings,
     check_seeds_dir,
     load_config,
 )
+from feedserver.gunicorn_hooks import serving_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
@@ -110,6 +113,19 @@ def test_config_file_named_by_environment(tmp_path: Path) -> None:
     assert config.feed_limit == 20
     assert config.base_url == "https://feeds.example.com"
     assert config.reload_interval == 60
+
+
+def test_config_file_named_by_the_caller_wins_over_the_environment(tmp_path: Path) -> None:
+    named = write_config(tmp_path / "named.yaml", {"site_title": "Named"})
+    other = write_config(tmp_path / "other.yaml", {"site_title": "Other"})
+    config = load_config(environ={"FEEDSERVER_CONFIG": str(other)}, config_file=named)
+    assert config.site_title == "Named"
+
+
+def test_bad_override_names_where_it_came_from() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"feed_limit": 0}, environ={}, source="command line")
+    assert str(raised.value).startswith("config: feed_limit (command line) must be between")
 
 
 def test_config_file_from_the_real_environment(
@@ -297,6 +313,18 @@ def test_wsgi_with_bad_setting_exits_with_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert "feed_limit" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_only_a_serving_process_freezes_what_it_loaded(seeds_dir: Path) -> None:
+    before = gc.get_freeze_count()
+    create_app({"seeds_dir": str(seeds_dir)})  # as tests and `feedserver build` do
+    assert gc.get_freeze_count() == before
+    try:
+        app = serving_app(lambda: load_config({"seeds_dir": str(seeds_dir)}))
+        assert gc.get_freeze_count() > before
+        assert app_settings(app).seeds_dir == str(seeds_dir)
+    finally:
+        gc.unfreeze()
 
 
 def test_readme_documents_every_setting() -> None:
