@@ -13,6 +13,7 @@ costs is measured apart, on a fresh index of the same articles.
 from __future__ import annotations
 
 import copy
+import gc
 import statistics
 import sys
 import time
@@ -61,6 +62,7 @@ class FilteredTimer:
         pin_to_one_cpu()
         # The same client asks the same feeds again and again: no 429 for polling too often.
         self.app = create_app({"seeds_dir": root, "base_url": BASE_URL, "polite_polling": False})
+        gc.freeze()  # as a serving process does once loaded (gunicorn_hooks.serving_app)
         self.store = self.app.extensions["feedserver.store"]
         feeds = {"all": "/feed.rss", "topic": f"/topics/{biggest_topic(self.app)}.rss"}
         self.requests = {

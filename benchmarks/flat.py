@@ -96,6 +96,7 @@ class FeedTimer:
 
         pin_to_one_cpu()
         self.app = create_app({"seeds_dir": root, "base_url": BASE_URL})
+        gc.freeze()  # as a serving process does once loaded (gunicorn_hooks.serving_app)
         self.path = f"/topics/{biggest_topic(self.app)}.rss"
         self.template = environ_for(self.path)
         self.first, _, status, self.size = call(self.app, self.template)

@@ -124,6 +124,7 @@ def prepare(task: str, tree: trees.SeedTree) -> tuple[Callable[[], Any], Callabl
         trees.rewrite_titles(tree.root, changed, "Profiled:")
         return store.reload, restore.close
     app = _app(tree)
+    gc.freeze()  # as a serving process does once loaded (gunicorn_hooks.serving_app)
     store = app.extensions["feedserver.store"]
     template = flat.environ_for(f"/topics/{flat.biggest_topic(app)}.rss")
     flat.call(app, template)
@@ -170,6 +171,8 @@ def under_py_spy(args: argparse.Namespace) -> None:
 def profile_memory(tree: trees.SeedTree, top: int) -> None:
     """What a loaded app keeps: tracemalloc's top allocation sites still alive after load."""
     tracemalloc.start(8)
+    # Not frozen as a serving process's app is: gc.get_objects() leaves frozen objects out,
+    # and this counts what the loaded app keeps.
     app = _app(tree)
     app.test_client().get(f"/topics/{biggest_topic(app)}.rss")
     gc.collect()

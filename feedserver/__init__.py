@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +10,7 @@ from flask import Flask, Response
 
 from . import errors, pages, redirects, scheduler, web, websub
 from .cache import RenderCache
-from .config import check_seeds_dir, load_config
+from .config import SETTINGS_EXTENSION, Settings, check_seeds_dir, load_config
 from .fastpath import CachedResponses
 from .health import ProblemSummaries
 from .snapshot import load_store
@@ -36,35 +35,33 @@ def _configure_logging() -> None:
 
 
 def create_app(
-    config: Mapping[str, Any] | None = None, *, reload_in_background: bool = False
+    settings: Settings | Mapping[str, Any] | None = None, *, reload_in_background: bool = False
 ) -> Flask:
-    """Build the app: load settings, read the seeds once, and register the routes.
+    """Build the app: read the seeds once, and register the routes.
 
-    `config` overrides settings from the config file and environment. With
-    `reload_in_background`, each serving process reloads the seeds on a schedule. Raises
-    StartupError (one line) for a bad setting or a seeds directory that cannot be listed.
+    `settings` are loaded ones (load_config), or overrides of the config file and environment
+    to load them with. With `reload_in_background`, each serving process reloads the seeds on
+    a schedule. Raises StartupError (one line) for a bad setting or a seeds directory that
+    cannot be listed.
     """
     _configure_logging()
-    settings = load_config(config)
-    check_seeds_dir(settings["seeds_dir"])
+    if not isinstance(settings, Settings):
+        settings = load_config(settings)
+    check_seeds_dir(settings.seeds_dir)
     app = Flask(__name__)
-    app.config["FEEDSERVER"] = settings
+    app.extensions[SETTINGS_EXTENSION] = settings
     app.json.sort_keys = False  # type: ignore[attr-defined]
     store = CatalogStore(
-        settings["seeds_dir"],
-        settings["max_file_bytes"],
-        settings["site_title"],
-        watch=settings["watch_seeds"],
+        settings.seeds_dir,
+        settings.max_file_bytes,
+        settings.site_title,
+        watch=settings.watch_seeds,
     )
-    report = load_store(store, settings["cache_dir"])
+    report = load_store(store, settings.cache_dir)
     if report.error:
         logger.warning("starting without articles: %s", report.error)
-    # The loaded catalog lives as long as the process: keep the garbage collector from
-    # walking it again and again (and, after a --preload fork, from touching every page of
-    # it, which would copy memory the workers could share with the master).
-    gc.freeze()
     app.extensions["feedserver.store"] = store
-    app.extensions["feedserver.cache"] = RenderCache(settings["render_cache_bytes"])
+    app.extensions["feedserver.cache"] = RenderCache(settings.render_cache_bytes)
     app.extensions["feedserver.health"] = ProblemSummaries()
     # werkzeug would answer "//" in a path with a redirect built from the Host header.
     app.url_map.merge_slashes = False
@@ -78,8 +75,8 @@ def create_app(
         app.wsgi_app,
         store,
         app.extensions["feedserver.cache"],
-        settings["base_url"],
-        settings["reload_interval"],
+        settings.base_url,
+        settings.reload_interval,
         web.valid_host,
     )
     # Outermost: every answer, cached or not, is counted, and impolite polls are refused.
@@ -87,5 +84,6 @@ def create_app(
 
     stats_views.init_app(app, settings)
     if reload_in_background:
-        websub.init_app(app, scheduler.init_app(app, store))
+        reloads = scheduler.init_app(app, store, settings.reload_interval)
+        websub.init_app(app, reloads, settings)
     return app

@@ -5,38 +5,45 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
-import os
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, StartupError, check_seeds_dir, load_config
+from .config import ConfigError, Settings, StartupError, check_seeds_dir, load_config
 from .models import Article
 from .store import CatalogStore
 
 
-def _apply_common(args: argparse.Namespace) -> None:
-    """Command-line choices win over the environment and the config file."""
-    if getattr(args, "config", None):
-        os.environ["FEEDSERVER_CONFIG"] = args.config
-    if getattr(args, "seeds", None):
-        os.environ["FEEDSERVER_SEEDS_DIR"] = args.seeds
+def command_line_settings(
+    args: argparse.Namespace, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """The settings a command runs with: its --config file (else FEEDSERVER_CONFIG's, else
+    config/feedserver.yaml) and the environment, with its --seeds (or DIRECTORY) and
+    `overrides` winning over both."""
+    chosen = dict(overrides or {})
+    if args.seeds:
+        chosen["seeds_dir"] = args.seeds
+    return load_config(chosen, config_file=args.config, source="command line")
 
 
 def serve(args: argparse.Namespace) -> int:
     """Run the app under gunicorn's gevent workers with the given address and workers."""
     from gunicorn.app.base import BaseApplication
-    from gunicorn.arbiter import Arbiter
 
-    from . import create_app, gunicorn_hooks
+    from . import gunicorn_hooks
     from .worker import gunicorn_settings
 
-    _apply_common(args)
     # Fail with one clear line before gunicorn starts.
-    check_seeds_dir(load_config()["seeds_dir"])
+    check_seeds_dir(command_line_settings(args).seeds_dir)
+    # Whoever loads the app (each worker, or the master with --preload) loads the settings
+    # again, as under `gunicorn wsgi:app`, so that a HUP reads the config file anew. gunicorn
+    # forks its workers from this process: this loader and its arguments reach them as they
+    # are, with no need of the environment.
+    load_settings = functools.partial(command_line_settings, args)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -48,17 +55,13 @@ def serve(args: argparse.Namespace) -> int:
             self.cfg.set("preload_app", args.preload)
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", gunicorn_hooks.ACCESS_LOG_FORMAT)
-            for hook in ("on_starting", "post_worker_init", "child_exit", "on_exit"):
+            for hook in ("post_worker_init", "child_exit", "on_exit"):
                 self.cfg.set(hook, getattr(gunicorn_hooks, hook))
+            # config/gunicorn.conf.py's on_starting, with this command's settings.
+            self.cfg.set("on_starting", lambda server: gunicorn_hooks.start_master(load_settings))
 
         def load(self) -> Any:
-            try:
-                return create_app(reload_in_background=True)
-            except StartupError as error:
-                # One line, and gunicorn's boot-error code: the master stops the server
-                # rather than starting this worker again and again.
-                print(f"feedserver: {error}", file=sys.stderr, flush=True)
-                sys.exit(Arbiter.WORKER_BOOT_ERROR)
+            return gunicorn_hooks.serving_app(load_settings)
 
     # Chosen before the app may be loaded (--preload loads it before any hook runs).
     gunicorn_hooks.prepare_metrics_dir()
@@ -85,14 +88,13 @@ def name_merges(articles: Iterable[Article]) -> list[str]:
 
 def check(args: argparse.Namespace) -> int:
     """Read every seed file, print one line per problem and a summary; 1 if any is unusable."""
-    _apply_common(args)
-    settings = load_config({"seeds_dir": args.directory} if args.directory else None)
-    root = Path(settings["seeds_dir"])
+    settings = command_line_settings(args)
+    root = Path(settings.seeds_dir)
     if not root.is_dir():
         print(f"{root}: not a directory", file=sys.stderr)
         return 1
     # The server's own store, loaded once: check sees exactly what would be served.
-    store = CatalogStore(root, settings["max_file_bytes"], settings["site_title"])
+    store = CatalogStore(root, settings.max_file_bytes, settings.site_title)
     with _quiet(logging.getLogger(CatalogStore.__module__)):  # the lines below say it all
         report = store.reload()
     if report.error is not None:
@@ -132,20 +134,19 @@ def build(args: argparse.Namespace) -> int:
     from . import create_app
     from .export import BuildRefused, build_site, unreadable_seeds, watch
 
-    _apply_common(args)
     # The build's own requests are no readers: nothing is counted or limited.
     overrides: dict[str, Any] = {"stats_db": "", "polite_polling": False}
     if args.base_url:
         overrides["base_url"] = args.base_url
+    settings = command_line_settings(args, overrides)
     outdir = Path(args.outdir)
     # An empty catalog would replace every file of a good site: refuse before loading.
-    problem = unreadable_seeds(Path(load_config(overrides)["seeds_dir"]))
+    problem = unreadable_seeds(Path(settings.seeds_dir))
     if problem:
         print(f"feedserver: build: {problem}; nothing written to {outdir}", file=sys.stderr)
         return 1
-    app = create_app(overrides)
-    settings = app.config["FEEDSERVER"]
-    if not settings["base_url"]:
+    app = create_app(settings)
+    if not settings.base_url:
         print(
             "feedserver: build needs base_url (--base-url or the config), "
             "the address the files will be served at",
@@ -165,7 +166,7 @@ def build(args: argparse.Namespace) -> int:
     )
     if args.watch:
         with contextlib.suppress(KeyboardInterrupt):
-            watch(app, outdir, settings["reload_interval"], args.allow_empty)
+            watch(app, outdir, settings.reload_interval, args.allow_empty)
     return 1 if report.failed else 0
 
 
@@ -174,34 +175,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedserver", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("serve", help="serve the feeds under gunicorn")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--workers", type=int, default=2)
-    run.add_argument("--preload", action="store_true", help="load the seeds once, then fork")
-    run.add_argument("--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)")
-    run.add_argument(
+    serve_command = commands.add_parser("serve", help="serve the feeds under gunicorn")
+    serve_command.add_argument("--host", default="127.0.0.1")
+    serve_command.add_argument("--port", type=int, default=8000)
+    serve_command.add_argument("--workers", type=int, default=2)
+    serve_command.add_argument(
+        "--preload", action="store_true", help="load the seeds once, then fork"
+    )
+    serve_command.add_argument(
+        "--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)"
+    )
+    serve_command.add_argument(
         "--config", metavar="FILE", help="config file (default config/feedserver.yaml)"
     )
-    run.set_defaults(handler=serve)
+    serve_command.set_defaults(handler=serve)
 
-    export = commands.add_parser("build", help="write every feed and page as static files")
-    export.add_argument("outdir", metavar="OUTDIR")
-    export.add_argument("--base-url", help="URL the files will be served at (base_url)")
-    export.add_argument("--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)")
-    export.add_argument("--config", metavar="FILE", help="config file to read")
-    export.add_argument("--watch", action="store_true", help="rebuild on every reload interval")
-    export.add_argument(
+    build_command = commands.add_parser("build", help="write every feed and page as static files")
+    build_command.add_argument("outdir", metavar="OUTDIR")
+    build_command.add_argument("--base-url", help="URL the files will be served at (base_url)")
+    build_command.add_argument(
+        "--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)"
+    )
+    build_command.add_argument("--config", metavar="FILE", help="config file to read")
+    build_command.add_argument(
+        "--watch", action="store_true", help="rebuild on every reload interval"
+    )
+    build_command.add_argument(
         "--allow-empty",
         action="store_true",
         help="build even when it removes every article of the previous build",
     )
-    export.set_defaults(handler=build)
+    build_command.set_defaults(handler=build)
 
-    inspect = commands.add_parser("check", help="report every problem in a seeds directory")
-    inspect.add_argument("directory", nargs="?", help="seeds directory (default: seeds_dir)")
-    inspect.add_argument("--config", metavar="FILE", help="config file")
-    inspect.set_defaults(handler=check)
+    check_command = commands.add_parser("check", help="report every problem in a seeds directory")
+    # Stored as `seeds`, like the other commands' --seeds.
+    check_command.add_argument(
+        "seeds", metavar="directory", nargs="?", help="seeds directory (default: seeds_dir)"
+    )
+    check_command.add_argument("--config", metavar="FILE", help="config file")
+    check_command.set_defaults(handler=check)
     return parser
 
 

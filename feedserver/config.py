@@ -1,4 +1,5 @@
-"""The settings table: every setting's name, default, type and help, loaded and validated once."""
+"""The settings table: every setting's name, default, type and help, loaded and validated once
+into a frozen, typed `Settings` that the app is built with."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from flask import Flask, current_app
 
 ENV_PREFIX = "FEEDSERVER_"
 CONFIG_ENV = "FEEDSERVER_CONFIG"
@@ -247,6 +249,52 @@ SETTINGS: tuple[Setting, ...] = (
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting's value, parsed and checked: one attribute per row of SETTINGS, in the
+    same order (the table keeps the defaults and help; tests/test_config.py holds the two
+    together)."""
+
+    seeds_dir: str
+    reload_interval: int
+    base_url: str
+    site_title: str
+    site_description: str
+    language: str
+    feed_limit: int
+    max_feed_limit: int
+    page_size: int
+    websub_hub: str
+    feed_image: str
+    max_file_bytes: int
+    health_details_from: tuple[Network, ...]
+    stats_db: str
+    stats_retention_days: int
+    stats_flush_seconds: int
+    stats_public: bool
+    metrics_public: bool
+    polite_polling: bool
+    cache_dir: str
+    watch_seeds: bool
+    render_cache_bytes: int
+
+
+SETTINGS_EXTENSION = "feedserver.settings"
+
+
+def app_settings(app: Flask) -> Settings:
+    """The settings an app was built with (create_app keeps them in its extensions)."""
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    return settings
+
+
+def current_settings() -> Settings:
+    """The settings of the app handling the current request."""
+    return app_settings(current_app)
+
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
@@ -268,10 +316,14 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _config_file(environ: Mapping[str, str]) -> Path | None:
-    named = environ.get(CONFIG_ENV, "").strip()
+def _config_file(environ: Mapping[str, str], named: str | Path | None) -> Path | None:
+    """The config file to read: the one named by the caller (the command line's --config),
+    else by FEEDSERVER_CONFIG, else config/feedserver.yaml when there is one."""
     if named:
         return Path(named)
+    variable = environ.get(CONFIG_ENV, "").strip()
+    if variable:
+        return Path(variable)
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
@@ -319,14 +371,15 @@ def check_seeds_dir(seeds_dir: str | Path) -> None:
         ) from None
 
 
-def load_config(
-    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """Merge defaults, the config file, FEEDSERVER_* variables and overrides; validate each."""
-    environ = os.environ if environ is None else environ
-    warn_unknown_variables(environ)
+def _raw_values(
+    overrides: Mapping[str, Any],
+    environ: Mapping[str, str],
+    config_file: str | Path | None,
+    source: str,
+) -> dict[str, tuple[Any, str]]:
+    """Each setting's unparsed value and where it came from; later sources win."""
     raw: dict[str, tuple[Any, str]] = {s.name: (s.default, "default") for s in SETTINGS}
-    path = _config_file(environ)
+    path = _config_file(environ, config_file)
     if path is not None:
         for key, value in _read_config_file(path).items():
             raw[key] = (value, f"config file {path}")
@@ -334,21 +387,47 @@ def load_config(
         variable = ENV_PREFIX + setting.name.upper()
         if variable in environ:
             raw[setting.name] = (environ[variable], variable)
-    for key, value in (overrides or {}).items():
+    for key, value in overrides.items():
         if key not in SETTINGS_BY_NAME:
             raise ConfigError(f"config: unknown setting {key!r}")
-        raw[key] = (value, "overrides")
-    config: dict[str, Any] = {}
+        raw[key] = (value, source)
+    return raw
+
+
+def _parsed(raw: Mapping[str, tuple[Any, str]]) -> Settings:
+    values: dict[str, Any] = {}
     for name, (value, origin) in raw.items():
         try:
-            config[name] = SETTINGS_BY_NAME[name].parse(value)
+            values[name] = SETTINGS_BY_NAME[name].parse(value)
         except ValueError as error:
             raise ConfigError(f"config: {name} ({origin}) {error}") from None
-    if config["feed_limit"] > config["max_feed_limit"]:
+    return Settings(**values)
+
+
+def _check_together(settings: Settings) -> None:
+    """Refuse settings that are each valid but do not go together."""
+    if settings.feed_limit > settings.max_feed_limit:
         raise ConfigError(
-            f"config: feed_limit ({config['feed_limit']}) must not exceed "
-            f"max_feed_limit ({config['max_feed_limit']})"
+            f"config: feed_limit ({settings.feed_limit}) must not exceed "
+            f"max_feed_limit ({settings.max_feed_limit})"
         )
-    if config["websub_hub"] and not config["base_url"]:
+    if settings.websub_hub and not settings.base_url:
         raise ConfigError("config: websub_hub needs base_url, so the hub is told public feed URLs")
-    return config
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    source: str = "overrides",
+) -> Settings:
+    """Merge defaults, the config file, FEEDSERVER_* variables and overrides; validate each.
+
+    `config_file` names the file to read instead of FEEDSERVER_CONFIG's; `source` is what an
+    error about an override calls its origin (the command line names its options)."""
+    environ = os.environ if environ is None else environ
+    warn_unknown_variables(environ)
+    settings = _parsed(_raw_values(overrides or {}, environ, config_file, source))
+    _check_together(settings)
+    return settings

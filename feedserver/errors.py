@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, Response, current_app, render_template, request
+from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
+from .config import current_settings
 from .negotiation import is_navigation, is_public_data
 from .preview import CORS, PAGE_POLICY
 
@@ -32,7 +33,7 @@ def _wants_page() -> bool:
 def _error_page(code: int, name: str, message: str) -> str | None:
     """The HTML error page, or None (plain text then) when it cannot be rendered."""
     try:
-        site_title = current_app.config["FEEDSERVER"]["site_title"]
+        site_title = current_settings().site_title
         return render_template(
             "error.html", site_title=site_title, code=code, name=name, message=message
         )

@@ -1,4 +1,5 @@
-"""gunicorn server hooks, shared by `feedserver serve` and config/gunicorn.conf.py.
+"""gunicorn server hooks, and the app of a serving process, shared by `feedserver serve`,
+config/gunicorn.conf.py and wsgi.py.
 
 Imports nothing of the app at module level: the metrics folder must be chosen (in the
 master, before any worker exists) before prometheus_client is imported anywhere."""
@@ -6,11 +7,20 @@ master, before any worker exists) before prometheus_client is imported anywhere.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import sys
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .config import Settings
+
+SettingsLoader = Callable[[], "Settings"]
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Combined log format plus the response time in milliseconds, whether the rendered response
@@ -41,18 +51,50 @@ def _remove_if_owner(directory: str, owner: int) -> None:
 
 
 def on_starting(server: Any) -> None:
-    """In the master, at start: stop the server with one line for a bad setting or a missing
-    seeds directory, before any worker forks; then an empty metrics folder, so old servers'
-    counts do not add up."""
-    from .config import StartupError, check_seeds_dir, load_config
+    """In the master, at start (config/gunicorn.conf.py): the checks of `start_master`, with
+    settings from the config file and the environment."""
+    from .config import load_config
+
+    start_master(load_config)
+
+
+def start_master(load_settings: SettingsLoader) -> None:
+    """Stop the server with one line for a bad setting or a missing seeds directory, before
+    any worker forks; then an empty metrics folder, so old servers' counts do not add up."""
+    from .config import StartupError, check_seeds_dir
     from .metrics import clean_multiprocess_dir
 
     try:
-        check_seeds_dir(load_config()["seeds_dir"])
+        check_seeds_dir(load_settings().seeds_dir)
     except StartupError as error:
         sys.exit(f"feedserver: {error}")
 
     clean_multiprocess_dir(prepare_metrics_dir())
+
+
+def serving_app(load_settings: SettingsLoader | None = None) -> Flask:
+    """The app of a serving process: each gunicorn worker, or the master before it forks
+    (--preload). Settings from `load_settings`, else the config file and the environment.
+
+    A bad setting or seeds directory ends the process with one line and gunicorn's boot-error
+    code: the master then stops the server rather than start this worker again and again."""
+    from gunicorn.arbiter import Arbiter
+
+    from . import create_app
+    from .config import StartupError, load_config
+
+    try:
+        app = create_app((load_settings or load_config)(), reload_in_background=True)
+    except StartupError as error:
+        print(f"feedserver: {error}", file=sys.stderr, flush=True)
+        sys.exit(Arbiter.WORKER_BOOT_ERROR)
+    # Here, where a serving process has finished loading, not in create_app (tests and
+    # `feedserver build` make apps that do not live on): the loaded catalog lives as long as
+    # the process, so keep the garbage collector from walking it again and again (and, after
+    # a --preload fork, from touching every page of it, which would copy memory the workers
+    # could share with the master).
+    gc.freeze()
+    return app
 
 
 def post_worker_init(worker: Any) -> None:

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from . import combine, redirects
 from .cache import Rendered
 from .catalog import PROVIDER, TOPIC, Catalog, Collection
+from .config import current_settings
 from .models import Article
 from .preview import html, plural
 from .query import BadParameter, Page, parameter_lists, parse_feed_query, select_page
@@ -31,7 +32,6 @@ from .web import (
     _feed_description,
     _feed_links,
     _feed_title,
-    _setting,
     _store,
     base_url,
     provider_subsets,
@@ -59,8 +59,14 @@ def site_links() -> dict[str, Any]:
     """What every page's header and footer link to: `urls` for links to pages and feeds,
     `paths` for the style sheet and icon (by path, as a page's own files)."""
     # An error page for a request with a bad Host header links by path alone.
-    base = base_url() if _setting("base_url") or valid_host(request.host) else ""
+    base = base_url() if current_settings().base_url or valid_host(request.host) else ""
     return {"urls": Urls(base), "paths": PATHS}
+
+
+@bp.app_context_processor
+def site_language() -> dict[str, str]:
+    """The language every page's <html lang> names (the language setting)."""
+    return {"site_language": current_settings().language}
 
 
 def _page_of(
@@ -70,7 +76,7 @@ def _page_of(
     URLs of the newer and older pages, and how many articles match in all."""
     if articles is None:
         articles = collection.articles
-    size = int(_setting("page_size"))
+    size = current_settings().page_size
     try:
         query = parse_feed_query(parameter_lists(request_query()), size, size)
     except BadParameter as error:
@@ -103,12 +109,12 @@ def index() -> Response:
         page, pager, _ = _page_of(catalog, everything)
         return html(
             "index.html",
-            description=_setting("site_description"),
+            description=current_settings().site_description,
             everything=everything,
             page=page,
             paging=pager,
             feeds=_feed_links(everything),
-            feed_title=_setting("site_title"),
+            feed_title=current_settings().site_title,
             topics=_largest(catalog.topics.values(), HOME_LISTED),
             providers=_largest(catalog.providers.values(), HOME_LISTED),
             topic_count=len(catalog.topics),
@@ -165,7 +171,7 @@ def _index_page(kind: str) -> Response:
             kind=kind,
             rows=[(c, urls.page(c), _feed_links(c)) for c in _largest(group.values())],
             feeds=_feed_links(everything),
-            feed_title=_setting("site_title"),
+            feed_title=current_settings().site_title,
         )
 
     return respond(_cached(render))
@@ -198,7 +204,7 @@ def search() -> Response:
             paging=pager,
             matches=total,
             feeds=_search_feeds(everything, words),
-            feed_title=f"Search: {words}" if words else _setting("site_title"),
+            feed_title=f"Search: {words}" if words else current_settings().site_title,
         )
 
     return respond(_cached(render))

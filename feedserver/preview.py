@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, render_template
+from flask import render_template
 
 from .cache import Rendered
+from .config import current_settings
 from .negotiation import FEED_VARY
 from .query import Page
 from .render import FeedDocument
@@ -32,8 +33,7 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
 
 def html(template: str, **context: Any) -> Rendered:
     """A page rendered from a template, with the strict page policy."""
-    settings = current_app.config["FEEDSERVER"]
-    body = render_template(template, site_title=settings["site_title"], **context)
+    body = render_template(template, site_title=current_settings().site_title, **context)
     return Rendered(
         body.encode("utf-8"), HTML_TYPE, None, (("Content-Security-Policy", PAGE_POLICY),)
     )
@@ -50,7 +50,7 @@ def feed_preview(
     reader, and the page of entries the feed itself holds."""
     body = render_template(
         "preview.html",
-        site_title=current_app.config["FEEDSERVER"]["site_title"],
+        site_title=current_settings().site_title,
         document=document,
         format_name=FORMAT_NAMES[extension],
         formats=formats,

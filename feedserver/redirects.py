@@ -12,6 +12,7 @@ from flask import Blueprint, Response, abort, current_app, request
 
 from .catalog import PROVIDER, TOPIC, Catalog
 from .combine import MAX_UNION, UNION_SEPARATOR
+from .config import current_settings
 from .negotiation import is_public_data
 from .preview import CORS
 from .seeds import provider_for, topic_for
@@ -41,7 +42,7 @@ _QUERY_SAFE = "/?&=+%:@$!*()~"
 
 def _moved(path: str, max_age: int) -> Response:
     """A 301 to a path of this site, keeping the request's query string."""
-    site = Urls(str(current_app.config["FEEDSERVER"]["base_url"]))
+    site = Urls(current_settings().base_url)
     location = site.path(path, quote(request.query_string, safe=_QUERY_SAFE))
     response = Response(f"Moved to {location}\n", 301, content_type="text/plain; charset=utf-8")
     response.headers["Location"] = location
@@ -85,7 +86,7 @@ def to_canonical(catalog: Catalog, kind: str, key: str, suffix: str) -> None:
     """Answer with a 301 when `key` is another spelling of a served collection's key."""
     found = canonical_key(catalog, kind, key)
     if found is not None:
-        max_age = int(current_app.config["FEEDSERVER"]["reload_interval"])
+        max_age = current_settings().reload_interval
         abort(_moved(f"{collection_path(kind, found)}{suffix}", max_age))
 
 

@@ -2,9 +2,9 @@
 
 A thread started before a fork does not exist in the child, so the scheduler is not started
 when the app is built (which may be in gunicorn's master with --preload) but by the first
-request each process handles (or by gunicorn's post_worker_init hook, in
-config/gunicorn.conf.py). A catalog loaded more than an interval ago is brought up to date at
-once, in the background.
+request each process handles (or by gunicorn's post_worker_init hook in gunicorn_hooks.py,
+which `feedserver serve` and config/gunicorn.conf.py both use). A catalog loaded more than
+an interval ago is brought up to date at once, in the background.
 
 Under gunicorn's gevent worker (the standard library monkey-patched) the job is a greenlet of
 the event loop, and a reload (parsing files, rebuilding collections) would hold that loop for
@@ -165,9 +165,9 @@ class ReloadScheduler:
         )
 
 
-def init_app(app: Flask, store: CatalogStore) -> ReloadScheduler:
+def init_app(app: Flask, store: CatalogStore, reload_interval: int) -> ReloadScheduler:
     """Attach a reload scheduler that starts with the first request of each process."""
-    scheduler = ReloadScheduler(store, int(app.config["FEEDSERVER"]["reload_interval"]))
+    scheduler = ReloadScheduler(store, reload_interval)
     app.extensions["feedserver.scheduler"] = scheduler
     app.before_request(scheduler.ensure_started)
     return scheduler

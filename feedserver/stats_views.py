@@ -13,6 +13,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, render_templat
 from .audience import ALL_FEED, feed_of
 from .catalog import Catalog, Collection
 from .chart import daily_chart
+from .config import Settings, current_settings
 from .freshness import poll_interval
 from .health import is_trusted
 from .jsontext import json_bytes, utc_time
@@ -33,14 +34,9 @@ MAX_HINTS = 10_000
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
-def _setting(name: str) -> Any:
-    return current_app.config["FEEDSERVER"][name]
-
-
-def _refuse_unless_allowed(public_setting: str) -> None:
-    if not _setting(public_setting) and not is_trusted(
-        request.remote_addr, _setting("health_details_from")
-    ):
+def _refuse_unless_allowed(public: bool) -> None:
+    """Refuse an untrusted address unless `public` (stats_public or metrics_public)."""
+    if not public and not is_trusted(request.remote_addr, current_settings().health_details_from):
         abort(403, description="only trusted addresses may see this")
 
 
@@ -119,13 +115,13 @@ def _store() -> CatalogStore:
 
 
 def _urls() -> Urls:
-    return Urls(str(_setting("base_url")) or request.host_url.rstrip("/"))
+    return Urls(current_settings().base_url or request.host_url.rstrip("/"))
 
 
 @bp.get("/stats.json")
 def stats_json() -> Response:
     """Subscribers and polls per feed, today and per day."""
-    _refuse_unless_allowed("stats_public")
+    _refuse_unless_allowed(current_settings().stats_public)
     data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _urls())
     body = json_bytes(data)
     return Response(body, content_type="application/json", headers=NO_STORE)
@@ -134,7 +130,7 @@ def stats_json() -> Response:
 @bp.get("/stats")
 def stats_page() -> Response:
     """The same figures as a page, with a daily chart drawn as inline SVG."""
-    _refuse_unless_allowed("stats_public")
+    _refuse_unless_allowed(current_settings().stats_public)
     data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _urls())
     start = datetime.now(UTC).date() - timedelta(days=HISTORY_DAYS - 1)
     by_day = {d["day"]: d for d in data["days"]}
@@ -144,7 +140,7 @@ def stats_page() -> Response:
     ]
     body = render_template(
         "stats.html",
-        site_title=_setting("site_title"),
+        site_title=current_settings().site_title,
         data=data,
         chart=daily_chart(series, "Subscribers per day, all feeds"),
     )
@@ -154,7 +150,7 @@ def stats_page() -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus metrics, added up across the server's workers."""
-    _refuse_unless_allowed("metrics_public")
+    _refuse_unless_allowed(current_settings().metrics_public)
     server_metrics: ServerMetrics = current_app.extensions["feedserver.metrics"]
     store = _store()
     if store.last_report is not None:
@@ -177,20 +173,20 @@ def _subscribers_today(db: StatsDB) -> dict[str, int]:
     return {feed: day.subscribers for feed, day in latest_by_feed(days).items()}
 
 
-def init_app(app: Flask, settings: dict[str, Any]) -> PollRecorder:
+def init_app(app: Flask, settings: Settings) -> PollRecorder:
     """Count polls, enforce polite polling and serve the figures; returns the recorder."""
     db = None
-    if settings["stats_db"]:
-        db = StatsDB(settings["stats_db"], settings["stats_retention_days"])
+    if settings.stats_db:
+        db = StatsDB(settings.stats_db, settings.stats_retention_days)
         try:
             db.initialize()
         except StatsError as error:
             logger.error("%s; serving without counting polls", error)
     metrics = ServerMetrics((lambda: _subscribers_today(db)) if db is not None else None)
-    recorder = PollRecorder(db, metrics, settings["stats_flush_seconds"])
+    recorder = PollRecorder(db, metrics, settings.stats_flush_seconds)
     table = None
-    if settings["polite_polling"]:
-        table = _polling_table(settings["stats_db"])
+    if settings.polite_polling:
+        table = _polling_table(settings.stats_db)
     app.extensions["feedserver.stats_db"] = db
     app.extensions["feedserver.metrics"] = metrics
     app.extensions["feedserver.polls"] = recorder
@@ -199,7 +195,7 @@ def init_app(app: Flask, settings: dict[str, Any]) -> PollRecorder:
         app.wsgi_app,
         recorder,
         table,
-        FeedHints(app.extensions["feedserver.store"], settings["reload_interval"]).seconds,
+        FeedHints(app.extensions["feedserver.store"], settings.reload_interval).seconds,
     )
     return recorder
 

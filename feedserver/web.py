@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from . import combine, health, opml, redirects
 from .cache import RenderCache, Rendered
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
+from .config import current_settings
 from .fastpath import answer, cache_key, canonical_query, site_base
 from .freshness import Freshness, poll_interval
 from .jsontext import json_bytes, utc_time
@@ -78,22 +79,18 @@ def _cache() -> RenderCache:
     return cache
 
 
-def _setting(name: str) -> Any:
-    return current_app.config["FEEDSERVER"][name]
-
-
 @bp.before_app_request
 def refuse_odd_requests() -> None:
     """Only GET and HEAD exist here; a Host that is not a host name cannot make links."""
     if request.method not in ("GET", "HEAD"):
         abort(405, valid_methods=["GET", "HEAD"])
-    if not _setting("base_url") and not valid_host(request.host):
+    if not current_settings().base_url and not valid_host(request.host):
         abort(400, description="bad Host header")
 
 
 def base_url() -> str:
     """The absolute URL the site is served at: configured, or the request's own host."""
-    return site_base(request.environ, str(_setting("base_url")))
+    return site_base(request.environ, current_settings().base_url)
 
 
 def site_urls() -> Urls:
@@ -132,7 +129,7 @@ def _selection_words(catalog: Catalog, selection: Selection) -> str:
 
 
 def _feed_title(collection: Collection, narrowed_by: str = "") -> str:
-    site = str(_setting("site_title"))
+    site = current_settings().site_title
     if collection.kind == ALL:
         return f"{site}: {narrowed_by}" if narrowed_by else site
     name = f"{collection.name}, {narrowed_by}" if narrowed_by else collection.name
@@ -147,7 +144,7 @@ def _feed_description(collection: Collection, narrowed_by: str = "") -> str:
         return f"The newest articles from {collection.name}{also}"
     if narrowed_by:
         return f"The newest articles {narrowed_by}"
-    return str(_setting("site_description"))
+    return current_settings().site_description
 
 
 def request_query() -> QueryPairs:
@@ -173,13 +170,13 @@ def _paging_links(collection: Collection, extension: str, page: Page) -> dict[st
 
 
 def _hub_link() -> dict[str, str]:
-    hub = str(_setting("websub_hub"))
+    hub = current_settings().websub_hub
     return {"hub": hub} if hub else {}
 
 
 def _feed_image() -> tuple[str, int]:
     """The feeds' icon and logo, and its size when known (0 when not)."""
-    configured = str(_setting("feed_image"))
+    configured = current_settings().feed_image
     if configured:
         return configured, 0
     return site_urls().static(DEFAULT_FEED_IMAGE), DEFAULT_FEED_IMAGE_SIZE
@@ -188,7 +185,7 @@ def _feed_image() -> tuple[str, int]:
 def feed_freshness(collection: Collection) -> Freshness:
     """How often readers should poll a collection's feed: as often as it publishes, within
     reload_interval … a day."""
-    return Freshness(poll_interval(collection.articles, int(_setting("reload_interval"))))
+    return Freshness(poll_interval(collection.articles, current_settings().reload_interval))
 
 
 def _render_feed(
@@ -215,12 +212,12 @@ def _render_feed(
         self_url=urls.feed(collection, extension, request_query()),
         # A narrowed feed is a feed of its own: its identity keeps the selection.
         feed_id=urls.feed(collection, extension, selection.canonical_query()),
-        language=str(_setting("language")),
+        language=current_settings().language,
         updated=collection.updated,
         entries=page.articles,
         urls=urls,
         freshness=freshness,
-        publisher=str(_setting("site_title")),
+        publisher=current_settings().site_title,
         links=_paging_links(collection, extension, page) | _hub_link(),
         image_url=image_url,
         image_size=image_size,
@@ -267,7 +264,7 @@ def _cached(render: Callable[[Catalog], Rendered]) -> Rendered:
 
 def respond(rendered: Rendered, max_age: int | None = None) -> Response:
     """Answer with a rendered body, honouring conditional requests and gzip."""
-    seconds = int(_setting("reload_interval")) if max_age is None else max_age
+    seconds = current_settings().reload_interval if max_age is None else max_age
     status, headers, body = answer(rendered, request.environ, seconds)
     return Response(body, status=status, headers=headers)
 
@@ -282,9 +279,10 @@ def _collection_or_404(catalog: Catalog, kind: str, key: str) -> Collection:
 
 
 def _feed_query() -> FeedQuery:
+    settings = current_settings()
     try:
         return parse_feed_query(
-            parameter_lists(request_query()), _setting("feed_limit"), _setting("max_feed_limit")
+            parameter_lists(request_query()), settings.feed_limit, settings.max_feed_limit
         )
     except BadParameter as error:
         abort(400, description=str(error))
@@ -398,13 +396,13 @@ def feeds_opml() -> Response:
     def render(catalog: Catalog) -> Rendered:
         urls = site_urls()
         body = opml.render_opml(
-            str(_setting("site_title")),
+            current_settings().site_title,
             [
                 (title, [(c.name, urls.feed(c, "rss"), urls.page(c)) for c in group.values()])
                 for title, group in (("Topics", catalog.topics), ("Providers", catalog.providers))
             ],
             everything=(
-                f"All articles — {_setting('site_title')}",
+                f"All articles — {current_settings().site_title}",
                 urls.feed(catalog.everything, "rss"),
                 urls.page(catalog.everything),
             ),
@@ -419,11 +417,12 @@ def healthz() -> Response:
     """200 when serving a current catalog, 503 when degraded or stale (load balancers read
     the status); counts for everyone, file names and reasons for trusted addresses only."""
     scheduler = current_app.extensions.get("feedserver.scheduler")
+    settings = current_settings()
     status, data = health.health(
         _store(),
         current_app.extensions["feedserver.health"],
-        reload_interval=int(_setting("reload_interval")) if scheduler is not None else None,
-        trusted=health.is_trusted(request.remote_addr, _setting("health_details_from")),
+        reload_interval=settings.reload_interval if scheduler is not None else None,
+        trusted=health.is_trusted(request.remote_addr, settings.health_details_from),
     )
     recorder = current_app.extensions.get("feedserver.polls")
     if recorder is not None and recorder.db is not None:

@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 from flask import Flask
 
 from .catalog import Catalog, Collection
+from .config import Settings
 from .scheduler import ReloadScheduler
 from .urls import FEED_EXTENSIONS, Urls
 
@@ -233,16 +234,15 @@ class HubPublisher:
             return f"hub unreachable ({error})"
 
 
-def init_app(app: Flask, scheduler: ReloadScheduler) -> HubPublisher | None:
+def init_app(app: Flask, scheduler: ReloadScheduler, settings: Settings) -> HubPublisher | None:
     """Publish changes to the configured hub after each reload, if there is one."""
-    settings = app.config["FEEDSERVER"]
-    if not settings["websub_hub"]:
+    if not settings.websub_hub:
         return None
-    identity = f"{os.path.realpath(settings['seeds_dir'])}|{settings['base_url']}"
+    identity = f"{os.path.realpath(settings.seeds_dir)}|{settings.base_url}"
     publisher = HubPublisher(
-        settings["websub_hub"],
-        settings["base_url"],
-        settings["feed_limit"],
+        settings.websub_hub,
+        settings.base_url,
+        settings.feed_limit,
         hashlib.sha256(identity.encode()).hexdigest()[:16],
     )
     scheduler.on_start.append(publisher.holds_lock)  # take the role now if it is free

@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from feedserver.config import app_settings
 from feedserver.render import RENDERERS
 
 from .conftest import ROOT, TEST_BASE_URL, GunicornServer
@@ -483,7 +484,7 @@ def test_error_bodies_are_short_and_show_no_setting(
         response = send(client, method, path, Accept=accept)
         assert response.status_code == status
         text = body_text(response)
-        assert not secrets_in(text, Path(canary_app.config["FEEDSERVER"]["seeds_dir"]), ROOT)
+        assert not secrets_in(text, Path(app_settings(canary_app).seeds_dir), ROOT)
         assert response.headers["Cache-Control"] == "no-store"
         if response.mimetype == "text/html":
             # A browser's error page is a page of the site: its title and links are public;
@@ -502,7 +503,7 @@ def test_an_unexpected_error_shows_nothing_of_it(
     canary_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def explode(document: Any) -> bytes:
-        raise RuntimeError(f"boom in {canary_app.config['FEEDSERVER']['seeds_dir']}")
+        raise RuntimeError(f"boom in {app_settings(canary_app).seeds_dir}")
 
     monkeypatch.setitem(RENDERERS, "atom", explode)  # the dict the routes render with
     for accept in ("*/*", "application/json"):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,3 +189,68 @@ def test_serve_warns_once_about_an_unknown_variable(tmp_path: Path) -> None:
     warnings = [line for line in result.stderr.splitlines() if "FEEDSERVER_SEED_DIR" in line]
     assert len(warnings) == 1
     assert "did you mean FEEDSERVER_SEEDS_DIR?" in warnings[0]
+
+
+def test_command_line_choices_are_arguments_not_environment_variables(
+    capsys: pytest.CaptureFixture[str], seeds_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text("site_title: Mine\n", "utf-8")
+    before = dict(os.environ)
+    code, _, _ = run_check(capsys, "--config", str(config), str(seeds_dir))
+    assert code == 0
+    outdir = tmp_path / "site"
+    build = ["build", str(outdir), "--base-url", "https://feeds.test", "--seeds", str(seeds_dir)]
+    assert main([*build, "--config", str(config)]) == 0
+    assert dict(os.environ) == before
+
+
+def serve_until_answered(
+    tmp_path: Path, *args: str, deadline: float = SERVE_DEADLINE
+) -> tuple[subprocess.Popen[str], str]:
+    """Start `python -m feedserver serve --port 0 ARGS` in tmp_path; (process, its URL) once
+    it answers /healthz. The caller stops the process."""
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "feedserver", "serve", "--port", "0", *args],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "FEEDSERVER_STATS_DB": ""},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log.close()
+    until = time.monotonic() + deadline
+    while time.monotonic() < until and process.poll() is None:
+        found = re.search(r"Listening at: (http://[\d.:]+)", (tmp_path / "serve.log").read_text())
+        if found:
+            try:
+                with urllib.request.urlopen(found[1] + "/healthz", timeout=2):
+                    return process, found[1]
+            except OSError:
+                pass
+        time.sleep(0.2)
+    process.kill()  # only the server this test started
+    process.wait(timeout=30)
+    raise AssertionError((tmp_path / "serve.log").read_text())
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["workers-load", "preload"])
+def test_serve_hands_seeds_and_config_to_its_workers(
+    tmp_path: Path, seeds_dir: Path, preload: bool
+) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text("site_title: From the command line\n", "utf-8")
+    options = ["--workers", "1", "--seeds", str(seeds_dir), "--config", str(config)]
+    process, url = serve_until_answered(tmp_path, *options, *(["--preload"] if preload else []))
+    try:
+        with urllib.request.urlopen(url + "/feed.rss", timeout=10) as response:
+            body = response.read()
+        with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
+            articles = json.loads(response.read())["articles"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert b"<title>From the command line</title>" in body
+    assert articles == 2

@@ -3,10 +3,13 @@ and one clear line naming the key for every bad value."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import ipaddress
 import logging
 import subprocess
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,16 @@ import yaml
 from gunicorn.arbiter import Arbiter
 
 from feedserver import config, create_app
-from feedserver.config import SETTINGS, ConfigError, StartupError, check_seeds_dir, load_config
+from feedserver.config import (
+    SETTINGS,
+    ConfigError,
+    Settings,
+    StartupError,
+    app_settings,
+    check_seeds_dir,
+    load_config,
+)
+from feedserver.gunicorn_hooks import serving_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
@@ -50,10 +62,14 @@ def write_config(path: Path, data: Any) -> Path:
     return path
 
 
+def values(settings: Settings) -> dict[str, Any]:
+    return {field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)}
+
+
 def test_defaults() -> None:
     # The tests' environment turns polite polling off (see conftest.py).
-    assert load_config() == {**DEFAULTS, "polite_polling": False}
-    assert load_config(environ={}) == DEFAULTS
+    assert values(load_config()) == {**DEFAULTS, "polite_polling": False}
+    assert values(load_config(environ={})) == DEFAULTS
 
 
 def test_settings_table_matches_defaults() -> None:
@@ -61,11 +77,30 @@ def test_settings_table_matches_defaults() -> None:
     assert all(s.help for s in SETTINGS)
 
 
+def test_settings_class_has_one_typed_attribute_per_row_of_the_table() -> None:
+    fields = dataclasses.fields(Settings)
+    assert [field.name for field in fields] == [setting.name for setting in SETTINGS]
+    hints = typing.get_type_hints(Settings)
+    for setting in SETTINGS:
+        hint = hints[setting.name]
+        parsed = setting.parse(setting.default)
+        assert isinstance(parsed, typing.get_origin(hint) or hint), setting.name
+        if typing.get_origin(hint) is tuple:
+            (item, _) = typing.get_args(hint)
+            assert all(isinstance(value, item) for value in parsed), setting.name
+
+
+def test_settings_cannot_be_changed() -> None:
+    settings = load_config(environ={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.feed_limit = 5  # type: ignore[misc]
+
+
 def test_bundled_config_file_lists_every_setting_at_its_default() -> None:
     data = yaml.safe_load((ROOT / "config" / "feedserver.yaml").read_text("utf-8"))
     assert set(data) == set(DEFAULTS)
     config = load_config(environ={"FEEDSERVER_CONFIG": str(ROOT / "config" / "feedserver.yaml")})
-    assert config == DEFAULTS
+    assert values(config) == DEFAULTS
 
 
 def test_config_file_named_by_environment(tmp_path: Path) -> None:
@@ -74,10 +109,23 @@ def test_config_file_named_by_environment(tmp_path: Path) -> None:
         {"site_title": "My feeds", "feed_limit": 20, "base_url": "https://feeds.example.com/"},
     )
     config = load_config(environ={"FEEDSERVER_CONFIG": str(path)})
-    assert config["site_title"] == "My feeds"
-    assert config["feed_limit"] == 20
-    assert config["base_url"] == "https://feeds.example.com"
-    assert config["reload_interval"] == 60
+    assert config.site_title == "My feeds"
+    assert config.feed_limit == 20
+    assert config.base_url == "https://feeds.example.com"
+    assert config.reload_interval == 60
+
+
+def test_config_file_named_by_the_caller_wins_over_the_environment(tmp_path: Path) -> None:
+    named = write_config(tmp_path / "named.yaml", {"site_title": "Named"})
+    other = write_config(tmp_path / "other.yaml", {"site_title": "Other"})
+    config = load_config(environ={"FEEDSERVER_CONFIG": str(other)}, config_file=named)
+    assert config.site_title == "Named"
+
+
+def test_bad_override_names_where_it_came_from() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"feed_limit": 0}, environ={}, source="command line")
+    assert str(raised.value).startswith("config: feed_limit (command line) must be between")
 
 
 def test_config_file_from_the_real_environment(
@@ -85,7 +133,7 @@ def test_config_file_from_the_real_environment(
 ) -> None:
     path = write_config(tmp_path / "site.yaml", {"language": "en-GB"})
     monkeypatch.setenv("FEEDSERVER_CONFIG", str(path))
-    assert load_config()["language"] == "en-GB"
+    assert load_config().language == "en-GB"
 
 
 def test_default_config_file_in_working_directory(
@@ -94,12 +142,12 @@ def test_default_config_file_in_working_directory(
     (tmp_path / "config").mkdir()
     write_config(tmp_path / "config" / "feedserver.yaml", {"reload_interval": 5})
     monkeypatch.chdir(tmp_path)
-    assert load_config()["reload_interval"] == 5
+    assert load_config().reload_interval == 5
 
 
 def test_empty_config_file_means_defaults(tmp_path: Path) -> None:
     path = write_config(tmp_path / "empty.yaml", "# nothing set\n")
-    assert load_config(environ={"FEEDSERVER_CONFIG": str(path)}) == DEFAULTS
+    assert values(load_config(environ={"FEEDSERVER_CONFIG": str(path)})) == DEFAULTS
 
 
 def test_environment_overrides_the_file_and_overrides_win(
@@ -111,10 +159,10 @@ def test_environment_overrides_the_file_and_overrides_win(
     monkeypatch.setenv("FEEDSERVER_RELOAD_INTERVAL", " 7 ")
     monkeypatch.setenv("FEEDSERVER_SEEDS_DIR", "/srv/seeds")
     config = load_config()
-    assert (config["feed_limit"], config["reload_interval"]) == (30, 7)
-    assert config["seeds_dir"] == "/srv/seeds"
-    assert config["site_title"] == "File"
-    assert load_config({"feed_limit": 40})["feed_limit"] == 40
+    assert (config.feed_limit, config.reload_interval) == (30, 7)
+    assert config.seeds_dir == "/srv/seeds"
+    assert config.site_title == "File"
+    assert load_config({"feed_limit": 40}).feed_limit == 40
 
 
 @pytest.mark.parametrize(
@@ -135,7 +183,7 @@ def test_environment_overrides_the_file_and_overrides_win(
 def test_every_setting_has_an_environment_variable(
     variable: str, key: str, value: str, expected: object
 ) -> None:
-    assert load_config(environ={variable: value})[key] == expected
+    assert getattr(load_config(environ={variable: value}), key) == expected
 
 
 BAD_VALUES = [
@@ -267,6 +315,18 @@ def test_wsgi_with_bad_setting_exits_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_only_a_serving_process_freezes_what_it_loaded(seeds_dir: Path) -> None:
+    before = gc.get_freeze_count()
+    create_app({"seeds_dir": str(seeds_dir)})  # as tests and `feedserver build` do
+    assert gc.get_freeze_count() == before
+    try:
+        app = serving_app(lambda: load_config({"seeds_dir": str(seeds_dir)}))
+        assert gc.get_freeze_count() > before
+        assert app_settings(app).seeds_dir == str(seeds_dir)
+    finally:
+        gc.unfreeze()
+
+
 def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
     for setting in SETTINGS:
@@ -281,7 +341,7 @@ def test_unknown_environment_variable_is_a_warning_naming_the_closest_setting(
     with caplog.at_level(logging.WARNING, logger="feedserver.config"):
         first = load_config(environ=environ)
         load_config(environ=environ)  # once per process, not once per load
-    assert first["reload_interval"] == 60  # ignored
+    assert first.reload_interval == 60  # ignored
     (record,) = caplog.records
     message = record.getMessage()
     assert "FEEDSERVER_RELOAD_INTERVALL" in message
@@ -329,7 +389,7 @@ def test_known_variables_are_not_warned_about(
     ],
 )
 def test_health_details_from(value: Any, expected: tuple[str, ...]) -> None:
-    networks = load_config({"health_details_from": value}, environ={})["health_details_from"]
+    networks = load_config({"health_details_from": value}, environ={}).health_details_from
     assert tuple(str(network) for network in networks) == expected
 
 

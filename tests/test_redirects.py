@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from feedserver.config import app_settings
 from feedserver.redirects import ALIAS_MAX_AGE, FEED_ALIASES
 
 from .conftest import BUNDLED_SEEDS, GunicornServer
@@ -75,7 +76,7 @@ def test_redirects_say_how_long_they_hold(client: FlaskClient, app: Flask) -> No
     assert fixed.headers["Cache-Control"] == f"public, max-age={ALIAS_MAX_AGE}"
     # Another spelling holds while the topic exists: until the next reload at most.
     spelled = client.get(BASE + "/topics/AI.rss")
-    interval = app.config["FEEDSERVER"]["reload_interval"]
+    interval = app_settings(app).reload_interval
     assert spelled.headers["Cache-Control"] == f"public, max-age={interval}"
     assert spelled.headers["Access-Control-Allow-Origin"] == "*"  # fetch() follows it
     assert "Access-Control-Allow-Origin" not in client.get(BASE + "/topics/AI").headers
