@@ -9,11 +9,11 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, request
 
 from . import combine, redirects
-from .cache import Rendered
 from .catalog import PROVIDER, TOPIC, Catalog, Collection
 from .models import Article
 from .preview import html, plural
 from .query import BadParameter, Page, encode_query, parameter_lists, parse_feed_query, select_page
+from .responses import Rendered, valid_host
 from .urls import page_path
 from .web import (
     _cached,
@@ -29,7 +29,6 @@ from .web import (
     provider_subsets,
     request_query,
     respond,
-    valid_host,
 )
 
 bp = Blueprint("pages", __name__)

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from .catalog import PROVIDER, TOPIC, Catalog
 from .combine import MAX_UNION, UNION_SEPARATOR
 from .negotiation import is_public_data
-from .preview import CORS
+from .responses import CONTENT_TYPES, CORS, cache_control
 from .seeds import provider_for, topic_for
 from .urls import KIND_PATHS
 
@@ -43,12 +43,11 @@ def _moved(path: str, max_age: int) -> Response:
     base = str(current_app.config["FEEDSERVER"]["base_url"])
     query = quote(request.query_string, safe=_QUERY_SAFE)
     location = f"{base}{path}{'?' + query if query else ''}"
-    response = Response(f"Moved to {location}\n", 301, content_type="text/plain; charset=utf-8")
+    response = Response(f"Moved to {location}\n", 301, content_type=CONTENT_TYPES["text"])
     response.headers["Location"] = location
-    response.cache_control.public = True
-    response.cache_control.max_age = max_age
+    response.headers["Cache-Control"] = cache_control(max_age)
     if is_public_data(path):
-        response.headers[CORS[0]] = CORS[1]  # a page's fetch() follows it to the feed
+        response.headers.set(*CORS)  # a page's fetch() follows it to the feed
     return response
 
 
