@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .urls import FEED_EXTENSIONS
+from .urls import ALL_FEEDS, FEED_EXTENSIONS, HOME, KIND_PATHS
 
 # Only this much of a User-Agent is read: the counts come early, and a client chooses the length.
 MAX_USER_AGENT = 512
@@ -92,14 +92,14 @@ def identify(user_agent: str) -> Poller:
 
 
 ALL_FEED = "all"
-_PREFIXES = (("/topics/", "topic"), ("/providers/", "provider"))
+_PREFIXES = tuple((f"/{folder}/", kind) for kind, folder in KIND_PATHS.items())
 _SUFFIXES = tuple(f".{extension}" for extension in FEED_EXTENSIONS)
 
 
 def feed_of(path: str) -> str | None:
     """The feed a path polls (`all`, `topic:<slug>`, `provider:<key>`) whatever its format,
     the HTML page included; None for every other path."""
-    if path in ("/", "/feed") or (path.startswith("/feed.") and path.endswith(_SUFFIXES)):
+    if path in (HOME, ALL_FEEDS) or (path.startswith(f"{ALL_FEEDS}.") and path.endswith(_SUFFIXES)):
         return ALL_FEED
     for prefix, kind in _PREFIXES:
         if path.startswith(prefix):

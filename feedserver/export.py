@@ -26,18 +26,22 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from .catalog import Catalog
+from .catalog import PROVIDER, TOPIC, Catalog
 from .redirects import FEED_ALIASES
 from .store import CatalogStore
-from .urls import FEED_EXTENSIONS, feed_path, page_path
+from .urls import FAVICON, FEED_EXTENSIONS, LISTINGS, PATHS
 
 logger = logging.getLogger(__name__)
 
 # Lists the files a build wrote, so the next build removes only its own stale files.
 MANIFEST = ".feedserver-manifest"
-LISTINGS = ("/topics.json", "/providers.json", "/feeds.opml")
-PAGES = ("/topics", "/providers")
-STATIC = ("/static/style.css", "/static/favicon.svg", "/favicon.ico", "/static/feed-icon.png")
+PAGES = (PATHS.index(TOPIC), PATHS.index(PROVIDER))
+STATIC = (
+    PATHS.static("style.css"),
+    PATHS.static("favicon.svg"),
+    FAVICON,
+    PATHS.static("feed-icon.png"),
+)
 # A feed's HTML preview (what a browser gets at the feed's URL) is written beside the feed
 # as `<feed file>.html`, for a host that rewrites browser navigations to it (see README).
 PREVIEW_SUFFIX = ".html"
@@ -80,10 +84,10 @@ def routes(catalog: Catalog) -> Iterator[Route]:
     it is written to: a page becomes a folder's index.html, a feed's preview `<feed>.html`,
     and the feed names other software uses (`rss.xml`, `atom.xml`, ...) copies of the feed."""
     for collection in (catalog.everything, *catalog.topics.values(), *catalog.providers.values()):
-        page = page_path(collection)
+        page = PATHS.page(collection)
         yield Route(page, _index_file(page))
         for extension in FEED_EXTENSIONS:
-            path = feed_path(collection, extension)
+            path = PATHS.feed(collection, extension)
             yield Route(path, path.lstrip("/"))
             yield Route(path, path.lstrip("/") + PREVIEW_SUFFIX, BROWSER)
     for page in PAGES:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .catalog import Catalog, Problem
+from .jsontext import utc_time
 from .store import CatalogStore, ReloadReport
 
 # Problems listed by name; the rest are only counted (100,000 bad files made 9.5 MB).
@@ -96,10 +97,6 @@ def stale_reason(report: ReloadReport | None, now: datetime, interval_seconds: i
     )
 
 
-def _time(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def health(
     store: CatalogStore,
     summaries: ProblemSummaries,
@@ -122,7 +119,7 @@ def health(
         "articles": len(catalog.everything.articles),
         "topics": len(catalog.topics),
         "providers": len(catalog.providers),
-        "last_reload": _time(report.started) if report else None,
+        "last_reload": utc_time(report.started) if report else None,
         "problems": {
             "total": summary.total,
             "files_with_errors": summary.files_with_errors,
@@ -137,7 +134,7 @@ def health(
         data["errors"] = list(summary.listed)
         if report is not None:
             data["reload"] = {
-                "started": _time(report.started),
+                "started": utc_time(report.started),
                 "duration_seconds": round(report.duration_seconds, 6),
                 "files": report.files,
                 "parsed": report.parsed,

@@ -26,11 +26,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .audience import feed_of
-from .urls import FEED_EXTENSIONS
+from .urls import FEED_EXTENSIONS, LISTINGS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_LISTINGS = frozenset({"/topics.json", "/providers.json", "/feeds.opml"})
+_LISTINGS = frozenset(LISTINGS)
 _STATUS_CLASSES = {"200", "301", "304", "400", "404", "405", "429", "500", "503"}
 
 

@@ -12,9 +12,19 @@ from . import combine, redirects
 from .catalog import PROVIDER, TOPIC, Catalog, Collection
 from .models import Article
 from .preview import html, plural
-from .query import BadParameter, Page, encode_query, parameter_lists, parse_feed_query, select_page
+from .query import BadParameter, Page, parameter_lists, parse_feed_query, select_page
 from .responses import Rendered, valid_host
-from .urls import page_path
+from .urls import (
+    FAVICON,
+    FEED_EXTENSIONS,
+    HOME,
+    PATHS,
+    SEARCH,
+    Urls,
+    collection_rule,
+    index_path,
+    query_link,
+)
 from .web import (
     _cached,
     _collection_or_404,
@@ -24,11 +34,10 @@ from .web import (
     _setting,
     _store,
     base_url,
-    feed_url,
-    page_url,
     provider_subsets,
     request_query,
     respond,
+    site_urls,
 )
 
 bp = Blueprint("pages", __name__)
@@ -46,10 +55,11 @@ def plural_filter(count: int, noun: str, nouns: str | None = None) -> str:
 
 @bp.app_context_processor
 def site_links() -> dict[str, Any]:
-    """What every page's header and footer link to."""
+    """What every page's header and footer link to: `urls` for links to pages and feeds,
+    `paths` for the style sheet and icon (by path, as a page's own files)."""
     # An error page for a request with a bad Host header links by path alone.
     base = base_url() if _setting("base_url") or valid_host(request.host) else ""
-    return {"site_url": lambda path="/": f"{base}{path}", "page_path": page_path}
+    return {"urls": Urls(base), "paths": PATHS}
 
 
 def _page_of(
@@ -72,9 +82,9 @@ def _page_of(
     links = {}
     if page.number > 1:
         newer = others + ([("page", str(page.number - 1))] if page.number > 2 else [])
-        links["newer"] = f"?{encode_query(newer)}" if newer else request.path
+        links["newer"] = query_link(newer, request.path)
     if page.number < page.last:
-        links["older"] = f"?{encode_query([*others, ('page', str(page.number + 1))])}"
+        links["older"] = query_link([*others, ("page", str(page.number + 1))], request.path)
     return page, links, page.total
 
 
@@ -83,7 +93,7 @@ def _largest(collections: Iterable[Collection], count: int | None = None) -> lis
     return ranked if count is None else ranked[:count]
 
 
-@bp.get("/")
+@bp.get(HOME)
 def index() -> Response:
     """The home page: the newest articles, the largest topics and providers, every feed."""
 
@@ -98,7 +108,6 @@ def index() -> Response:
             paging=pager,
             feeds=_feed_links(everything),
             feed_title=_setting("site_title"),
-            opml_url=f"{base_url()}/feeds.opml",
             topics=_largest(catalog.topics.values(), HOME_LISTED),
             providers=_largest(catalog.providers.values(), HOME_LISTED),
             topic_count=len(catalog.topics),
@@ -130,13 +139,13 @@ def _collection_page(kind: str, key: str) -> Response:
     return respond(_cached(render))
 
 
-@bp.get("/topics/<key>")
+@bp.get(collection_rule(TOPIC))
 def topic_page(key: str) -> Response:
     """A topic's newest articles as a web page."""
     return _collection_page(TOPIC, key)
 
 
-@bp.get("/providers/<key>")
+@bp.get(collection_rule(PROVIDER))
 def provider_page(key: str) -> Response:
     """A provider's newest articles as a web page."""
     return _collection_page(PROVIDER, key)
@@ -147,12 +156,13 @@ def _index_page(kind: str) -> Response:
         group = catalog.topics if kind == TOPIC else catalog.providers
         title = "Topics" if kind == TOPIC else "Providers"
         everything = catalog.everything
+        urls = site_urls()
         return html(
             "listing.html",
             title=title,
             noun="topic" if kind == TOPIC else "provider",
-            rows=[(c, page_url(c), _feed_links(c)) for c in _largest(group.values())],
-            listing_json=f"{base_url()}/{title.lower()}.json",
+            kind=kind,
+            rows=[(c, urls.page(c), _feed_links(c)) for c in _largest(group.values())],
             feeds=_feed_links(everything),
             feed_title=_setting("site_title"),
         )
@@ -160,19 +170,19 @@ def _index_page(kind: str) -> Response:
     return respond(_cached(render))
 
 
-@bp.get("/topics")
+@bp.get(index_path(TOPIC))
 def topics_page() -> Response:
     """Every topic with its article count and feeds."""
     return _index_page(TOPIC)
 
 
-@bp.get("/providers")
+@bp.get(index_path(PROVIDER))
 def providers_page() -> Response:
     """Every provider with its article count and feeds."""
     return _index_page(PROVIDER)
 
 
-@bp.get("/search")
+@bp.get(SEARCH)
 def search() -> Response:
     """Articles whose title or excerpt holds every word of `q`, with a feed of the search."""
 
@@ -196,10 +206,11 @@ def search() -> Response:
 def _search_feeds(everything: Collection, words: str) -> dict[str, str]:
     if not words:
         return _feed_links(everything)
-    return {ext: feed_url(everything, ext, [("q", words)]) for ext in ("rss", "atom", "json")}
+    urls = site_urls()
+    return {ext: urls.feed(everything, ext, [("q", words)]) for ext in FEED_EXTENSIONS}
 
 
-@bp.get("/favicon.ico")
+@bp.get(FAVICON)
 def favicon() -> Response:
     """The site's icon, for browsers that ask for it at the traditional place."""
     response = current_app.send_static_file("favicon.svg")

@@ -15,21 +15,22 @@ from .combine import MAX_UNION, UNION_SEPARATOR
 from .negotiation import is_public_data
 from .responses import CONTENT_TYPES, CORS, cache_control
 from .seeds import provider_for, topic_for
-from .urls import KIND_PATHS
+from .urls import KIND_PATHS, PATHS, Urls, collection_path, collection_rule, index_path
 
 bp = Blueprint("redirects", __name__)
 
 # Feed names of other feed software, each to the canonical feed of everything.
+_RSS, _ATOM = PATHS.everything("rss"), PATHS.everything("atom")
 FEED_ALIASES = {
-    "/feed": "/feed.rss",
-    "/feed/": "/feed.rss",
-    "/rss": "/feed.rss",
-    "/rss/": "/feed.rss",
-    "/rss.xml": "/feed.rss",
-    "/feed.xml": "/feed.rss",
-    "/index.xml": "/feed.rss",
-    "/atom": "/feed.atom",
-    "/atom.xml": "/feed.atom",
+    "/feed": _RSS,
+    "/feed/": _RSS,
+    "/rss": _RSS,
+    "/rss/": _RSS,
+    "/rss.xml": _RSS,
+    "/feed.xml": _RSS,
+    "/index.xml": _RSS,
+    "/atom": _ATOM,
+    "/atom.xml": _ATOM,
 }
 # A fixed alias never changes: a day; a spelling's target may go when its topic does.
 ALIAS_MAX_AGE = 86400
@@ -40,9 +41,8 @@ _QUERY_SAFE = "/?&=+%:@$!*()~"
 
 def _moved(path: str, max_age: int) -> Response:
     """A 301 to a path of this site, keeping the request's query string."""
-    base = str(current_app.config["FEEDSERVER"]["base_url"])
-    query = quote(request.query_string, safe=_QUERY_SAFE)
-    location = f"{base}{path}{'?' + query if query else ''}"
+    site = Urls(str(current_app.config["FEEDSERVER"]["base_url"]))
+    location = site.path(path, quote(request.query_string, safe=_QUERY_SAFE))
     response = Response(f"Moved to {location}\n", 301, content_type=CONTENT_TYPES["text"])
     response.headers["Location"] = location
     response.headers["Cache-Control"] = cache_control(max_age)
@@ -85,7 +85,7 @@ def to_canonical(catalog: Catalog, kind: str, key: str, suffix: str) -> None:
     found = canonical_key(catalog, kind, key)
     if found is not None:
         max_age = int(current_app.config["FEEDSERVER"]["reload_interval"])
-        abort(_moved(f"/{KIND_PATHS[kind]}/{found}{suffix}", max_age))
+        abort(_moved(f"{collection_path(kind, found)}{suffix}", max_age))
 
 
 def _alias(path: str) -> NoReturn:
@@ -96,20 +96,21 @@ def _register() -> None:
     for number, (alias, target) in enumerate(FEED_ALIASES.items()):
         bp.add_url_rule(alias, f"feed_alias_{number}", lambda target=target: _alias(target))
     for kind, folder in KIND_PATHS.items():
-        bp.add_url_rule(f"/{folder}/", f"{folder}_index", lambda f=folder: _alias(f"/{f}"))
+        index = index_path(kind)
+        bp.add_url_rule(f"{index}/", f"{folder}_index", lambda index=index: _alias(index))
         bp.add_url_rule(
-            f"/{folder}/<key>/",
+            f"{collection_rule(kind)}/",
             f"{folder}_page",
-            lambda key, kind=kind, f=folder: _trailing_slash(kind, f, key),
+            lambda key, kind=kind: _trailing_slash(kind, key),
         )
 
 
-def _trailing_slash(kind: str, folder: str, key: str) -> NoReturn:
+def _trailing_slash(kind: str, key: str) -> NoReturn:
     catalog: Catalog = current_app.extensions["feedserver.store"].catalog
     found = key if catalog.collection(kind, key) is not None else canonical_key(catalog, kind, key)
     if found is None:
         abort(404, description=f"no such {kind}: it has no published articles")
-    _alias(f"/{folder}/{found}")
+    _alias(collection_path(kind, found))
 
 
 _register()

@@ -6,7 +6,6 @@ bytes in every process, so every date feedgen would default to now() is set expl
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,8 +15,11 @@ from typing import Any
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 
+from .catalog import PROVIDER, TOPIC
 from .freshness import Freshness
+from .jsontext import json_bytes, utc_time
 from .models import Article, Related
+from .urls import Urls
 
 GENERATOR = "feedserver"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -36,7 +38,7 @@ class FeedDocument:
     language: str
     updated: datetime
     entries: Sequence[Article]
-    base_url: str
+    urls: Urls  # the site's URLs, for the links of each entry
     freshness: Freshness  # how often readers should poll: RSS ttl and sy:*
     publisher: str  # the site's title: the feed's author
     # RFC 5005 paging and other feed-level links: rel -> absolute URL.
@@ -48,11 +50,11 @@ class FeedDocument:
         """The URL of the feed of the article's provider, or None when it has none."""
         if article.provider is None:
             return None
-        return f"{self.base_url}/providers/{article.provider.key}.{extension}"
+        return self.urls.feed_of(PROVIDER, article.provider.key, extension)
 
     def topic_url(self, key: str) -> str:
         """The HTML page of a topic."""
-        return f"{self.base_url}/topics/{key}"
+        return self.urls.page_of(TOPIC, key)
 
 
 def entry_html(article: Article) -> str:
@@ -260,7 +262,7 @@ def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
         "url": article.url,
         "title": article.title,
         "content_html": entry_html(article),
-        "date_published": article.published_at.isoformat().replace("+00:00", "Z"),
+        "date_published": utc_time(article.published_at),
     }
     if article.excerpt:
         item["summary"] = article.excerpt
@@ -294,7 +296,7 @@ def render_json(document: FeedDocument) -> bytes:
     if "hub" in document.links:
         feed["hubs"] = [{"type": "WebSub", "url": document.links["hub"]}]
     feed["items"] = [_json_item(document, article) for article in document.entries]
-    return json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    return json_bytes(feed)
 
 
 RENDERERS = {"rss": render_rss, "atom": render_atom, "json": render_json}

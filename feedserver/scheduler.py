@@ -87,7 +87,7 @@ class ReloadScheduler:
         self._lock = threading.Lock()
         # Called in the serving process when its job starts, and after each reload that
         # produced a new catalog (with the old and the new one).
-        self.on_start: list[Callable[[], None]] = []
+        self.on_start: list[Callable[[], object]] = []
         self.listeners: list[Callable[[Catalog, Catalog], None]] = []
 
     def running(self) -> bool:

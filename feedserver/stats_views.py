@@ -4,7 +4,6 @@ unless configured public. Also where the counting is wired into an app."""
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,13 +15,14 @@ from .catalog import Catalog, Collection
 from .chart import daily_chart
 from .freshness import poll_interval
 from .health import is_trusted
+from .jsontext import json_bytes, utc_time
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .politeness import AudienceMiddleware, PollingTable
 from .polls import PollRecorder
 from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
 from .statsdb import FeedDay, StatsDB, StatsError, latest_by_feed
 from .store import CatalogStore
-from .urls import feed_path, page_path
+from .urls import Urls
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _feed_name(feed: str, collection: Collection | None) -> str:
     return collection.name if collection else feed.partition(":")[2]
 
 
-def stats_data(days: list[FeedDay], catalog: Catalog, base: str) -> dict[str, Any]:
+def stats_data(days: list[FeedDay], catalog: Catalog, urls: Urls) -> dict[str, Any]:
     """The figures of `/stats.json`: per feed today, and per day for all feeds."""
     feeds = []
     for feed, latest in sorted(
@@ -85,8 +85,8 @@ def stats_data(days: list[FeedDay], catalog: Catalog, base: str) -> dict[str, An
             {
                 "feed": feed,
                 "name": _feed_name(feed, collection),
-                "page": f"{base}{page_path(collection)}" if collection else None,
-                "rss": f"{base}{feed_path(collection, 'rss')}" if collection else None,
+                "page": urls.page(collection) if collection else None,
+                "rss": urls.feed(collection, "rss") if collection else None,
                 "day": latest.day,
                 "subscribers": latest.subscribers,
                 "direct": latest.direct,
@@ -107,7 +107,7 @@ def stats_data(days: list[FeedDay], catalog: Catalog, base: str) -> dict[str, An
         day["polls"] += feed_day.polls
         day["limited"] += feed_day.limited
     return {
-        "generated": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "generated": utc_time(datetime.now(UTC)),
         "feeds": feeds,
         "days": [{"day": day, **figures} for day, figures in sorted(totals.items())],
     }
@@ -118,16 +118,16 @@ def _store() -> CatalogStore:
     return store
 
 
-def _base() -> str:
-    return site_base(request.environ, str(_setting("base_url")))
+def _urls() -> Urls:
+    return Urls(site_base(request.environ, str(_setting("base_url"))))
 
 
 @bp.get("/stats.json")
 def stats_json() -> Response:
     """Subscribers and polls per feed, today and per day."""
     _refuse_unless_allowed("stats_public")
-    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _base())
-    body = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _urls())
+    body = json_bytes(data)
     return Response(body, content_type=CONTENT_TYPES["api"], headers=NO_STORE_HEADERS)
 
 
@@ -135,7 +135,7 @@ def stats_json() -> Response:
 def stats_page() -> Response:
     """The same figures as a page, with a daily chart drawn as inline SVG."""
     _refuse_unless_allowed("stats_public")
-    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _base())
+    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _urls())
     start = datetime.now(UTC).date() - timedelta(days=HISTORY_DAYS - 1)
     by_day = {d["day"]: d for d in data["days"]}
     series = [

@@ -3,11 +3,10 @@ with the HTTP manners feed readers expect (validators, conditional GET, gzip).""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ from . import combine, health, opml, redirects
 from .cache import RenderCache
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .freshness import Freshness, poll_interval
+from .jsontext import json_bytes, utc_time
 from .negotiation import FEED_VARY, PREVIEW, variant
 from .preview import feed_preview
 from .query import (
@@ -26,7 +26,6 @@ from .query import (
     QueryPairs,
     Selection,
     canonical_pairs,
-    encode_query,
     known_parameters,
     parameter_lists,
     parse_feed_query,
@@ -47,15 +46,16 @@ from .responses import (
     site_base,
 )
 from .store import CatalogStore
-from .urls import FEED_EXTENSIONS, feed_path, page_path
+from .urls import ALL_FEEDS, FEED_EXTENSIONS, OPML, Urls, collection_rule, listing_path
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("feeds", __name__)
 
 FORMATS = "any(rss, atom, json)"
-# The bundled feed image (a 144-pixel square PNG), used when the feed_image setting is empty.
-DEFAULT_FEED_IMAGE = "/static/feed-icon.png"
+# The bundled feed image (a 144-pixel square PNG among the static files), used when the
+# feed_image setting is empty.
+DEFAULT_FEED_IMAGE = "feed-icon.png"
 DEFAULT_FEED_IMAGE_SIZE = 144
 # A topic page links to the feeds of at most this many of its providers.
 MAX_PROVIDER_SUBSETS = 10
@@ -86,12 +86,9 @@ def base_url() -> str:
     return site_base(request.environ, str(_setting("base_url")))
 
 
-def feed_url(collection: Collection, extension: str, query: Iterable[tuple[str, str]] = ()) -> str:
-    """The absolute URL of a collection's feed in a format, with an optional query (pairs
-    in canonical order)."""
-    encoded = encode_query(query)
-    suffix = f"?{encoded}" if encoded else ""
-    return f"{base_url()}{feed_path(collection, extension)}{suffix}"
+def site_urls() -> Urls:
+    """The site's URLs, at base_url()."""
+    return Urls(base_url())
 
 
 # What a URL may carry unencoded in an HTTP header: RFC 3986's unreserved and reserved
@@ -103,11 +100,6 @@ def header_url(url: str) -> str:
     """A URL fit for an HTTP header: spaces, quotes, <>, commas and non-ASCII percent-encoded
     (existing escapes kept)."""
     return quote(url, safe=_HEADER_SAFE)
-
-
-def page_url(collection: Collection) -> str:
-    """The absolute URL of a collection's HTML page."""
-    return f"{base_url()}{page_path(collection)}"
 
 
 def _selection_words(catalog: Catalog, selection: Selection) -> str:
@@ -157,9 +149,10 @@ def request_query() -> QueryPairs:
 def _paging_links(collection: Collection, extension: str, page: Page) -> dict[str, str]:
     """RFC 5005 links, each keeping the request's other feed parameters."""
     others = tuple(pair for pair in request_query() if pair[0] != "page")
+    urls = site_urls()
 
     def to(number: int) -> str:
-        return feed_url(collection, extension, canonical_pairs((*others, ("page", str(number)))))
+        return urls.feed(collection, extension, canonical_pairs((*others, ("page", str(number)))))
 
     links = {"first": to(1), "last": to(page.last)}
     if page.number > 1:
@@ -179,7 +172,7 @@ def _feed_image() -> tuple[str, int]:
     configured = str(_setting("feed_image"))
     if configured:
         return configured, 0
-    return f"{base_url()}{DEFAULT_FEED_IMAGE}", DEFAULT_FEED_IMAGE_SIZE
+    return site_urls().static(DEFAULT_FEED_IMAGE), DEFAULT_FEED_IMAGE_SIZE
 
 
 def feed_freshness(collection: Collection) -> Freshness:
@@ -204,17 +197,18 @@ def _render_feed(
         abort(404, description=f"page {page.number} does not exist; the last page is {page.last}")
     image_url, image_size = _feed_image()
     freshness = feed_freshness(collection)
+    urls = site_urls()
     document = FeedDocument(
         title=_feed_title(collection, narrowed_by),
         description=_feed_description(collection, narrowed_by),
-        html_url=page_url(collection),
-        self_url=feed_url(collection, extension, request_query()),
+        html_url=urls.page(collection),
+        self_url=urls.feed(collection, extension, request_query()),
         # A narrowed feed is a feed of its own: its identity keeps the selection.
-        feed_id=feed_url(collection, extension, selection.canonical_query()),
+        feed_id=urls.feed(collection, extension, selection.canonical_query()),
         language=str(_setting("language")),
         updated=collection.updated,
         entries=page.articles,
-        base_url=base_url(),
+        urls=urls,
         freshness=freshness,
         publisher=str(_setting("site_title")),
         links=_paging_links(collection, extension, page) | _hub_link(),
@@ -310,26 +304,27 @@ def _feed(kind: str, key: str, extension: str) -> Response:
     return respond(_cached(render))
 
 
-@bp.get(f"/feed.<{FORMATS}:extension>")
+@bp.get(f"{ALL_FEEDS}.<{FORMATS}:extension>")
 def all_feed(extension: str) -> Response:
     """Every published article."""
     return _feed(ALL, "", extension)
 
 
-@bp.get(f"/topics/<key>.<{FORMATS}:extension>")
+@bp.get(f"{collection_rule(TOPIC)}.<{FORMATS}:extension>")
 def topic_feed(key: str, extension: str) -> Response:
     """The articles of one topic."""
     return _feed(TOPIC, key, extension)
 
 
-@bp.get(f"/providers/<key>.<{FORMATS}:extension>")
+@bp.get(f"{collection_rule(PROVIDER)}.<{FORMATS}:extension>")
 def provider_feed(key: str, extension: str) -> Response:
     """The articles of one provider."""
     return _feed(PROVIDER, key, extension)
 
 
 def _feed_links(collection: Collection) -> dict[str, str]:
-    return {extension: feed_url(collection, extension) for extension in FEED_EXTENSIONS}
+    urls = site_urls()
+    return {extension: urls.feed(collection, extension) for extension in FEED_EXTENSIONS}
 
 
 def provider_subsets(
@@ -342,11 +337,12 @@ def provider_subsets(
     counts = Counter(a.provider.key for a in collection.articles if a.provider is not None)
     if len(counts) < 2:
         return []
+    urls = site_urls()
     return [
         (
             catalog.providers[key].name,
             count,
-            {ext: feed_url(collection, ext, [("provider", key)]) for ext in FEED_EXTENSIONS},
+            {ext: urls.feed(collection, ext, [("provider", key)]) for ext in FEED_EXTENSIONS},
         )
         for key, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         if key in catalog.providers
@@ -355,51 +351,52 @@ def provider_subsets(
 
 def _json(data: Any, public: bool = True) -> Rendered:
     """JSON; public data (the listings) may be read by any web page, /healthz may not."""
-    body = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-    return Rendered(body, CONTENT_TYPES["api"], None, (CORS,) if public else ())
+    return Rendered(json_bytes(data), CONTENT_TYPES["api"], None, (CORS,) if public else ())
 
 
 def _listing(collections: dict[str, Collection]) -> list[dict[str, Any]]:
+    urls = site_urls()
     return [
         {
             "slug": c.key,
             "name": c.name,
             "count": len(c.articles),
-            "updated": c.updated.isoformat().replace("+00:00", "Z"),
-            "url": page_url(c),
+            "updated": utc_time(c.updated),
+            "url": urls.page(c),
             "feeds": _feed_links(c),
         }
         for c in collections.values()
     ]
 
 
-@bp.get("/topics.json")
+@bp.get(listing_path(TOPIC))
 def topics_json() -> Response:
     """Every topic with its article count and feeds."""
     return respond(_cached(lambda catalog: _json(_listing(catalog.topics))))
 
 
-@bp.get("/providers.json")
+@bp.get(listing_path(PROVIDER))
 def providers_json() -> Response:
     """Every provider with its article count and feeds."""
     return respond(_cached(lambda catalog: _json(_listing(catalog.providers))))
 
 
-@bp.get("/feeds.opml")
+@bp.get(OPML)
 def feeds_opml() -> Response:
     """The all-articles feed and every topic and provider feed as an OPML subscription list."""
 
     def render(catalog: Catalog) -> Rendered:
+        urls = site_urls()
         body = opml.render_opml(
             str(_setting("site_title")),
             [
-                (title, [(c.name, feed_url(c, "rss"), page_url(c)) for c in group.values()])
+                (title, [(c.name, urls.feed(c, "rss"), urls.page(c)) for c in group.values()])
                 for title, group in (("Topics", catalog.topics), ("Providers", catalog.providers))
             ],
             everything=(
                 f"All articles — {_setting('site_title')}",
-                feed_url(catalog.everything, "rss"),
-                page_url(catalog.everything),
+                urls.feed(catalog.everything, "rss"),
+                urls.page(catalog.everything),
             ),
         )
         return Rendered(body, CONTENT_TYPES["opml"], None, (CORS,))

@@ -28,7 +28,7 @@ from flask import Flask
 
 from .catalog import Catalog, Collection
 from .scheduler import ReloadScheduler
-from .urls import FEED_EXTENSIONS, feed_path
+from .urls import FEED_EXTENSIONS, Urls
 
 logger = logging.getLogger(__name__)
 
@@ -146,16 +146,13 @@ class HubPublisher:
         logger.info("WebSub: process %d publishes to %s", os.getpid(), self.hub)
         return True
 
-    def claim(self) -> None:
-        """Take the publisher's role now if no other process holds it."""
-        self.holds_lock()
-
     def on_reload(self, before: Catalog, after: Catalog) -> None:
         """Queue one notification per feed of every collection whose content changed."""
         if not self.holds_lock():
             return
+        urls = Urls(self.base_url)
         self.enqueue(
-            f"{self.base_url}{feed_path(collection, extension)}"
+            urls.feed(collection, extension)
             for collection in changed_collections(before, after, self.feed_limit)
             for extension in FEED_EXTENSIONS
         )
@@ -248,7 +245,7 @@ def init_app(app: Flask, scheduler: ReloadScheduler) -> HubPublisher | None:
         settings["feed_limit"],
         hashlib.sha256(identity.encode()).hexdigest()[:16],
     )
-    scheduler.on_start.append(publisher.claim)
+    scheduler.on_start.append(publisher.holds_lock)  # take the role now if it is free
     scheduler.listeners.append(publisher.on_reload)
     metrics = app.extensions.get("feedserver.metrics")
     if metrics is not None:

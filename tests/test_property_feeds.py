@@ -14,6 +14,7 @@ from feedserver.catalog import build_catalog
 from feedserver.freshness import Freshness
 from feedserver.render import RENDERERS, FeedDocument
 from feedserver.seeds import ParsedSeed, SeedFile, article_from_mapping
+from feedserver.urls import Urls
 
 # Any code point at all, surrogates and U+FFFE included: the seed reader must clean them.
 awkward = st.sampled_from(
@@ -67,7 +68,7 @@ def test_every_format_stays_well_formed(fields: dict[str, object], markdown: str
                 language="en",
                 updated=collection.updated,
                 entries=collection.articles,
-                base_url="http://feeds.test",
+                urls=Urls("http://feeds.test"),
                 freshness=Freshness(60),
                 publisher="Site",
             )

@@ -28,6 +28,7 @@ from feedserver import web
 from feedserver.freshness import Freshness
 from feedserver.render import FeedDocument, render_atom, render_json, render_rss
 from feedserver.seeds import article_from_mapping, front_matter
+from feedserver.urls import Urls
 
 BASE = "http://feeds.test"
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -863,7 +864,7 @@ def _document(article: Any) -> FeedDocument:
         language="en",
         updated=article.published_at,
         entries=[article],
-        base_url="http://x.test",
+        urls=Urls("http://x.test"),
         freshness=Freshness(60),
         publisher="Site",
     )
