@@ -6,23 +6,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 
 from . import errors, pages, redirects, scheduler, web, websub
 from .cache import RenderCache
+from .cached_responses import CachedResponses
 from .config import SETTINGS_EXTENSION, Settings, check_seeds_dir, load_config
-from .fastpath import CachedResponses
 from .health import ProblemSummaries
+from .responses import add_nosniff
 from .snapshot import load_store
 from .store import CatalogStore
 
 logger = logging.getLogger(__name__)
-
-
-def _add_nosniff(response: Response) -> Response:
-    """Rendered responses carry their headers already; errors and static files get it here."""
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    return response
 
 
 def _configure_logging() -> None:
@@ -69,7 +64,7 @@ def create_app(
     app.register_blueprint(pages.bp)
     app.register_blueprint(redirects.bp)
     errors.init_app(app)
-    app.after_request(_add_nosniff)
+    app.after_request(add_nosniff)
     # Cached responses are answered before Flask is involved at all.
     app.wsgi_app = CachedResponses(  # type: ignore[method-assign]
         app.wsgi_app,
@@ -77,7 +72,6 @@ def create_app(
         app.extensions["feedserver.cache"],
         settings.base_url,
         settings.reload_interval,
-        web.valid_host,
     )
     # Outermost: every answer, cached or not, is counted, and impolite polls are refused.
     from . import stats_views  # imports prometheus_client: only once an app is built

@@ -1,97 +1,23 @@
-"""Rendered responses, kept per catalog: an entry never outlives the catalog it was made from."""
+"""The render cache: rendered responses (responses.py), kept per catalog (an entry never
+outlives the catalog it was made from), bounded in bytes, each rendered once at a time."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from datetime import datetime
-
-from werkzeug.http import http_date, quote_etag
 
 from .catalog import Catalog
+from .responses import Rendered
 
-# Level 6 is gzip's default: nearly the size of 9 at a fraction of the time.
-GZIP_LEVEL = 6
 # What an entry costs beside its bodies (key, headers, objects), so tiny ones count too.
 ENTRY_OVERHEAD = 1024
 
 
-Headers = list[tuple[str, str]]
-
-
-@dataclass(slots=True)
-class Rendered:
-    """A response body with its validators and headers, each made once, on first demand:
-    a cached feed is served without formatting a date or compressing anything again."""
-
-    body: bytes
-    content_type: str
-    last_modified: datetime | None
-    extra_headers: tuple[tuple[str, str], ...] = ()
-    # Seconds a reader may keep it (a feed's own polling interval); None: the server's.
-    max_age: int | None = None
-    # The request headers the body was chosen on (a feed URL's variants add Accept).
-    vary: str = "Accept-Encoding"
-    etag: str = ""
-    _gzipped: bytes | None = field(default=None, repr=False)
-    _headers: dict[tuple[bool, int], Headers] = field(default_factory=dict, repr=False)
-    # Told when the gzip copy is made, so the cache holding this response can count it.
-    on_grow: Callable[[Rendered], None] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        # Strong validator from the bytes alone: equal in every worker and after restarts.
-        self.etag = hashlib.blake2b(self.body, digest_size=16).hexdigest()
-
-    @property
-    def gzipped(self) -> bytes:
-        """The body gzip-compressed with a fixed mtime, so its bytes are stable too."""
-        if self._gzipped is None:
-            self._gzipped = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
-            if self.on_grow is not None:
-                self.on_grow(self)
-        return self._gzipped
-
-    @property
-    def size(self) -> int:
-        """Bytes this response holds: its body, its gzip copy once made, and an overhead."""
-        gzipped = self._gzipped
-        return len(self.body) + (len(gzipped) if gzipped is not None else 0) + ENTRY_OVERHEAD
-
-    def etag_for(self, compressed: bool) -> str:
-        """The strong ETag of the plain or the gzip representation (they must differ)."""
-        return f"{self.etag}-gz" if compressed else self.etag
-
-    def headers(self, compressed: bool, max_age: int) -> Headers:
-        """The response headers of the plain or gzip representation; `max_age` is the
-        server's own (reload_interval). A feed that publishes less often lets readers keep
-        it longer, while shared caches (s-maxage) still revalidate at the server's pace."""
-        key = (compressed, max_age)
-        found = self._headers.get(key)
-        if found is None:
-            body = self.gzipped if compressed else self.body
-            found = [("Content-Type", self.content_type), ("Content-Length", str(len(body)))]
-            if compressed:
-                found.append(("Content-Encoding", "gzip"))
-            found += [
-                ("Vary", self.vary),
-                ("ETag", quote_etag(self.etag_for(compressed))),
-                ("Cache-Control", self._cache_control(max_age)),
-                ("X-Content-Type-Options", "nosniff"),
-            ]
-            if self.last_modified is not None:
-                found.append(("Last-Modified", http_date(self.last_modified)))
-            found += self.extra_headers
-            self._headers[key] = found
-        return found
-
-    def _cache_control(self, server_max_age: int) -> str:
-        if self.max_age is None or self.max_age <= server_max_age:
-            return f"public, max-age={server_max_age}"
-        return f"public, max-age={self.max_age}, s-maxage={server_max_age}"
+def entry_bytes(rendered: Rendered) -> int:
+    """What a kept response costs the budget: its bodies (the gzip copy once made) and an
+    overhead."""
+    return rendered.held_bytes + ENTRY_OVERHEAD
 
 
 class _Pending:
@@ -139,7 +65,7 @@ class RenderCache:
             self.bytes -= self._sizes[key]
         self._entries[key] = rendered
         self._entries.move_to_end(key)
-        self._sizes[key] = rendered.size
+        self._sizes[key] = entry_bytes(rendered)
         self.bytes += self._sizes[key]
         while self.bytes > self.max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
@@ -187,7 +113,7 @@ class RenderCache:
             rendered = pending.result = render()  # outside the lock: others are not held up
             with self._lock:
                 self.renders += 1
-                if catalog is self._catalog and rendered.size <= self.max_bytes:
+                if catalog is self._catalog and entry_bytes(rendered) <= self.max_bytes:
                     rendered.on_grow = lambda grown: self._grown(catalog, key, grown)
                     self._keep(key, rendered)
             return rendered

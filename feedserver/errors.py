@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from .config import current_settings
 from .negotiation import is_navigation, is_public_data
-from .preview import CORS, PAGE_POLICY
+from .responses import CONTENT_TYPES, CORS, CSP, NO_STORE
 
 logger = logging.getLogger(__name__)
 
@@ -48,19 +48,19 @@ def error_response(error: HTTPException) -> Response:
     message = str(error.description) if code < 500 else "internal server error"
     page = _error_page(code, error.name, message) if _wants_page() else None
     if page is not None:
-        response = Response(page, code, content_type="text/html; charset=utf-8")
-        response.headers["Content-Security-Policy"] = PAGE_POLICY
+        response = Response(page, code, content_type=CONTENT_TYPES["html"])
+        response.headers.set(*CSP)
     elif _wants_json():
         body = json.dumps({"error": error.name, "status": code, "message": message}) + "\n"
-        response = Response(body, code, content_type="application/json")
+        response = Response(body, code, content_type=CONTENT_TYPES["api"])
     else:
         text = f"{code} {error.name}: {message}\n"
-        response = Response(text, code, content_type="text/plain; charset=utf-8")
+        response = Response(text, code, content_type=CONTENT_TYPES["text"])
     if is_public_data(request.path):
-        response.headers[CORS[0]] = CORS[1]  # a page's script may read why a fetch failed
+        response.headers.set(*CORS)  # a page's script may read why a fetch failed
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         response.headers["Allow"] = ", ".join(error.valid_methods)
-    response.cache_control.no_store = True
+    response.headers["Cache-Control"] = NO_STORE
     return response
 
 

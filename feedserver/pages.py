@@ -9,12 +9,12 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, request
 
 from . import combine, redirects
-from .cache import Rendered
 from .catalog import PROVIDER, TOPIC, Catalog, Collection
 from .config import current_settings
 from .models import Article
 from .preview import html, plural
 from .query import BadParameter, Page, parameter_lists, parse_feed_query, select_page
+from .responses import Rendered, valid_host
 from .urls import (
     FAVICON,
     FEED_EXTENSIONS,
@@ -38,7 +38,6 @@ from .web import (
     request_query,
     respond,
     site_urls,
-    valid_host,
 )
 
 bp = Blueprint("pages", __name__)

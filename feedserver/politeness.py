@@ -25,6 +25,7 @@ from typing import Any
 from .audience import feed_of, identify, is_feed_document
 from .negotiation import is_navigation
 from .polls import PollRecorder
+from .responses import CONTENT_TYPES, NO_STORE, NOSNIFF
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -67,11 +68,11 @@ def _too_many(seconds: float) -> tuple[str, list[tuple[str, str]], bytes]:
         "poll it less often, or send If-None-Match or If-Modified-Since\n"
     ).encode()
     headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Type", CONTENT_TYPES["text"]),
         ("Content-Length", str(len(body))),
         ("Retry-After", str(wait)),
-        ("Cache-Control", "no-store"),
-        ("X-Content-Type-Options", "nosniff"),
+        ("Cache-Control", NO_STORE),
+        NOSNIFF,
     ]
     return "429 Too Many Requests", headers, body
 

@@ -7,22 +7,13 @@ from typing import Any
 
 from flask import render_template
 
-from .cache import Rendered
 from .config import current_settings
 from .negotiation import FEED_VARY
 from .query import Page
 from .render import FeedDocument
+from .responses import CONTENT_TYPES, CORS, CSP, Rendered
 
-HTML_TYPE = "text/html; charset=utf-8"
-# Pages need no script or frame; their only style sheet and icon are our own, images come
-# from the articles' sites, and the one form (search) submits to this site.
-PAGE_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' https: http:; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 FORMAT_NAMES = {"rss": "RSS feed", "atom": "Atom feed", "json": "JSON Feed"}
-# Public data: any web page may read a feed, whichever variant its request gets.
-CORS = ("Access-Control-Allow-Origin", "*")
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -34,9 +25,7 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
 def html(template: str, **context: Any) -> Rendered:
     """A page rendered from a template, with the strict page policy."""
     body = render_template(template, site_title=current_settings().site_title, **context)
-    return Rendered(
-        body.encode("utf-8"), HTML_TYPE, None, (("Content-Security-Policy", PAGE_POLICY),)
-    )
+    return Rendered(body.encode("utf-8"), CONTENT_TYPES["html"], None, (CSP,))
 
 
 def feed_preview(
@@ -59,8 +48,8 @@ def feed_preview(
     )
     return Rendered(
         body.encode("utf-8"),
-        HTML_TYPE,
+        CONTENT_TYPES["html"],
         last_modified,
-        (("Content-Security-Policy", PAGE_POLICY), CORS),
+        (CSP, CORS),
         vary=FEED_VARY,
     )

@@ -14,7 +14,7 @@ from .catalog import PROVIDER, TOPIC, Catalog
 from .combine import MAX_UNION, UNION_SEPARATOR
 from .config import current_settings
 from .negotiation import is_public_data
-from .preview import CORS
+from .responses import CONTENT_TYPES, CORS, cache_control
 from .seeds import provider_for, topic_for
 from .urls import KIND_PATHS, PATHS, Urls, collection_path, collection_rule, index_path
 
@@ -44,12 +44,11 @@ def _moved(path: str, max_age: int) -> Response:
     """A 301 to a path of this site, keeping the request's query string."""
     site = Urls(current_settings().base_url)
     location = site.path(path, quote(request.query_string, safe=_QUERY_SAFE))
-    response = Response(f"Moved to {location}\n", 301, content_type="text/plain; charset=utf-8")
+    response = Response(f"Moved to {location}\n", 301, content_type=CONTENT_TYPES["text"])
     response.headers["Location"] = location
-    response.cache_control.public = True
-    response.cache_control.max_age = max_age
+    response.headers["Cache-Control"] = cache_control(max_age)
     if is_public_data(path):
-        response.headers[CORS[0]] = CORS[1]  # a page's fetch() follows it to the feed
+        response.headers.set(*CORS)  # a page's fetch() follows it to the feed
     return response
 
 

@@ -20,7 +20,7 @@ from .jsontext import json_bytes, utc_time
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .politeness import AudienceMiddleware, PollingTable
 from .polls import PollRecorder
-from .preview import PAGE_POLICY
+from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
 from .statsdb import FeedDay, StatsDB, StatsError, latest_by_feed
 from .store import CatalogStore
 from .urls import Urls
@@ -31,7 +31,7 @@ bp = Blueprint("stats", __name__)
 
 HISTORY_DAYS = 30
 MAX_HINTS = 10_000
-NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+NO_STORE_HEADERS = dict([("Cache-Control", NO_STORE), NOSNIFF])
 
 
 def _refuse_unless_allowed(public: bool) -> None:
@@ -115,7 +115,7 @@ def _store() -> CatalogStore:
 
 
 def _urls() -> Urls:
-    return Urls(current_settings().base_url or request.host_url.rstrip("/"))
+    return Urls(site_base(request.environ, current_settings().base_url))
 
 
 @bp.get("/stats.json")
@@ -124,7 +124,7 @@ def stats_json() -> Response:
     _refuse_unless_allowed(current_settings().stats_public)
     data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _urls())
     body = json_bytes(data)
-    return Response(body, content_type="application/json", headers=NO_STORE)
+    return Response(body, content_type=CONTENT_TYPES["api"], headers=NO_STORE_HEADERS)
 
 
 @bp.get("/stats")
@@ -144,7 +144,7 @@ def stats_page() -> Response:
         data=data,
         chart=daily_chart(series, "Subscribers per day, all feeds"),
     )
-    return Response(body, headers={**NO_STORE, "Content-Security-Policy": PAGE_POLICY})
+    return Response(body, headers=dict([("Cache-Control", NO_STORE), NOSNIFF, CSP]))
 
 
 @bp.get("/metrics")
@@ -161,7 +161,9 @@ def metrics() -> Response:
             len(catalog.topics),
             len(catalog.providers),
         )
-    return Response(server_metrics.exposition(), content_type=CONTENT_TYPE, headers=NO_STORE)
+    return Response(
+        server_metrics.exposition(), content_type=CONTENT_TYPE, headers=NO_STORE_HEADERS
+    )
 
 
 def _subscribers_today(db: StatsDB) -> dict[str, int]:

@@ -4,7 +4,6 @@ with the HTTP manners feed readers expect (validators, conditional GET, gzip).""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,14 +13,13 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, request
 
 from . import combine, health, opml, redirects
-from .cache import RenderCache, Rendered
+from .cache import RenderCache
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .config import current_settings
-from .fastpath import answer, cache_key, canonical_query, site_base
 from .freshness import Freshness, poll_interval
 from .jsontext import json_bytes, utc_time
 from .negotiation import FEED_VARY, PREVIEW, variant
-from .preview import CORS, feed_preview
+from .preview import feed_preview
 from .query import (
     BadParameter,
     FeedQuery,
@@ -36,6 +34,18 @@ from .query import (
     select_page,
 )
 from .render import RENDERERS, FeedDocument
+from .responses import (
+    CONTENT_TYPES,
+    CORS,
+    NO_STORE,
+    Header,
+    Rendered,
+    admit,
+    answer,
+    cache_key,
+    canonical_query,
+    site_base,
+)
 from .store import CatalogStore
 from .urls import ALL_FEEDS, FEED_EXTENSIONS, OPML, Urls, collection_rule, listing_path
 
@@ -43,14 +53,6 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("feeds", __name__)
 
-CONTENT_TYPES = {
-    "rss": "application/rss+xml; charset=utf-8",
-    "atom": "application/atom+xml; charset=utf-8",
-    "json": "application/feed+json",
-    "html": "text/html; charset=utf-8",
-    "api": "application/json",
-    "opml": "text/x-opml; charset=utf-8",
-}
 FORMATS = "any(rss, atom, json)"
 # The bundled feed image (a 144-pixel square PNG among the static files), used when the
 # feed_image setting is empty.
@@ -58,15 +60,6 @@ DEFAULT_FEED_IMAGE = "feed-icon.png"
 DEFAULT_FEED_IMAGE_SIZE = 144
 # A topic page links to the feeds of at most this many of its providers.
 MAX_PROVIDER_SUBSETS = 10
-# A DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port.
-_HOST = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
-)
-
-
-def valid_host(host: str) -> bool:
-    """Whether a Host header is a host name or address, fit to make links with."""
-    return _HOST.fullmatch(host) is not None
 
 
 def _store() -> CatalogStore:
@@ -81,11 +74,8 @@ def _cache() -> RenderCache:
 
 @bp.before_app_request
 def refuse_odd_requests() -> None:
-    """Only GET and HEAD exist here; a Host that is not a host name cannot make links."""
-    if request.method not in ("GET", "HEAD"):
-        abort(405, valid_methods=["GET", "HEAD"])
-    if not current_settings().base_url and not valid_host(request.host):
-        abort(400, description="bad Host header")
+    """Refuse what no route answers (responses.admit) before any route runs."""
+    admit(request.environ, current_settings().base_url)
 
 
 def base_url() -> str:
@@ -226,7 +216,7 @@ def _render_feed(
         formats = _feed_links(collection)
         return feed_preview(document, extension, page, formats, collection.last_modified)
     body = RENDERERS[extension](document)
-    links: tuple[tuple[str, str], ...] = (CORS,)
+    links: tuple[Header, ...] = (CORS,)
     hub = document.links.get("hub")
     if hub:
         # WebSub discovery by HTTP header too, for subscribers that do not parse the feed.
@@ -244,7 +234,7 @@ def _render_feed(
 
 def _cached(render: Callable[[Catalog], Rendered]) -> Rendered:
     """A response from the current catalog's cache; one catalog is read once per request.
-    Later requests for it are answered by the fast path (fastpath.py) before Flask."""
+    Later requests for it are answered before Flask (cached_responses.py)."""
     catalog = _store().catalog
     key = cache_key(request.environ, base_url())
     environ = request.environ
@@ -297,7 +287,7 @@ def _selection() -> Selection:
 
 def _feed(kind: str, key: str, extension: str) -> Response:
     # The query is read only on a miss: a cached response was made from this very canonical
-    # query (fastpath.canonical_query), and a bad query raises before anything is cached.
+    # query (responses.canonical_query), and a bad query raises before anything is cached.
     if combine.union(_store().catalog, kind, key) is None:
         redirects.to_canonical(_store().catalog, kind, key, f".{extension}")
 
@@ -433,5 +423,5 @@ def healthz() -> Response:
         response = respond(rendered, max_age=0)
     else:  # no 304 may hide a failing check
         response = Response(rendered.body, status=status, headers=rendered.headers(False, 0))
-    response.headers["Cache-Control"] = "no-store"
+    response.headers["Cache-Control"] = NO_STORE
     return response

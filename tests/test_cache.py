@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
-from feedserver.cache import ENTRY_OVERHEAD, RenderCache, Rendered
+from feedserver.cache import ENTRY_OVERHEAD, RenderCache, entry_bytes
 from feedserver.catalog import empty_catalog
+from feedserver.responses import Rendered
 
 CATALOG = empty_catalog("test")
 
@@ -125,4 +129,106 @@ def test_concurrent_gzip_of_one_entry_is_counted_once() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert cache.bytes == made["a"].size == entry(100_000) + len(made["a"].gzipped)
+    assert cache.bytes == entry(100_000) + len(made["a"].gzipped)
+
+
+# --- single flight: one render per key, however many requests miss at once ----------------
+
+# How long the first render holds on while the other requests arrive and wait for it.
+ARRIVAL_SECONDS = 0.3
+
+
+def misses_at_once(cache: RenderCache, render: Callable[[], Rendered], count: int) -> list[Any]:
+    """What `count` threads get (a response or the exception raised) asking for one key at
+    once, while the first render is held until the others have had time to ask too."""
+    results: list[Any] = [None] * count
+    start = threading.Barrier(count)
+
+    def ask(index: int) -> None:
+        start.wait()
+        try:
+            results[index] = cache.get(CATALOG, "key", render)
+        except ValueError as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_concurrent_misses_of_one_key_render_it_once() -> None:
+    cache = RenderCache()
+    calls: list[Rendered] = []
+
+    def render() -> Rendered:
+        time.sleep(ARRIVAL_SECONDS)  # the others ask meanwhile
+        calls.append(rendered(1000))
+        return calls[-1]
+
+    results = misses_at_once(cache, render, 8)
+    assert len(calls) == 1 and cache.renders == 1
+    assert all(result is calls[0] for result in results)
+    assert cache.peek(CATALOG, "key") is calls[0]
+
+
+def test_when_the_first_render_fails_each_waiting_request_renders_for_itself() -> None:
+    cache = RenderCache()
+    calls: list[str] = []
+    lock = threading.Lock()
+
+    def render() -> Rendered:
+        with lock:
+            first = not calls
+            calls.append("render")
+        if first:
+            time.sleep(ARRIVAL_SECONDS)
+            raise ValueError("no such page")  # a 404 of the route, say
+        return rendered(100)
+
+    results = misses_at_once(cache, render, 4)
+    assert [type(result) for result in results].count(ValueError) == 1
+    assert sum(isinstance(result, Rendered) for result in results) == 3
+    assert len(calls) == 4
+
+
+def test_different_keys_render_side_by_side() -> None:
+    """Single flight is per key: a slow render holds up no request for another key."""
+    cache = RenderCache()
+    slow_started, slow_may_end = threading.Event(), threading.Event()
+
+    def slow() -> Rendered:
+        slow_started.set()
+        assert slow_may_end.wait(10)
+        return rendered(100)
+
+    thread = threading.Thread(target=lambda: cache.get(CATALOG, "slow", slow))
+    thread.start()
+    assert slow_started.wait(10)
+    fast = rendered(100)
+    assert cache.get(CATALOG, "fast", lambda: fast) is fast  # while "slow" still renders
+    slow_may_end.set()
+    thread.join()
+    assert cache.renders == 2 and len(cache) == 2
+
+
+def ready(response: Rendered) -> Callable[[], Rendered]:
+    """A render that answers a response made beforehand."""
+    return lambda: response
+
+
+def test_the_budget_holds_however_entries_come_and_go() -> None:
+    budget = 20 * entry(1000)
+    cache = RenderCache(max_bytes=budget)
+    sizes = [100, 5000, 1000, 20_000, 300, 7000, 2500, 50, 12_000, 900] * 5
+    for number, size in enumerate(sizes):
+        made = rendered(size)
+        cache.get(CATALOG, number, ready(made))
+        if number % 3 == 0:
+            assert made.gzipped
+        assert cache.bytes <= budget
+        kept = [cache.peek(CATALOG, key) for key in range(number + 1)]
+        assert cache.bytes == sum(entry_bytes(found) for found in kept if found is not None)
+    assert cache.peek(CATALOG, len(sizes) - 1) is not None  # the newest stays
