@@ -12,10 +12,8 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 
 from .cache import RenderCache
-from .responses import STATUS_LINES, admit, answer, cache_key
+from .responses import STATUS_LINES, WSGIApp, admit, answer, cache_key
 from .store import CatalogStore
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class CachedResponses:

@@ -10,6 +10,8 @@ from typing import Any
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
+from .urls import ALL_FEEDS, FEED_EXTENSIONS, KIND_PATHS, OPML, index_path, listing_path
+
 FEED_TYPES = (
     "application/rss+xml",
     "application/atom+xml",
@@ -21,10 +23,19 @@ FEED_TYPES = (
 # Both variants of a feed URL name every header the choice is made on.
 FEED_VARY = "Accept-Encoding, Accept, Sec-Fetch-Dest"
 PREVIEW = "preview"
-_FEED_PATH = re.compile(r"/(?:feed|topics/[^/]+|providers/[^/]+)\.(?:rss|atom|json)")
+# The feed URLs and the public data of the layout (urls.py), as patterns.
+_COLLECTIONS = "|".join(
+    [re.escape(ALL_FEEDS), *(f"{re.escape(index_path(kind))}/[^/]+" for kind in KIND_PATHS)]
+)
+_FEED_PATH = re.compile(f"(?:{_COLLECTIONS})\\.(?:{'|'.join(FEED_EXTENSIONS)})")
 _PUBLIC_DATA = re.compile(
-    r"/(?:feed|topics/[^/]+|providers/[^/]+)\.(?:rss|atom|json)|/(?:topics|providers)\.json"
-    r"|/feeds\.opml"
+    "|".join(
+        [
+            _FEED_PATH.pattern,
+            *(re.escape(listing_path(kind)) for kind in KIND_PATHS),
+            re.escape(OPML),
+        ]
+    )
 )
 
 

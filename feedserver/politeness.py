@@ -25,9 +25,7 @@ from typing import Any
 from .audience import feed_of, identify, is_feed_document
 from .negotiation import is_navigation
 from .polls import PollRecorder
-from .responses import CONTENT_TYPES, NO_STORE, NOSNIFF
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+from .responses import CONTENT_TYPES, NO_STORE, NOSNIFF, WSGIApp
 
 SLOTS = 1 << 16
 _SLOT = struct.Struct("<Qd")  # fingerprint of (client, feed), time of its last poll

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -37,6 +37,8 @@ CONTENT_TYPES = {
 }
 
 Header = tuple[str, str]
+# A WSGI application, as the middlewares wrap one.
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Headers = list[Header]
 
 # Browsers take every answer for the type it says it is, never for what it looks like.

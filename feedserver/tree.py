@@ -231,19 +231,12 @@ class _Scan:
             info = os.lstat(path)
             if stat.S_ISLNK(info.st_mode):
                 if not _inside(self.real_root, os.path.realpath(path)):
-                    logger.warning(
-                        "skipping %s%s: symlink leads outside the seeds dir", prefix, name
-                    )
+                    _outside_warning(prefix, name)
                     return None
                 info = os.stat(path)
         except OSError:
             return None
-        if info.st_mode & _FILE_TYPE != _REGULAR:
-            return None
-        return _new_tuple(
-            SeedFile,
-            (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns),
-        )
+        return _regular_seed_file(prefix + name, info)
 
     def _list(self, prefix: str, directory: str) -> None:
         """A folder that may hold other names than before: list it."""
@@ -315,17 +308,25 @@ class _Scan:
             if name[name.rfind(".") :].lower() not in SEED_SUFFIXES:
                 return None
             if entry.is_symlink() and not _inside(self.real_root, os.path.realpath(entry.path)):
-                logger.warning("skipping %s%s: symlink leads outside the seeds dir", prefix, name)
+                _outside_warning(prefix, name)
                 return None
             info = entry.stat()
         except OSError:
             return None
-        if info.st_mode & _FILE_TYPE != _REGULAR:
-            return None
-        return _new_tuple(
-            SeedFile,
-            (prefix + name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns),
-        )
+        return _regular_seed_file(prefix + name, info)
+
+
+def _regular_seed_file(path: str, info: os.stat_result) -> SeedFile | None:
+    """The SeedFile of what stat said, when it is a regular file."""
+    if info.st_mode & _FILE_TYPE != _REGULAR:
+        return None
+    return _new_tuple(
+        SeedFile, (path, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
+    )
+
+
+def _outside_warning(prefix: str, name: str) -> None:
+    logger.warning("skipping %s%s: symlink leads outside the seeds dir", prefix, name)
 
 
 def _subfolders(folders: Iterable[str]) -> dict[str, list[str]]:
