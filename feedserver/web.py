@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("feeds", __name__)
 
-FORMATS = "any(rss, atom, json)"
+FORMATS = f"any({', '.join(FEED_EXTENSIONS)})"
 # The bundled feed image (a 144-pixel square PNG among the static files), used when the
 # feed_image setting is empty.
 DEFAULT_FEED_IMAGE = "feed-icon.png"
