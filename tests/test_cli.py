@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from benchmarks import servers
 from feedserver.cli import main
 
 
@@ -205,35 +203,19 @@ def test_command_line_choices_are_arguments_not_environment_variables(
     assert dict(os.environ) == before
 
 
-def serve_until_answered(
-    tmp_path: Path, *args: str, deadline: float = SERVE_DEADLINE
-) -> tuple[subprocess.Popen[str], str]:
-    """Start `python -m feedserver serve --port 0 ARGS` in tmp_path; (process, its URL) once
-    it answers /healthz. The caller stops the process."""
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "feedserver", "serve", "--port", "0", *args],
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "FEEDSERVER_STATS_DB": ""},
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    log.close()
-    until = time.monotonic() + deadline
-    while time.monotonic() < until and process.poll() is None:
-        found = re.search(r"Listening at: (http://[\d.:]+)", (tmp_path / "serve.log").read_text())
-        if found:
-            try:
-                with urllib.request.urlopen(found[1] + "/healthz", timeout=2):
-                    return process, found[1]
-            except OSError:
-                pass
-        time.sleep(0.2)
-    process.kill()  # only the server this test started
-    process.wait(timeout=30)
-    raise AssertionError((tmp_path / "serve.log").read_text())
+def serve_until_answered(tmp_path: Path, *args: str) -> servers.GunicornServer:
+    """Start `python -m feedserver serve ARGS` on a free port with nothing of this
+    environment; the server once it answers /healthz. The caller stops it."""
+    port = servers.free_port()
+    command = [sys.executable, "-m", "feedserver", "serve", "--port", str(port), *args]
+    env = {"PATH": "/usr/bin:/bin", "FEEDSERVER_STATS_DB": ""}
+    server = servers.launch(command, port, tmp_path / "serve.log", env)
+    try:
+        server.wait_ready(timeout=SERVE_DEADLINE)
+    except Exception:
+        server.stop()
+        raise
+    return server
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["workers-load", "preload"])
@@ -243,14 +225,11 @@ def test_serve_hands_seeds_and_config_to_its_workers(
     config = tmp_path / "site.yaml"
     config.write_text("site_title: From the command line\n", "utf-8")
     options = ["--workers", "1", "--seeds", str(seeds_dir), "--config", str(config)]
-    process, url = serve_until_answered(tmp_path, *options, *(["--preload"] if preload else []))
+    server = serve_until_answered(tmp_path, *options, *(["--preload"] if preload else []))
     try:
-        with urllib.request.urlopen(url + "/feed.rss", timeout=10) as response:
-            body = response.read()
-        with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
-            articles = json.loads(response.read())["articles"]
+        body = server.fetch("/feed.rss")[2]
+        articles = json.loads(server.fetch("/healthz")[2])["articles"]
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
     assert b"<title>From the command line</title>" in body
     assert articles == 2
