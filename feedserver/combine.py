@@ -5,30 +5,14 @@ and rendering treat it the same way."""
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from .catalog import ALL, TOPIC, Catalog, Collection
-from .models import Article
+from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .query import Selection
 
 # How a path names several topics or providers at once.
 UNION_SEPARATOR = "+"
 MAX_UNION = 20
-
-
-def _newest_first(article: Article) -> tuple[float, str]:
-    return (-article.published_at.timestamp(), article.url)
-
-
-def _merged(lists: Iterable[Sequence[Article]]) -> tuple[Article, ...]:
-    """Lists sorted newest first, merged into one, each article once."""
-    merged: list[Article] = []
-    for article in heapq.merge(*lists, key=_newest_first):
-        # An article in several lists has one sort key of its own: its copies are adjacent.
-        if not merged or merged[-1] is not article:
-            merged.append(article)
-    return tuple(merged)
 
 
 def union(catalog: Catalog, kind: str, key: str) -> Collection | None:
@@ -47,38 +31,35 @@ def union(catalog: Catalog, kind: str, key: str) -> Collection | None:
         kind,
         UNION_SEPARATOR.join(keys),
         " or ".join(part.name for part in found),
-        _merged(part.articles for part in found),
+        catalog.search.articles_in(_any_of(catalog, kind, keys)),
         max(part.changed_at for part in found),
     )
 
 
-def _candidates(catalog: Catalog, base: Collection, selection: Selection) -> Sequence[Article]:
-    """The shortest list that holds every article the selection can keep."""
-    lists: list[Sequence[Article]] = [base.articles]
-    chosen = ((selection.topics, catalog.topics), (selection.providers, catalog.providers))
-    for keys, index in chosen:
-        if keys:
-            lists.append(_merged(index[k].articles for k in sorted(keys) if k in index))
-    return min(lists, key=len)
-
-
-def _in_base(base: Collection) -> Selection:
-    """The base collection as a selection, so a narrower candidate list can be checked."""
-    if base.kind == ALL:
-        return Selection()
-    keys = frozenset(base.key.split(UNION_SEPARATOR))
-    return Selection(topics=keys) if base.kind == TOPIC else Selection(providers=keys)
+def _any_of(catalog: Catalog, kind: str, keys: Iterable[str]) -> int:
+    """The articles (a bit set of the catalog's search index) in any of these collections."""
+    bits = 0
+    for key in keys:
+        bits |= catalog.search.bits_of((kind, key))
+    return bits
 
 
 def select(catalog: Catalog, base: Collection, selection: Selection) -> Collection:
-    """The base collection narrowed by a selection; the base itself when nothing is chosen."""
+    """The base collection narrowed by a selection; the base itself when nothing is chosen.
+    Worked out on the bit sets of the catalog's search index: it costs the articles it keeps,
+    not a test of every article of the base."""
     if not selection:
         return base
-    in_base = _in_base(base)
-    articles = tuple(
-        article
-        for article in _candidates(catalog, base, selection)
-        if in_base.matches(article) and selection.matches(article)
-    )
+    index = catalog.search
+    if base.kind == ALL:
+        chosen = index.everything()
+    else:
+        chosen = _any_of(catalog, base.kind, base.key.split(UNION_SEPARATOR))
+    if selection.topics:
+        chosen &= _any_of(catalog, TOPIC, selection.topics)
+    if selection.providers:
+        chosen &= _any_of(catalog, PROVIDER, selection.providers)
+    chosen &= ~_any_of(catalog, TOPIC, selection.exclude_topics)
+    chosen &= ~_any_of(catalog, PROVIDER, selection.exclude_providers)
     # The collection's change time still counts: an article leaving it changes the feed.
-    return Collection(base.kind, base.key, base.name, articles, base.changed_at)
+    return Collection(base.kind, base.key, base.name, index.articles_in(chosen), base.changed_at)

@@ -166,17 +166,6 @@ class Selection:
     def __bool__(self) -> bool:
         return bool(self.topics or self.providers or self.exclude_topics or self.exclude_providers)
 
-    def matches(self, article: Article) -> bool:
-        """Whether the article is one the selection keeps."""
-        provider = article.provider.key if article.provider is not None else None
-        if self.providers and provider not in self.providers:
-            return False
-        if provider is not None and provider in self.exclude_providers:
-            return False
-        if self.topics and not any(t.key in self.topics for t in article.topics):
-            return False
-        return not any(t.key in self.exclude_topics for t in article.topics)
-
     def canonical_query(self) -> list[tuple[str, str]]:
         """The selection as query parameters in a fixed order, whatever order it was asked in."""
         chosen = zip(

@@ -260,6 +260,23 @@ class SearchIndex:
             or self.articles[numbers[-1]] is not articles[-1]
         ):
             return None
+        return self._bits_of(key, numbers)
+
+    def bits_of(self, key: CollectionKey) -> int:
+        """The bit set of the collection `key` names (no member when it is not served)."""
+        numbers = self._collection_members().get(key)
+        return self._bits_of(key, numbers) if numbers is not None else 0
+
+    def everything(self) -> int:
+        """The bit set of every article."""
+        return self._all
+
+    def articles_in(self, bits: int) -> tuple[Article, ...]:
+        """The articles of a bit set, newest first (the order of every collection)."""
+        articles = self.articles
+        return tuple(articles[number] for number in members(bits, len(articles)))
+
+    def _bits_of(self, key: CollectionKey, numbers: array[int]) -> int:
         bits = self._dense_collections.get(key)
         if bits is None:
             bits = bit_set(numbers, len(self.articles))

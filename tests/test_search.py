@@ -14,9 +14,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedserver.catalog import Catalog, Collection, empty_catalog, update_catalog
+from feedserver import combine
+from feedserver.catalog import PROVIDER, TOPIC, Catalog, Collection, empty_catalog, update_catalog
+from feedserver.combine import UNION_SEPARATOR
 from feedserver.models import Article, Provider, Topic
-from feedserver.query import FeedQuery, Page, parse_feed_query, select_page
+from feedserver.query import FeedQuery, Page, Selection, parse_feed_query, select_page
 from feedserver.search import bit_set, members
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -236,3 +238,66 @@ def test_the_reload_job_builds_each_new_catalogs_index(
     scheduler.reload()
     assert store.catalog is not before
     assert store.catalog.search.ready
+
+
+# --- combined and narrowed feeds (combine.py) from the index's bit sets ----------------------
+
+
+def scanned_selection(base: Collection, selection: Selection) -> tuple[Article, ...]:
+    """What a selection keeps of a base collection, by testing every article of it."""
+
+    def keeps(article: Article) -> bool:
+        provider = article.provider.key if article.provider is not None else None
+        topics = {topic.key for topic in article.topics}
+        if selection.providers and provider not in selection.providers:
+            return False
+        if provider is not None and provider in selection.exclude_providers:
+            return False
+        if selection.topics and not topics & selection.topics:
+            return False
+        return not topics & selection.exclude_topics
+
+    return tuple(article for article in base.articles if keeps(article))
+
+
+keys = st.frozensets(st.sampled_from(["t1", "t2", "t3", "t9"]), max_size=3)
+provider_keys = st.frozensets(st.sampled_from(["p1.example", "p2.example", "p9"]), max_size=2)
+selections = st.builds(
+    Selection,
+    topics=keys,
+    providers=provider_keys,
+    exclude_topics=keys,
+    exclude_providers=provider_keys,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(catalog_and_queries(), selections, st.data())
+def test_unions_and_selections_equal_a_scan(
+    built: tuple[Catalog, list[FeedQuery]], selection: Selection, data: st.DataObject
+) -> None:
+    catalog = built[0]
+    kind, names = data.draw(
+        st.sampled_from([(TOPIC, ["t1", "t2", "t3"]), (PROVIDER, ["p1.example", "p2.example"])])
+    )
+    served = [name for name in names if catalog.collection(kind, name) is not None]
+    chosen = data.draw(st.lists(st.sampled_from(served), unique=True, min_size=1)) if served else []
+    bases = [catalog.everything]
+    if chosen:
+        union = combine.union(catalog, kind, UNION_SEPARATOR.join(chosen))
+        assert union is not None
+        parts = [catalog.collection(kind, name) for name in chosen]
+        expected = [
+            a for a in catalog.everything.articles if any(a in p.articles for p in parts if p)
+        ]
+        assert list(union.articles) == expected
+        assert all(x is y for x, y in zip(union.articles, expected, strict=True))
+        bases.append(union)
+    for base in bases:
+        narrowed = combine.select(catalog, base, selection)
+        assert narrowed.articles == scanned_selection(base, selection)
+        assert (narrowed.kind, narrowed.key, narrowed.changed_at) == (
+            base.kind,
+            base.key,
+            base.changed_at,
+        )
