@@ -95,7 +95,8 @@ class FeedTimer:
         from feedserver import create_app
 
         pin_to_one_cpu()
-        self.app = create_app({"seeds_dir": root, "base_url": BASE_URL})
+        # The timer asks the same feed again and again, on purpose: no 429 for polling too often.
+        self.app = create_app({"seeds_dir": root, "base_url": BASE_URL, "polite_polling": False})
         gc.freeze()  # as a serving process does once loaded (gunicorn_hooks.serving_app)
         self.path = f"/topics/{biggest_topic(self.app)}.rss"
         self.template = environ_for(self.path)
