@@ -13,19 +13,20 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 from .config import current_settings
 from .negotiation import is_navigation, is_public_data
 from .responses import CONTENT_TYPES, CORS, CSP, NO_STORE
+from .urls import HEALTH
 
 logger = logging.getLogger(__name__)
 
 
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["text/plain", "application/json"])
-    return best == "application/json" or request.path.endswith((".json", "/healthz"))
+    return best == "application/json" or request.path.endswith((".json", HEALTH))
 
 
 def _wants_page() -> bool:
     """A browser opening a page (not a feed, a listing or /healthz) gets an HTML page."""
     path = request.path
-    if is_public_data(path) or path == "/healthz" or path.endswith((".json", ".opml")):
+    if is_public_data(path) or path == HEALTH or path.endswith((".json", ".opml")):
         return False
     return is_navigation(request.environ)
 

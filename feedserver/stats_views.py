@@ -23,7 +23,7 @@ from .polls import PollRecorder
 from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
 from .statsdb import FeedDay, StatsDB, StatsError, latest_by_feed
 from .store import CatalogStore
-from .urls import Urls
+from .urls import METRICS, STATS, STATS_JSON, Urls
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _urls() -> Urls:
     return Urls(site_base(request.environ, current_settings().base_url))
 
 
-@bp.get("/stats.json")
+@bp.get(STATS_JSON)
 def stats_json() -> Response:
     """Subscribers and polls per feed, today and per day."""
     _refuse_unless_allowed(current_settings().stats_public)
@@ -127,7 +127,7 @@ def stats_json() -> Response:
     return Response(body, content_type=CONTENT_TYPES["api"], headers=NO_STORE_HEADERS)
 
 
-@bp.get("/stats")
+@bp.get(STATS)
 def stats_page() -> Response:
     """The same figures as a page, with a daily chart drawn as inline SVG."""
     _refuse_unless_allowed(current_settings().stats_public)
@@ -147,7 +147,7 @@ def stats_page() -> Response:
     return Response(body, headers=dict([("Cache-Control", NO_STORE), NOSNIFF, CSP]))
 
 
-@bp.get("/metrics")
+@bp.get(METRICS)
 def metrics() -> Response:
     """Prometheus metrics, added up across the server's workers."""
     _refuse_unless_allowed(current_settings().metrics_public)

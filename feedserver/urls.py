@@ -18,6 +18,11 @@ SEARCH = "/search"
 OPML = "/feeds.opml"
 FAVICON = "/favicon.ico"
 STATIC = "/static"
+# The operator's pages: health, the audience figures, and Prometheus metrics.
+HEALTH = "/healthz"
+STATS = "/stats"
+STATS_JSON = "/stats.json"
+METRICS = "/metrics"
 
 
 def collection_path(kind: str, key: str = "") -> str:

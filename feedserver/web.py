@@ -47,7 +47,7 @@ from .responses import (
     site_base,
 )
 from .store import CatalogStore
-from .urls import ALL_FEEDS, FEED_EXTENSIONS, OPML, Urls, collection_rule, listing_path
+from .urls import ALL_FEEDS, FEED_EXTENSIONS, HEALTH, OPML, Urls, collection_rule, listing_path
 
 logger = logging.getLogger(__name__)
 
@@ -402,7 +402,7 @@ def feeds_opml() -> Response:
     return respond(_cached(render))
 
 
-@bp.get("/healthz")
+@bp.get(HEALTH)
 def healthz() -> Response:
     """200 when serving a current catalog, 503 when degraded or stale (load balancers read
     the status); counts for everyone, file names and reasons for trusted addresses only."""

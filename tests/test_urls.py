@@ -7,7 +7,7 @@ import pytest
 from flask import Flask
 
 from feedserver.catalog import ALL, PROVIDER, TOPIC
-from feedserver.urls import LISTINGS, PATHS, Urls, query_link
+from feedserver.urls import HEALTH, LISTINGS, METRICS, PATHS, STATS, STATS_JSON, Urls, query_link
 
 BASE = "https://feeds.example.org"
 
@@ -56,6 +56,10 @@ def test_a_query_link_falls_back_to_the_path_when_the_query_is_empty() -> None:
         (PATHS.opml(), "feeds.feeds_opml"),
         (PATHS.search(), "pages.search"),
         (PATHS.static("style.css"), "static"),
+        (HEALTH, "feeds.healthz"),
+        (STATS, "stats.stats_page"),
+        (STATS_JSON, "stats.stats_json"),
+        (METRICS, "stats.metrics"),
     ],
 )
 def test_every_url_of_the_layout_reaches_its_view(app: Flask, url: str, endpoint: str) -> None:
