@@ -37,9 +37,9 @@ CONTENT_TYPES = {
 }
 
 Header = tuple[str, str]
+Headers = list[Header]
 # A WSGI application, as the middlewares wrap one.
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-Headers = list[Header]
 
 # Browsers take every answer for the type it says it is, never for what it looks like.
 NOSNIFF: Header = ("X-Content-Type-Options", "nosniff")

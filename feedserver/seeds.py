@@ -87,11 +87,13 @@ class _Unusual(Exception):
     """A document the plain constructor leaves to PyYAML's own (see construct_document)."""
 
 
-_PLAIN_SCALAR_TAGS = frozenset(_YAML_TAG + kind for kind in ("null", "bool", "int", "float"))
+# The scalar tags the plain constructor builds with the loader's own (checked) constructors.
+_PLAIN_SCALAR_TAGS = frozenset(
+    _YAML_TAG + kind for kind in ("null", "bool", "int", "float", "timestamp")
+)
 _STR_TAG = _YAML_TAG + "str"
 _MAP_TAG = _YAML_TAG + "map"
 _SEQ_TAG = _YAML_TAG + "seq"
-_TIMESTAMP_TAG = _YAML_TAG + "timestamp"
 
 
 class _SeedConstructor:
@@ -121,7 +123,7 @@ class _SeedConstructor:
         if kind is yaml.ScalarNode:
             if tag == _STR_TAG:
                 return node.value
-            if tag in _PLAIN_SCALAR_TAGS or tag == _TIMESTAMP_TAG:
+            if tag in _PLAIN_SCALAR_TAGS:
                 return self.yaml_constructors[tag](self, node)  # type: ignore[attr-defined]
             raise _Unusual
         # A node an alias repeats is built once and shared, as PyYAML does (so "billion
