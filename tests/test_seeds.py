@@ -785,16 +785,15 @@ def test_merge_keys_may_still_be_overridden(tmp_seeds: Path, loader: str) -> Non
 
 
 def test_merges_of_merged_mappings_are_not_duplicates(loader: str) -> None:
-    # `inner` is flattened while `c` merges it, before `inner` itself is built.
+    # `inner` is flattened while `c` merges it, before `inner` itself is built. How a merge
+    # of a merged mapping resolves is PyYAML's to decide (releases differ): the answer must
+    # be PyYAML's own safe loader's, with no duplicate-key error.
     document = (
         "a: &a {x: 1}\nb:\n  inner: &i {<<: *a, x: 2}\nc: {<<: *i, y: 3}\nd: {<<: [*a, *i], x: 5}\n"
     )
-    assert load_yaml_mapping(document) == {
-        "a": {"x": 1},
-        "b": {"inner": {"x": 2}},
-        "c": {"x": 2, "y": 3},
-        "d": {"x": 5},
-    }
+    stock = yaml.CSafeLoader if loader == "libyaml" else yaml.SafeLoader
+    assert load_yaml_mapping(document) == yaml.load(document, Loader=stock)
+    assert load_yaml_mapping(document)["d"] == {"x": 5}
 
 
 def test_duplicate_key_check_does_not_slow_loading() -> None:
