@@ -14,6 +14,7 @@ from .cached_responses import CachedResponses
 from .config import SETTINGS_EXTENSION, Settings, check_seeds_dir, load_config
 from .health import ProblemSummaries
 from .responses import add_nosniff
+from .slashes import SingleSlashes
 from .snapshot import load_store
 from .store import CatalogStore
 
@@ -77,6 +78,8 @@ def create_app(
     from . import stats_views  # imports prometheus_client: only once an app is built
 
     stats_views.init_app(app, settings)
+    # Before all of it: a path has one spelling, so one cache entry and one count.
+    app.wsgi_app = SingleSlashes(app.wsgi_app, settings.base_url)  # type: ignore[method-assign]
     if reload_in_background:
         reloads = scheduler.init_app(app, store, settings.reload_interval)
         websub.init_app(app, reloads, settings)

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from . import combine, redirects
+from . import redirects
 from .catalog import PROVIDER, TOPIC, Catalog, Collection
 from .config import current_settings
 from .models import Article
@@ -124,8 +124,7 @@ def index() -> Response:
 
 
 def _collection_page(kind: str, key: str) -> Response:
-    if combine.union(_store().catalog, kind, key) is None:
-        redirects.to_canonical(_store().catalog, kind, key, "")
+    redirects.to_canonical(_store().catalog, kind, key, "")
 
     def render(catalog: Catalog) -> Rendered:
         collection = _collection_or_404(catalog, kind, key)

@@ -37,13 +37,13 @@ FEED_ALIASES = {
 ALIAS_MAX_AGE = 86400
 # Characters a query string keeps as they are in the Location header; anything else,
 # commas, semicolons and quotes included (as in every URL put in a header), is encoded.
-_QUERY_SAFE = "/?&=+%:@$!*()~"
+QUERY_SAFE = "/?&=+%:@$!*()~"
 
 
 def _moved(path: str, max_age: int) -> Response:
     """A 301 to a path of this site, keeping the request's query string."""
     site = Urls(current_settings().base_url)
-    location = site.path(path, quote(request.query_string, safe=_QUERY_SAFE))
+    location = site.path(path, quote(request.query_string, safe=QUERY_SAFE))
     response = Response(f"Moved to {location}\n", 301, content_type=CONTENT_TYPES["text"])
     response.headers["Location"] = location
     response.headers["Cache-Control"] = cache_control(max_age)
@@ -54,7 +54,8 @@ def _moved(path: str, max_age: int) -> Response:
 
 def canonical_key(catalog: Catalog, kind: str, key: str) -> str | None:
     """The key of the served topic or provider that `key` spells another way, if any; for a
-    union (`AI+Azure`), the union of its parts' keys when every part names one."""
+    union (`Azure+AI`), its parts' keys in sorted order, once each, when every part names
+    one: a union has one URL, whatever order a client lists its parts in."""
     if not key.isprintable():
         return None  # control characters are no way of spelling a name
     if UNION_SEPARATOR in key:
@@ -66,7 +67,7 @@ def canonical_key(catalog: Catalog, kind: str, key: str) -> str | None:
         ]
         if not all(keys):
             return None
-        joined = UNION_SEPARATOR.join(dict.fromkeys(k for k in keys if k))
+        joined = UNION_SEPARATOR.join(sorted({k for k in keys if k}))
         return joined if joined != key else None
     if kind == TOPIC:
         topic = topic_for(key)
@@ -82,7 +83,10 @@ def canonical_key(catalog: Catalog, kind: str, key: str) -> str | None:
 
 
 def to_canonical(catalog: Catalog, kind: str, key: str, suffix: str) -> None:
-    """Answer with a 301 when `key` is another spelling of a served collection's key."""
+    """Answer with a 301 when `key` is another spelling of a served collection's key, or a
+    union whose parts are not in their canonical order."""
+    if UNION_SEPARATOR not in key and catalog.collection(kind, key) is not None:
+        return  # the common case, answered without working out a slug
     found = canonical_key(catalog, kind, key)
     if found is not None:
         max_age = current_settings().reload_interval

@@ -288,8 +288,7 @@ def _selection() -> Selection:
 def _feed(kind: str, key: str, extension: str) -> Response:
     # The query is read only on a miss: a cached response was made from this very canonical
     # query (responses.canonical_query), and a bad query raises before anything is cached.
-    if combine.union(_store().catalog, kind, key) is None:
-        redirects.to_canonical(_store().catalog, kind, key, f".{extension}")
+    redirects.to_canonical(_store().catalog, kind, key, f".{extension}")
 
     def render(catalog: Catalog) -> Rendered:
         base = _collection_or_404(catalog, kind, key)

@@ -79,7 +79,7 @@ def test_a_path_union_holds_every_article_of_its_topics_once(
 
 
 def test_a_provider_union(client: FlaskClient) -> None:
-    assert names(client, "/providers/techcrunch.com+other.example.json") == ["a", "c", "d"]
+    assert names(client, "/providers/other.example+techcrunch.com.json") == ["a", "c", "d"]
 
 
 def test_a_union_is_titled_by_its_parts(client: FlaskClient) -> None:
@@ -112,10 +112,12 @@ def test_a_union_naming_an_unknown_topic_or_provider_is_404(client: FlaskClient,
     [
         ("/topics/AI+Azure.rss?limit=1", "/topics/ai+azure.rss?limit=1"),
         ("/topics/ai+Microsoft%20AI.json", "/topics/ai+microsoft-ai.json"),
-        ("/topics/Azure+AI", "/topics/azure+ai"),
+        ("/topics/Azure+AI", "/topics/ai+azure"),
+        ("/topics/azure+ai.rss", "/topics/ai+azure.rss"),
+        ("/topics/ai+azure+ai.json", "/topics/ai+azure.json"),
         (
             "/providers/www.TechCrunch.com+other.example.atom",
-            "/providers/techcrunch.com+other.example.atom",
+            "/providers/other.example+techcrunch.com.atom",
         ),
     ],
 )
