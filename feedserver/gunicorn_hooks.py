@@ -50,11 +50,30 @@ def _remove_if_owner(directory: str, owner: int) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def prepare_server(address: str) -> None:
+    """In the master, before the app may be loaded: what belongs to this server alone (the
+    polling table its workers share, and the address that names its default stats_db)."""
+    from .server_state import belong_to
+
+    belong_to(address)
+
+
 def on_starting(server: Any) -> None:
-    """In the master, at start (config/gunicorn.conf.py): the checks of `start_master`, with
-    settings from the config file and the environment."""
+    """In the master, at start (config/gunicorn.conf.py): this server's own state, then the
+    checks of `start_master`, with settings from the config file and the environment."""
     from .config import load_config
 
+    if server.cfg.preload_app:
+        # The app was loaded (and made its own table, which the workers will share) before
+        # gunicorn bound its address: see server_state.py.
+        print(
+            "feedserver: with --preload under the gunicorn config file, the default stats_db "
+            "is var/stats.sqlite3; set stats_db to keep servers of one folder apart",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        prepare_server(server.cfg.bind[0])
     start_master(load_config)
 
 
