@@ -72,7 +72,7 @@ def on_starting(server: Any) -> None:
             file=sys.stderr,
             flush=True,
         )
-    else:
+    elif server.cfg.bind:
         prepare_server(server.cfg.bind[0])
     start_master(load_config)
 

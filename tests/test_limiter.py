@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from feedserver import server_state
+from feedserver.config import SETTINGS_BY_NAME
 from feedserver.limiter import SharedTable, TokenBuckets, retry_after
 from feedserver.politeness import BURST, polite_limiter
 
@@ -168,3 +170,12 @@ def test_the_masters_table_is_kept_and_shared_by_every_app() -> None:
     table = server_state.polling_table()
     server_state.belong_to("127.0.0.1:8000")  # a reload (HUP) keeps it
     assert server_state.polling_table() is table
+
+
+def test_the_documented_numbers_are_the_codes() -> None:
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    settings_file = (root / "config" / "feedserver.yaml").read_text(encoding="utf-8")
+    assert f"**{BURST} times" in readme and "at most `reload_interval`**" in readme
+    assert f"{BURST} fetches in a row" in settings_file
+    assert f"burst of {BURST}" in SETTINGS_BY_NAME["polite_polling"].help
