@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -58,21 +59,30 @@ def prepare_server(address: str) -> None:
     belong_to(address)
 
 
+def gunicorn_bind(configured: str) -> str:
+    """The address gunicorn will bind, as it decides it: its command line's --bind, else
+    GUNICORN_CMD_ARGS', else the config file's (`configured`). For config/gunicorn.conf.py,
+    which gunicorn reads in the master before it may load the app (--preload)."""
+    from gunicorn.config import Config
+
+    parser = Config().parser()
+    for arguments in (sys.argv[1:], shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))):
+        try:
+            found, _ = parser.parse_known_args(arguments)
+        except SystemExit:  # arguments gunicorn itself refuses: it will say so
+            continue
+        if found.bind:
+            return str(found.bind[0])
+    return configured
+
+
 def on_starting(server: Any) -> None:
-    """In the master, at start (config/gunicorn.conf.py): this server's own state, then the
+    """In the master, at start (config/gunicorn.conf.py): this server's own state (again,
+    now from the bind gunicorn settled on, unless the app is loaded already), then the
     checks of `start_master`, with settings from the config file and the environment."""
     from .config import load_config
 
-    if server.cfg.preload_app:
-        # The app was loaded (and made its own table, which the workers will share) before
-        # gunicorn bound its address: see server_state.py.
-        print(
-            "feedserver: with --preload under the gunicorn config file, the default stats_db "
-            "is var/stats.sqlite3; set stats_db to keep servers of one folder apart",
-            file=sys.stderr,
-            flush=True,
-        )
-    elif server.cfg.bind:
+    if server.cfg.bind and not server.cfg.preload_app:
         prepare_server(server.cfg.bind[0])
     start_master(load_config)
 

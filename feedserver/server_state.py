@@ -1,11 +1,11 @@
 """What belongs to one running server rather than to the folder it was started in: the
 address it listens on, which names its default stats database, and its polling table.
 
-The gunicorn master records both before any worker forks (`feedserver serve` before it loads
-the app, config/gunicorn.conf.py's on_starting hook), so its workers inherit them: the
-table is anonymous shared memory, seen by every worker of this server and by no other
-server. Two servers started from one folder therefore never share limits or figures, unless
-an operator names one stats_db for both on purpose.
+The gunicorn master records both before any worker forks and before a --preload app loads
+(`feedserver serve`, and config/gunicorn.conf.py as gunicorn reads it), so its workers
+inherit them: the table is anonymous shared memory, seen by every worker of this server and
+by no other server. Two servers started from one folder therefore never share limits or
+figures, unless an operator names one stats_db for both on purpose.
 
 Without the master's word (plain `gunicorn wsgi:app` without the config file, tests,
 `feedserver build`), each app makes a table of its own, which its processes share only when
@@ -14,13 +14,10 @@ var/stats.sqlite3."""
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
 from .limiter import SharedTable
-
-logger = logging.getLogger(__name__)
 
 AUTO = "auto"
 STATS_FOLDER = Path("var")

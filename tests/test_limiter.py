@@ -11,6 +11,7 @@ import pytest
 
 from feedserver import server_state
 from feedserver.config import SETTINGS_BY_NAME
+from feedserver.gunicorn_hooks import gunicorn_bind
 from feedserver.limiter import SharedTable, TokenBuckets, retry_after
 from feedserver.politeness import BURST, polite_limiter
 
@@ -179,3 +180,13 @@ def test_the_documented_numbers_are_the_codes() -> None:
     assert f"**{BURST} times" in readme and "at most `reload_interval`**" in readme
     assert f"{BURST} fetches in a row" in settings_file
     assert f"burst of {BURST}" in SETTINGS_BY_NAME["polite_polling"].help
+
+
+def test_the_bind_is_gunicorns_own_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
+    monkeypatch.setattr("sys.argv", ["gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"])
+    assert gunicorn_bind("127.0.0.1:8000") == "127.0.0.1:8000"  # the config file's
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--bind 0.0.0.0:8080 --workers 3")
+    assert gunicorn_bind("127.0.0.1:8000") == "0.0.0.0:8080"
+    monkeypatch.setattr("sys.argv", ["gunicorn", "-b", "127.0.0.1:9000", "--preload", "wsgi:app"])
+    assert gunicorn_bind("127.0.0.1:8000") == "127.0.0.1:9000"  # the command line wins

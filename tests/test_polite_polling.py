@@ -196,6 +196,7 @@ def _start_in(folder: Path, seeds: Path, how: str, logs: Path) -> GunicornServer
     else:
         command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "-b"]
         command += [f"{servers.HOST}:{port}", "-w", "2", "wsgi:app"]
+        command += ["--preload"] if how == "gunicorn-config-preload" else []
     env = clean_environment(FEEDSERVER_SEEDS_DIR=str(seeds), FEEDSERVER_STATS_FLUSH_SECONDS="1")
     server = servers.launch(command, port, logs / f"{how}-{port}.log", env, cwd=folder)
     try:
@@ -212,7 +213,9 @@ def _figures(server: GunicornServer) -> dict[str, dict[str, int]]:
     return {feed["feed"]: feed for feed in json.loads(body)["feeds"]}
 
 
-@pytest.mark.parametrize("how", ["serve", "serve-preload", "gunicorn-config"])
+@pytest.mark.parametrize(
+    "how", ["serve", "serve-preload", "gunicorn-config", "gunicorn-config-preload"]
+)
 def test_two_servers_of_one_folder_keep_their_limits_and_figures_apart(
     seeds_dir: Path, tmp_path: Path, how: str
 ) -> None:
