@@ -42,11 +42,6 @@ def forget() -> None:
     _address, _table = None, None
 
 
-def served_address() -> str | None:
-    """The address the master said this server listens on, None when none did."""
-    return _address
-
-
 def polling_table() -> SharedTable:
     """The master's table, else one of the caller's own (shared with later forks only)."""
     return _table if _table is not None else SharedTable()
