@@ -34,8 +34,8 @@ def serving_rss(root: str, cache_dir: str = "") -> dict[str, Any]:
     `cache_dir` holding a snapshot, the load is a restart's."""
     from feedserver import create_app
 
-    # Polite polling off: counted polls are shared between processes through the stats
-    # database, and this process's one request may repeat an earlier process's.
+    # Polite polling off: the figure is of the catalog and the feed, not of the polling
+    # table (which this one request would barely touch anyway).
     app = create_app(
         {"seeds_dir": root, "base_url": BASE_URL, "cache_dir": cache_dir, "polite_polling": False}
     )

@@ -153,14 +153,20 @@ class GunicornServer:
                 self.process.wait(timeout=10)
 
 
-def launch(command: list[str], port: int, log: Path, env: Mapping[str, str]) -> GunicornServer:
-    """Run command (a server that will listen on port) in the repository's top folder with
-    exactly the environment env, its output going to log. Does not wait for it."""
+def launch(
+    command: list[str],
+    port: int,
+    log: Path,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+) -> GunicornServer:
+    """Run command (a server that will listen on port) in cwd (default: the repository's top
+    folder) with exactly the environment env, its output going to log. Does not wait for it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
         process = subprocess.Popen(
             command,
-            cwd=REPO_ROOT,
+            cwd=cwd or REPO_ROOT,
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=output,

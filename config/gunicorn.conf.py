@@ -4,16 +4,20 @@ Every gunicorn option can be set here or on the command line. The worker model a
 limits are the ones `feedserver serve` uses (see feedserver/worker.py and the README's
 deployment section): gevent workers, so slow clients cannot starve the server. The hooks start
 each worker's reload job as soon as the worker is up (rather than with its first request, so
-an idle worker's catalog stays current too), and give the workers one Prometheus metrics
-folder, so that /metrics adds up every worker's figures."""
+an idle worker's catalog stays current too) and give the workers one Prometheus metrics
+folder, so that /metrics adds up every worker's figures; and the master makes the polling
+table before any worker forks (or a --preload app loads), so that polite polling's limits
+hold whichever worker answers and belong to this server alone."""
 
 from feedserver.gunicorn_hooks import (  # noqa: F401 - gunicorn reads these names
     ACCESS_LOG_FORMAT,
     child_exit,
+    gunicorn_bind,
     on_exit,
     on_starting,
     post_worker_init,
     prepare_metrics_dir,
+    prepare_server,
 )
 from feedserver.worker import gunicorn_settings
 
@@ -29,3 +33,5 @@ timeout = _serving["timeout"]
 graceful_timeout = _serving["graceful_timeout"]
 
 prepare_metrics_dir()
+# Read in the master before a --preload app loads, and again on each reload (HUP).
+prepare_server(gunicorn_bind(bind))

@@ -65,6 +65,7 @@ def serve(args: argparse.Namespace) -> int:
 
     # Chosen before the app may be loaded (--preload loads it before any hook runs).
     gunicorn_hooks.prepare_metrics_dir()
+    gunicorn_hooks.prepare_server(f"{args.host}:{args.port}")
     Server().run()
     return 0
 

@@ -205,9 +205,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "stats_db",
-        "var/stats.sqlite3",
+        "auto",
         _optional_path,
-        "SQLite file of subscriber and poll counts, shared by the workers; empty: not counted.",
+        "SQLite file of subscriber and poll counts, shared by the workers; auto: this "
+        "server's own, var/stats-ADDRESS-PORT.sqlite3; empty: not counted.",
     ),
     Setting(
         "stats_retention_days", 400, _integer(1, 36500), "Days of daily figures kept in stats_db."
@@ -224,7 +225,8 @@ SETTINGS: tuple[Setting, ...] = (
         "polite_polling",
         True,
         _boolean,
-        "Answer 429 to a client polling one feed unconditionally faster than its freshness hint.",
+        "Answer 429 to a client that keeps fetching one feed URL unconditionally faster "
+        "than reload_interval, past a burst of 5.",
     ),
     Setting(
         "cache_dir",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -50,11 +51,39 @@ def _remove_if_owner(directory: str, owner: int) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def prepare_server(address: str) -> None:
+    """In the master, before the app may be loaded: what belongs to this server alone (the
+    polling table its workers share, and the address that names its default stats_db)."""
+    from .server_state import belong_to
+
+    belong_to(address)
+
+
+def gunicorn_bind(configured: str) -> str:
+    """The address gunicorn will bind, as it decides it: its command line's --bind, else
+    GUNICORN_CMD_ARGS', else the config file's (`configured`). For config/gunicorn.conf.py,
+    which gunicorn reads in the master before it may load the app (--preload)."""
+    from gunicorn.config import Config
+
+    parser = Config().parser()
+    for arguments in (sys.argv[1:], shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))):
+        try:
+            found, _ = parser.parse_known_args(arguments)
+        except SystemExit:  # arguments gunicorn itself refuses: it will say so
+            continue
+        if found.bind:
+            return str(found.bind[0])
+    return configured
+
+
 def on_starting(server: Any) -> None:
-    """In the master, at start (config/gunicorn.conf.py): the checks of `start_master`, with
-    settings from the config file and the environment."""
+    """In the master, at start (config/gunicorn.conf.py): this server's own state (again,
+    now from the bind gunicorn settled on, unless the app is loaded already), then the
+    checks of `start_master`, with settings from the config file and the environment."""
     from .config import load_config
 
+    if server.cfg.bind and not server.cfg.preload_app:
+        prepare_server(server.cfg.bind[0])
     start_master(load_config)
 
 

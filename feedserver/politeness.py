@@ -1,68 +1,45 @@
 """Polite polling, enforced, and every answered request noted for the audience figures.
 
-A client (address + User-Agent) that fetches one feed again, unconditionally, sooner than
-the feed's freshness hint gets `429 Too Many Requests` with `Retry-After`. Conditional
-requests (If-None-Match / If-Modified-Since) cost almost nothing and are never limited, nor
-are aggregators that report subscribers, nor browsers opening a page.
+Each client (address + User-Agent) has a token bucket per feed URL: the path and its
+canonical query (responses.canonical_query), so every format, page, limit, search and
+selection is a feed of its own, and parameters the server ignores make no new one. A client
+may fetch a feed unconditionally BURST times in a row (curl, a reader subscribing and then
+reloading everything, a probe); the bucket refills at one fetch per reload_interval, since
+nothing can change sooner. Only a client that keeps polling unconditionally faster than
+that gets `429 Too Many Requests`, with a Retry-After of at most reload_interval. A feed's
+freshness hint (ttl, max-age) is advice to readers, never a limit.
 
-The last poll of each client and feed is kept in a small table in shared memory (a file
-mapped by every worker of the server), so the limit holds whichever worker answers. The
-table is lossy by design: two clients that share a slot only forget each other's times,
-which lets a request through, never refuses one wrongly."""
+Conditional requests (If-None-Match / If-Modified-Since) cost almost nothing and are never
+limited, nor are aggregators that report subscribers, nor browsers opening a page. The
+buckets live in the server's shared table (server_state.py, limiter.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import math
-import mmap
-import os
-import struct
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from .audience import feed_of, identify, is_feed_document
+from .limiter import SharedTable, TokenBuckets, retry_after
 from .negotiation import is_navigation
 from .polls import PollRecorder
-from .responses import CONTENT_TYPES, NO_STORE, NOSNIFF, WSGIApp
+from .responses import CONTENT_TYPES, NO_STORE, NOSNIFF, WSGIApp, canonical_query
 
-SLOTS = 1 << 16
-_SLOT = struct.Struct("<Qd")  # fingerprint of (client, feed), time of its last poll
-
-
-class PollingTable:
-    """The time of each (client, feed)'s last unconditional poll, shared by processes."""
-
-    def __init__(self, path: str | None) -> None:
-        size = SLOTS * _SLOT.size
-        if path is None:
-            self._map = mmap.mmap(-1, size)
-            return
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            if os.fstat(descriptor).st_size != size:
-                os.ftruncate(descriptor, size)
-            self._map = mmap.mmap(descriptor, size)
-        finally:
-            os.close(descriptor)
-
-    def wait_left(self, client: bytes, now: float, interval: float) -> float:
-        """Seconds the client must still wait; 0 when it may poll (and its poll is noted)."""
-        fingerprint = int.from_bytes(hashlib.blake2b(client, digest_size=8).digest(), "little")
-        offset = (fingerprint % SLOTS) * _SLOT.size
-        stored, last = _SLOT.unpack_from(self._map, offset)
-        if stored == fingerprint and 0 <= now - last < interval:
-            return float(interval - (now - last))
-        _SLOT.pack_into(self._map, offset, fingerprint, now)
-        return 0.0
+# Unconditional fetches of one feed a client may make in a row before it must slow down.
+BURST = 5
 
 
-def _too_many(seconds: float) -> tuple[str, list[tuple[str, str]], bytes]:
-    wait = max(1, math.ceil(seconds))
+def polite_limiter(
+    table: SharedTable, reload_interval: float, clock: Callable[[], float] = time.monotonic
+) -> TokenBuckets:
+    """The buckets of polite polling: BURST fetches, one more per reload_interval."""
+    return TokenBuckets(table, reload_interval, BURST, clock)
+
+
+def _too_many(wait: int) -> tuple[str, list[tuple[str, str]], bytes]:
     body = (
-        f"429 Too Many Requests: this feed changes at most every {wait} seconds from now; "
+        f"429 Too Many Requests: this feed was fetched unconditionally more than {BURST} "
+        f"times in a row, faster than the server can change it; retry in {wait} seconds, "
         "poll it less often, or send If-None-Match or If-Modified-Since\n"
     ).encode()
     headers = [
@@ -78,23 +55,14 @@ def _too_many(seconds: float) -> tuple[str, list[tuple[str, str]], bytes]:
 class AudienceMiddleware:
     """WSGI middleware: refuse impolite polls, and note every answer for the figures."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        recorder: PollRecorder,
-        table: PollingTable | None,
-        interval: Callable[[str], float],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, app: WSGIApp, recorder: PollRecorder, limiter: TokenBuckets | None) -> None:
         self.app = app
         self.recorder = recorder
-        self.table = table
-        self.interval = interval
-        self.clock = clock
+        self.limiter = limiter
 
-    def _wait_left(self, environ: dict[str, Any]) -> float:
+    def _wait(self, environ: dict[str, Any]) -> float:
         if (
-            self.table is None
+            self.limiter is None
             or environ.get("REQUEST_METHOD") != "GET"
             or "HTTP_IF_NONE_MATCH" in environ
             or "HTTP_IF_MODIFIED_SINCE" in environ
@@ -107,16 +75,17 @@ class AudienceMiddleware:
         agent = environ.get("HTTP_USER_AGENT", "")
         if identify(agent).is_aggregator:
             return 0.0
-        client = f"{environ.get('REMOTE_ADDR', '')}\n{agent}\n{path}".encode("utf-8", "replace")
-        return self.table.wait_left(client, self.clock(), self.interval(path))
+        feed = f"{path}?{canonical_query(environ)}"
+        client = f"{environ.get('REMOTE_ADDR', '')}\n{agent}\n{feed}"
+        return self.limiter.take(client.encode("utf-8", "replace"))
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         environ["feedserver.feed"] = feed_of(environ.get("PATH_INFO", "")) or "-"
-        wait = self._wait_left(environ)
-        if wait > 0:
-            status, headers, body = _too_many(wait)
+        wait = self._wait(environ)
+        if wait > 0 and self.limiter is not None:
+            status, headers, body = _too_many(retry_after(wait, self.limiter.interval))
             start_response(status, headers)
             self.recorder.note(environ, "429")
             return [body]

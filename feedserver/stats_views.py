@@ -10,17 +10,17 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
-from .audience import ALL_FEED, feed_of
+from .audience import ALL_FEED
 from .catalog import Catalog, Collection
 from .chart import daily_chart
 from .config import Settings, current_settings
-from .freshness import poll_interval
 from .health import is_trusted
 from .jsontext import json_bytes, utc_time
 from .metrics import CONTENT_TYPE, ServerMetrics
-from .politeness import AudienceMiddleware, PollingTable
+from .politeness import AudienceMiddleware, polite_limiter
 from .polls import PollRecorder
 from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
+from .server_state import polling_table, stats_db_path
 from .statsdb import FeedDay, StatsDB, StatsError, latest_by_feed
 from .store import CatalogStore
 from .urls import METRICS, STATS, STATS_JSON, Urls
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("stats", __name__)
 
 HISTORY_DAYS = 30
-MAX_HINTS = 10_000
 NO_STORE_HEADERS = dict([("Cache-Control", NO_STORE), NOSNIFF])
 
 
@@ -179,16 +178,16 @@ def init_app(app: Flask, settings: Settings) -> PollRecorder:
     """Count polls, enforce polite polling and serve the figures; returns the recorder."""
     db = None
     if settings.stats_db:
-        db = StatsDB(settings.stats_db, settings.stats_retention_days)
+        db = StatsDB(stats_db_path(settings.stats_db), settings.stats_retention_days)
         try:
             db.initialize()
         except StatsError as error:
             logger.error("%s; serving without counting polls", error)
     metrics = ServerMetrics((lambda: _subscribers_today(db)) if db is not None else None)
     recorder = PollRecorder(db, metrics, settings.stats_flush_seconds)
-    table = None
+    limiter = None
     if settings.polite_polling:
-        table = _polling_table(settings.stats_db)
+        limiter = polite_limiter(polling_table(), settings.reload_interval)
     app.extensions["feedserver.stats_db"] = db
     app.extensions["feedserver.metrics"] = metrics
     app.extensions["feedserver.polls"] = recorder
@@ -196,45 +195,6 @@ def init_app(app: Flask, settings: Settings) -> PollRecorder:
     app.wsgi_app = AudienceMiddleware(  # type: ignore[method-assign]
         app.wsgi_app,
         recorder,
-        table,
-        FeedHints(app.extensions["feedserver.store"], settings.reload_interval).seconds,
+        limiter,
     )
     return recorder
-
-
-class FeedHints:
-    """Each feed's freshness hint (the seconds its feeds tell readers to wait between polls),
-    worked out once per catalog: polite polling allows one unconditional poll per hint."""
-
-    def __init__(self, store: CatalogStore, reload_interval: int) -> None:
-        self.store = store
-        self.reload_interval = reload_interval
-        self._catalog: Catalog | None = None
-        self._seconds: dict[str, int] = {}
-
-    def seconds(self, path: str) -> float:
-        """The hint of the feed at path; reload_interval for combined and unknown feeds."""
-        catalog = self.store.catalog
-        if catalog is not self._catalog:
-            self._catalog, self._seconds = catalog, {}
-        feed = feed_of(path) or ""
-        found = self._seconds.get(feed)
-        if found is None:
-            collection = _collection(catalog, feed) if feed else None
-            found = self.reload_interval
-            if collection is not None:
-                found = poll_interval(collection.articles, self.reload_interval)
-            if len(self._seconds) < MAX_HINTS:  # feed names come from clients' paths
-                self._seconds[feed] = found
-        return float(found)
-
-
-def _polling_table(stats_db: str) -> PollingTable:
-    """The shared table beside the stats database (per process when there is none)."""
-    if not stats_db:
-        return PollingTable(None)
-    try:
-        return PollingTable(f"{stats_db}-polling")
-    except OSError as error:
-        logger.error("polling table %s-polling: %s; limits hold per process", stats_db, error)
-        return PollingTable(None)

@@ -74,7 +74,9 @@ def server(
     gunicorn_launcher: Callable[..., GunicornServer], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GunicornServer]:
     seeds = Path(__file__).parent.parent / "seeds"
-    running = gunicorn_launcher(seeds, tmp_path_factory.mktemp("readers"))
+    # Real readers with the default polite polling: none of what they do is refused.
+    env = {"FEEDSERVER_POLITE_POLLING": "true"}
+    running = gunicorn_launcher(seeds, tmp_path_factory.mktemp("readers"), env=env)
     yield running
     running.stop()
 
