@@ -211,6 +211,7 @@ def _render_feed(
         links=_paging_links(collection, extension, page) | _hub_link(),
         image_url=image_url,
         image_size=image_size,
+        names=catalog.names,
     )
     if preview:
         formats = _feed_links(collection)
