@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import compress
 from operator import not_
 
-from .models import Article
+from .models import Article, Provider, Topic
 from .search import SearchIndex
 
 # What an empty feed reports as its update time: fixed, so it never moves on its own.
@@ -58,6 +58,26 @@ class Collection:
 
 
 @dataclass(frozen=True, slots=True)
+class Names:
+    """The one name each topic and provider is shown by, wherever an article names it (a
+    feed's categories, a page's chips, an entry's author): its collection's name, chosen by
+    `_choose_name`, rather than the spelling of that one article."""
+
+    topics: Mapping[str, Collection] = field(default_factory=dict)
+    providers: Mapping[str, Collection] = field(default_factory=dict)
+
+    def topic(self, topic: Topic) -> str:
+        """The topic's display name; the article's own spelling if it is not served."""
+        found = self.topics.get(topic.key)
+        return found.name if found is not None else topic.name
+
+    def provider(self, provider: Provider) -> str:
+        """The provider's display name; the article's own spelling if it is not served."""
+        found = self.providers.get(provider.key)
+        return found.name if found is not None else provider.name
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     """Everything served at one moment; never changed after it is built."""
 
@@ -69,9 +89,11 @@ class Catalog:
     scheduled: tuple[Article, ...]  # published, but dated in the future
     # Built on first use and kept with the snapshot (a copy of the snapshot shares it).
     search: SearchIndex = field(init=False, repr=False, compare=False)
+    names: Names = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "search", SearchIndex(self.everything.articles, collection_keys))
+        object.__setattr__(self, "names", Names(self.topics, self.providers))
 
     @property
     def next_release(self) -> datetime | None:
@@ -94,7 +116,11 @@ def _newest_first(article: Article) -> tuple[float, str]:
 
 
 def _choose_name(names: Counter[str]) -> str:
-    """The most used spelling of a name, ties broken alphabetically, so the choice is stable."""
+    """The display name of a topic or provider: the spelling most of its articles use, ties
+    broken by the smallest in code point order (`Microsoft AI` before `microsoft ai`). It
+    depends only on which articles are served, not on the order they were read or on earlier
+    reloads, so every process, reload and build picks the same one. (Spellings reach here with
+    their whitespace collapsed: see seeds.clean_name.)"""
     return min(names.items(), key=lambda item: (-item[1], item[0]))[0]
 
 

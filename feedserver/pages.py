@@ -108,6 +108,7 @@ def index() -> Response:
         page, pager, _ = _page_of(catalog, everything)
         return html(
             "index.html",
+            names=catalog.names,
             description=current_settings().site_description,
             everything=everything,
             page=page,
@@ -131,6 +132,7 @@ def _collection_page(kind: str, key: str) -> Response:
         page, pager, _ = _page_of(catalog, collection)
         return html(
             "collection.html",
+            names=catalog.names,
             title=_feed_title(collection),
             feed_title=_feed_title(collection),
             description=_feed_description(collection),
@@ -197,6 +199,7 @@ def search() -> Response:
         page, pager, total = _page_of(catalog, everything, None if words else ())
         return html(
             "search.html",
+            names=catalog.names,
             q=words,
             page=page,
             paging=pager,

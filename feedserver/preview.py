@@ -45,6 +45,7 @@ def feed_preview(
         formats=formats,
         page=page,
         entries=document.entries,
+        names=document.names,
     )
     return Rendered(
         body.encode("utf-8"),

@@ -15,7 +15,7 @@ from typing import Any
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 
-from .catalog import PROVIDER, TOPIC
+from .catalog import PROVIDER, TOPIC, Names
 from .freshness import Freshness
 from .jsontext import json_bytes, utc_time
 from .models import Article, Related
@@ -45,6 +45,8 @@ class FeedDocument:
     links: dict[str, str] = field(default_factory=dict)
     image_url: str = ""  # the feed's icon and logo; none when empty
     image_size: int = 0  # its width and height in pixels (square); 0 when unknown
+    # The catalog's names of topics and providers: one spelling each, whatever the article's.
+    names: Names = field(default_factory=Names)
 
     def provider_feed_url(self, article: Article, extension: str) -> str | None:
         """The URL of the feed of the article's provider, or None when it has none."""
@@ -57,7 +59,7 @@ class FeedDocument:
         return self.urls.page_of(TOPIC, key)
 
 
-def entry_html(article: Article) -> str:
+def entry_html(article: Article, names: Names) -> str:
     """The entry's HTML content: lead image, the body (sanitized when the seed was read) or
     else the excerpt, a link to the article and the related coverage, all text escaped.
     (f-strings with html.escape: markupsafe's format() costs a third of a feed's first
@@ -72,7 +74,8 @@ def entry_html(article: Article) -> str:
         parts.append(article.body_html)
     elif article.excerpt:
         parts.append(f"<p>{_escape(article.excerpt)}</p>")
-    source = f" at {_escape(article.provider.name)}" if article.provider is not None else ""
+    provider = article.provider
+    source = f" at {_escape(names.provider(provider))}" if provider is not None else ""
     parts.append(f'<p><a href="{_escape(article.url)}">Read the full article{source}</a></p>')
     if article.related:
         items = "".join(
@@ -206,26 +209,27 @@ def _add_entry(
         # Readers take an RSS description as HTML: escaped, the excerpt shows as the text it
         # is. Atom's summary says so with type="html".
         entry.summary(html.escape(article.excerpt, quote=False), type="html")
-    content = entry_html(article)
+    content = entry_html(article, document.names)
     if content:
         entry.content(content, type="CDATA" if rss else "html")
     for topic in article.topics:
-        # The name is the term, as RSS shows it; the topic's page tells spellings apart.
-        entry.category(term=topic.name, scheme=document.topic_url(topic.key))
+        # The topic's one display name is the term, as RSS shows it, in every entry alike.
+        entry.category(term=document.names.topic(topic), scheme=document.topic_url(topic.key))
     if not rss:
         entry.related.related = article.related
     provider = article.provider
     if provider is not None:
+        name = document.names.provider(provider)
         uri = f"https://{provider.domain}" if provider.domain else None
-        author = {"name": provider.name}
+        author = {"name": name}
         if uri and not rss:
             author["uri"] = uri
         if not rss:
             entry.author(author)
-        entry.dc.dc_creator(provider.name)
+        entry.dc.dc_creator(name)
         source_url = document.provider_feed_url(article, "rss" if rss else "atom")
         if source_url and rss:
-            entry.source(url=source_url, title=provider.name)
+            entry.source(url=source_url, title=name)
     image = article.lead_image
     if image is not None:
         size = {"width": str(image.width), "height": str(image.height)} if image.width else {}
@@ -261,7 +265,7 @@ def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
         "id": article.url,
         "url": article.url,
         "title": article.title,
-        "content_html": entry_html(article),
+        "content_html": entry_html(article, document.names),
         "date_published": utc_time(article.published_at),
     }
     if article.excerpt:
@@ -269,9 +273,9 @@ def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
     if article.lead_image is not None:
         item["image"] = article.lead_image.url
     if article.topics:
-        item["tags"] = [topic.name for topic in article.topics]
+        item["tags"] = [document.names.topic(topic) for topic in article.topics]
     if article.provider is not None:
-        author: dict[str, str] = {"name": article.provider.name}
+        author: dict[str, str] = {"name": document.names.provider(article.provider)}
         if article.provider.domain:
             author["url"] = f"https://{article.provider.domain}"
         item["authors"] = [author]

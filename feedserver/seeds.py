@@ -536,6 +536,12 @@ def _short_text(value: Any) -> str | None:
     return None
 
 
+def clean_name(name: str) -> str:
+    """A topic or provider name as shown: every run of whitespace one space, none at the ends
+    (`Machine  Learning` is `Machine Learning`)."""
+    return " ".join(name.split())
+
+
 def name_slug(name: str) -> str:
     """The slug of a topic or provider name: `Microsoft AI` and `mícrosoft  ai` give
     `microsoft-ai`; `C`, `C++` and `C#` give `c`, `c-plus-plus` and `c-sharp`."""
@@ -565,7 +571,7 @@ def _topic_and_note(name: str) -> tuple[Topic | None, str | None]:
     if not slug:
         return None, None
     key = safe_key(slug)
-    return Topic(key, name), _unsafe_key_note("topic", slug, key)
+    return Topic(key, clean_name(name)), _unsafe_key_note("topic", slug, key)
 
 
 def topic_for(name: str) -> Topic | None:
@@ -582,7 +588,8 @@ def _provider_and_note(name: str, domain: str) -> tuple[Provider | None, str | N
     if not natural:
         return None, None
     key = safe_key(natural)
-    return Provider(key, name or host, host), _unsafe_key_note("provider", natural, key)
+    shown = clean_name(name) or host
+    return Provider(key, shown, host), _unsafe_key_note("provider", natural, key)
 
 
 def provider_for(name: str, domain: str) -> Provider | None:

@@ -21,7 +21,7 @@ from .politeness import AudienceMiddleware, polite_limiter
 from .polls import PollRecorder
 from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
 from .server_state import polling_table, stats_db_path
-from .statsdb import FeedDay, StatsDB, StatsError, latest_by_feed
+from .statsdb import FeedDay, SiteDay, StatsDB, StatsError, latest_by_feed, site_days
 from .store import CatalogStore
 from .urls import METRICS, STATS, STATS_JSON, Urls
 
@@ -44,13 +44,15 @@ def _db() -> StatsDB | None:
     return db
 
 
-def _read_days(days: int) -> list[FeedDay]:
+def _read_days(days: int) -> tuple[list[FeedDay], list[SiteDay]]:
+    """Each feed's figures per day, and the site's (each reader once), for the last days."""
     db = _db()
     if db is None:
         abort(404, description="stats are off: the stats_db setting is empty")
     since = datetime.now(UTC).date() - timedelta(days=days - 1)
     try:
-        return db.read(since)
+        feed_days = db.read(since)
+        return feed_days, site_days(feed_days, db.read_direct_readers(since))
     except StatsError as error:
         logger.error("%s", error)
         abort(503, description="the stats database cannot be read; see the server's log")
@@ -69,8 +71,11 @@ def _feed_name(feed: str, collection: Collection | None) -> str:
     return collection.name if collection else feed.partition(":")[2]
 
 
-def stats_data(days: list[FeedDay], catalog: Catalog, urls: Urls) -> dict[str, Any]:
-    """The figures of `/stats.json`: per feed today, and per day for all feeds."""
+def stats_data(
+    days: list[FeedDay], site: list[SiteDay], catalog: Catalog, urls: Urls
+) -> dict[str, Any]:
+    """The figures of `/stats.json`: per feed today, and per day for all feeds (each reader
+    counted once, see statsdb.site_days)."""
     feeds = []
     for feed, latest in sorted(
         latest_by_feed(days).items(), key=lambda item: (-item[1].subscribers, item[0])
@@ -95,16 +100,20 @@ def stats_data(days: list[FeedDay], catalog: Catalog, urls: Urls) -> dict[str, A
                 ],
             }
         )
-    totals: dict[str, dict[str, int]] = {}
-    for feed_day in days:
-        day = totals.setdefault(feed_day.day, {"subscribers": 0, "polls": 0, "limited": 0})
-        day["subscribers"] += feed_day.subscribers
-        day["polls"] += feed_day.polls
-        day["limited"] += feed_day.limited
     return {
         "generated": utc_time(datetime.now(UTC)),
         "feeds": feeds,
-        "days": [{"day": day, **figures} for day, figures in sorted(totals.items())],
+        "days": [
+            {
+                "day": d.day,
+                "subscribers": d.subscribers,
+                "direct": d.direct,
+                "aggregators": d.aggregators,
+                "polls": d.polls,
+                "limited": d.limited,
+            }
+            for d in site
+        ],
     }
 
 
@@ -121,7 +130,7 @@ def _urls() -> Urls:
 def stats_json() -> Response:
     """Subscribers and polls per feed, today and per day."""
     _refuse_unless_allowed(current_settings().stats_public)
-    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _urls())
+    data = stats_data(*_read_days(HISTORY_DAYS), _store().catalog, _urls())
     body = json_bytes(data)
     return Response(body, content_type=CONTENT_TYPES["api"], headers=NO_STORE_HEADERS)
 
@@ -130,7 +139,7 @@ def stats_json() -> Response:
 def stats_page() -> Response:
     """The same figures as a page, with a daily chart drawn as inline SVG."""
     _refuse_unless_allowed(current_settings().stats_public)
-    data = stats_data(_read_days(HISTORY_DAYS), _store().catalog, _urls())
+    data = stats_data(*_read_days(HISTORY_DAYS), _store().catalog, _urls())
     start = datetime.now(UTC).date() - timedelta(days=HISTORY_DAYS - 1)
     by_day = {d["day"]: d for d in data["days"]}
     series = [

@@ -4,7 +4,12 @@ worker of a server (WAL mode, one writer at a time, each worker writing in batch
 No address is ever written. A direct poller is kept, for the current day only, as a keyed
 hash of its address and User-Agent, with a random key made for that day; when the day is
 over its pollers are folded into a count and the day's hashes and key are deleted, so
-nothing links a poller across days. Aggregators keep the latest count they reported."""
+nothing links a poller across days. Aggregators keep the latest count they reported.
+
+The site's own daily figures count each reader once however many feeds it polls: the direct
+pollers of all feeds together are the distinct hashes of the day (one key per day, so one
+poller has one hash in every feed), kept as a count in `site_days` when the day closes; each
+aggregator counts with the largest number it reported for any one feed (see `site_days`)."""
 
 from __future__ import annotations
 
@@ -43,6 +48,9 @@ CREATE TABLE IF NOT EXISTS aggregators (
     subscribers INTEGER NOT NULL, seen REAL NOT NULL,
     PRIMARY KEY (day, feed, aggregator, subscription)
 );
+-- Distinct direct pollers of any feed, per closed day (an open day counts `pollers`).
+-- Added to schema 1 in place: days closed before it existed have no row.
+CREATE TABLE IF NOT EXISTS site_days (day TEXT PRIMARY KEY, direct INTEGER NOT NULL);
 """
 
 
@@ -189,10 +197,15 @@ class StatsDB:
                 "WHERE pollers.day = polls.day AND pollers.feed = polls.feed) WHERE day = ?",
                 (day,),
             )
+            db.execute(
+                "INSERT OR REPLACE INTO site_days (day, direct) "
+                "SELECT ?, count(DISTINCT hash) FROM pollers WHERE day = ?",
+                (day, day),
+            )
             db.execute("DELETE FROM pollers WHERE day = ?", (day,))
             db.execute("DELETE FROM day_keys WHERE day = ?", (day,))
         cutoff = (date.fromisoformat(today) - timedelta(days=self.retention_days)).isoformat()
-        for table in ("polls", "aggregators", "pollers", "day_keys"):
+        for table in ("polls", "aggregators", "pollers", "day_keys", "site_days"):
             db.execute(f"DELETE FROM {table} WHERE day <= ?", (cutoff,))
 
     def read(self, since: date) -> list[FeedDay]:
@@ -230,6 +243,20 @@ class StatsDB:
                 days.append(FeedDay(day, feed, 0, 0, 0, dict(names)))
         return sorted(days, key=lambda d: (d.day, d.feed))
 
+    def read_direct_readers(self, since: date) -> dict[str, int]:
+        """Each day's distinct direct pollers of any feed, from `since` on (a day closed
+        before this count was kept is missing)."""
+        first = since.isoformat()
+        with self._connect() as db:
+            closed = db.execute("SELECT day, direct FROM site_days WHERE day >= ?", (first,))
+            counts = {day: direct for day, direct in closed}
+            open_days = db.execute(
+                "SELECT day, count(DISTINCT hash) FROM pollers WHERE day >= ? GROUP BY day",
+                (first,),
+            )
+            counts.update({day: direct for day, direct in open_days})
+        return counts
+
 
 def latest_by_feed(days: Iterable[FeedDay]) -> dict[str, FeedDay]:
     """Each feed's figures of the newest day it has."""
@@ -238,3 +265,47 @@ def latest_by_feed(days: Iterable[FeedDay]) -> dict[str, FeedDay]:
         if feed_day.feed not in latest or latest[feed_day.feed].day < feed_day.day:
             latest[feed_day.feed] = feed_day
     return latest
+
+
+@dataclass(frozen=True, slots=True)
+class SiteDay:
+    """All feeds together on one day, each reader counted once."""
+
+    day: str
+    polls: int
+    limited: int
+    direct: int  # distinct direct pollers of any feed
+    aggregators: dict[str, int]  # aggregator -> its largest report for one feed
+
+    @property
+    def subscribers(self) -> int:
+        """Aggregators' subscribers plus direct readers, none counted once per feed."""
+        return self.direct + sum(self.aggregators.values())
+
+
+def site_days(days: Iterable[FeedDay], direct_readers: dict[str, int]) -> list[SiteDay]:
+    """The site's figures per day, oldest first. Polls add up across feeds; readers do not:
+    direct readers are the day's distinct pollers (`direct_readers`; for a day without that
+    count, the largest feed's, a lower bound), and an aggregator counts with the largest
+    number it reported for one feed, since its readers of several feeds are mostly the same
+    people and it does not say which."""
+    by_day: dict[str, list[FeedDay]] = {}
+    for feed_day in days:
+        by_day.setdefault(feed_day.day, []).append(feed_day)
+    result = []
+    for day, feed_days in sorted(by_day.items()):
+        aggregators: dict[str, int] = {}
+        for feed_day in feed_days:
+            for name, count in feed_day.aggregators.items():
+                aggregators[name] = max(aggregators.get(name, 0), count)
+        fallback = max(d.direct for d in feed_days)
+        result.append(
+            SiteDay(
+                day,
+                sum(d.polls for d in feed_days),
+                sum(d.limited for d in feed_days),
+                direct_readers.get(day, fallback),
+                dict(sorted(aggregators.items())),
+            )
+        )
+    return result

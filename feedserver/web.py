@@ -187,7 +187,8 @@ def _render_feed(
     narrowed_by: str = "",
     preview: bool = False,
 ) -> Rendered:
-    # A narrowed or combined feed is no collection of the catalog: select_page scans it.
+    # A narrowed or combined feed is no collection of the catalog: q, min_quality and sort
+    # then test each article it kept (its selection itself came from the bit sets).
     key = (collection.kind, collection.key)
     page = select_page(collection.articles, query, catalog.search, key)
     if page.number > page.last:
@@ -211,6 +212,7 @@ def _render_feed(
         links=_paging_links(collection, extension, page) | _hub_link(),
         image_url=image_url,
         image_size=image_size,
+        names=catalog.names,
     )
     if preview:
         formats = _feed_links(collection)

@@ -26,8 +26,9 @@ from urllib.parse import urlencode
 
 from flask import Flask
 
-from .catalog import Catalog, Collection
+from .catalog import Catalog, Collection, collection_keys
 from .config import Settings
+from .models import Article
 from .scheduler import ReloadScheduler
 from .urls import FEED_EXTENSIONS, Urls
 
@@ -90,12 +91,30 @@ def changed_collections(before: Catalog, after: Catalog, limit: int) -> Iterator
     pairs: list[tuple[Collection | None, Collection]] = [(before.everything, after.everything)]
     pairs += [(before.topics.get(key), c) for key, c in after.topics.items()]
     pairs += [(before.providers.get(key), c) for key, c in after.providers.items()]
+    renamed = _renamed(before.topics, after.topics) | _renamed(before.providers, after.providers)
     for old, new in pairs:
         # Unchanged collections are the very same objects: the identity test is the fast path.
-        if old is new:
-            continue
-        if old is None or old.name != new.name or old.articles[:limit] != new.articles[:limit]:
+        if old is not new and (
+            old is None or old.name != new.name or old.articles[:limit] != new.articles[:limit]
+        ):
             yield new
+        elif renamed and _names_any(new.articles[:limit], renamed):
+            # Its entries show their topics' and provider's display names, and one changed.
+            yield new
+
+
+def _renamed(before: dict[str, Collection], after: dict[str, Collection]) -> set[tuple[str, str]]:
+    """The (kind, key) of each collection served before and after under another name."""
+    return {
+        (new.kind, key)
+        for key, new in after.items()
+        if (old := before.get(key)) is not None and old is not new and old.name != new.name
+    }
+
+
+def _names_any(articles: Iterable[Article], keys: set[tuple[str, str]]) -> bool:
+    """Whether any of the articles names one of these topics or providers."""
+    return any(not keys.isdisjoint(collection_keys(article)) for article in articles)
 
 
 # Doubling pauses between retries stop growing here: a hub that comes back is told soon.

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import subprocess
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,24 @@ PAGES = {
     "preview-atom": "/feed.atom",
     "preview-json": "/providers/techcrunch.com.json",
     "not-found": "/no/such/page",
+    "stats": "/stats",
 }
+PHONE = 390
+# Who polls the browser tests' server before the pages are opened, so /stats has rows: the
+# aggregators' long names and each kind of feed.
+POLLERS = (
+    "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 123 subscribers; )",
+    "Mozilla/5.0 (compatible; Inoreader/1.0; +http://www.inoreader.com/feed-fetcher; "
+    "12 subscribers; )",
+    "Feedbin feed-id:1373711 - 42 subscribers",
+    "newsboat/2.36.0 (Linux x86_64)",
+)
+POLLED = (
+    "/feed.rss",
+    "/topics/ai.atom",
+    "/topics/microsoft-ai.rss",
+    "/providers/techcrunch.com.json",
+)
 FEED_PAGES = {"preview-rss": "/topics/ai.rss", "preview-atom": "/feed.atom"}
 FEED_PAGES["preview-json"] = "/providers/techcrunch.com.json"
 
@@ -77,11 +96,32 @@ def node_modules(node: str) -> Path:
     return folder / "node_modules"
 
 
+def _wait_for_stats(server: GunicornServer, feeds: int, timeout: float = 30.0) -> None:
+    """Wait until the workers have written the polls of that many feeds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, _, body = server.fetch("/stats.json")
+        if status == 200 and len(json.loads(body)["feeds"]) >= feeds:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the polls did not reach /stats.json")
+
+
 @pytest.fixture(scope="module")
 def server(
     gunicorn_launcher: Callable[..., GunicornServer], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GunicornServer]:
-    running = gunicorn_launcher(BUNDLED_SEEDS, tmp_path_factory.mktemp("browser"))
+    running = gunicorn_launcher(
+        BUNDLED_SEEDS,
+        tmp_path_factory.mktemp("browser"),
+        env={"FEEDSERVER_STATS_FLUSH_SECONDS": "1"},
+    )
+    for agent in POLLERS:
+        for path in POLLED:
+            request = urllib.request.Request(running.url + path, headers={"User-Agent": agent})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+    _wait_for_stats(running, len(POLLED))
     yield running
     running.stop()
 
@@ -141,6 +181,33 @@ def test_every_kind_of_page_fits_a_phone_and_has_a_dark_mode(
     assert page["lightBackground"] != page["darkBackground"]
     for shot in (f"{name}-phone-light", f"{name}-desktop-light", f"{name}-phone-dark"):
         assert (SCREENSHOTS / f"{shot}.png").stat().st_size > 5000, shot
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_nothing_sticks_out_of_a_phone_screen(checked: dict[str, Any], name: str) -> None:
+    """At 390 px nothing reaches past the viewport unless a box that scrolls sideways holds
+    it, and every table's last column is on screen or in such a box."""
+    for scheme in ("light", "dark"):
+        seen = checked[name]["layout"][f"{scheme}-{PHONE}"]
+        assert seen["outside"] == [], seen["outside"]
+        for table in seen["tables"]:
+            assert table["width"] == PHONE
+            right = table["lastColumnRight"]
+            scroller = table["scrollerRight"]
+            assert right <= PHONE or (scroller is not None and scroller <= PHONE), table
+        assert seen["split"] == [], "feed links split across lines"
+
+
+def test_the_stats_tables_and_a_topics_provider_feeds_fit_a_phone(
+    checked: dict[str, Any],
+) -> None:
+    stats = checked["stats"]["layout"][f"light-{PHONE}"]
+    assert [t["id"] for t in stats["tables"]] == ["feeds", "days"]
+    assert all(t["scrollerRight"] is not None for t in stats["tables"])  # scroll, not cut off
+    desktop = checked["stats"]["layout"]["light-1280"]
+    assert all(t["lastColumnRight"] <= 1280 for t in desktop["tables"])
+    topic = checked["topic"]["layout"][f"light-{PHONE}"]
+    assert topic["groups"] == 2 and topic["split"] == []  # AI from HotHardware, TechCrunch
 
 
 @pytest.mark.parametrize("name", FEED_PAGES)

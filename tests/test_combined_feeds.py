@@ -271,7 +271,7 @@ def test_a_topic_page_links_to_its_per_provider_feeds(client: FlaskClient) -> No
         "AI from HotHardware (1 article)",
         "AI from TechCrunch (1 article)",
     ]
-    hrefs = subsets[1].xpath("./a/@href")
+    hrefs = subsets[1].xpath(".//a/@href")
     assert hrefs == [
         f"{BASE}/topics/ai.{extension}?provider=techcrunch.com"
         for extension in ("rss", "atom", "json")

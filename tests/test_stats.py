@@ -7,15 +7,19 @@ import http.client
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 from flask import Flask
 from flask.testing import FlaskClient
 
 from feedserver.politeness import BURST
 from feedserver.polls import PollRecorder
+from feedserver.statsdb import Batch, StatsDB, site_days
 
 from .conftest import GunicornServer
 from .test_audience import AGGREGATOR_AGENTS
@@ -87,6 +91,60 @@ def test_stats_json_counts_aggregators_and_direct_pollers(
     assert ai["name"] == "AI" and ai["page"] == f"{BASE}/topics/ai"
     assert ai["history"][-1]["subscribers"] == ai["subscribers"]
     assert all(f["feed"] != "topic:no-such-topic" for f in _stats(client)["feeds"])
+
+
+def test_a_reader_of_three_feeds_counts_once_in_the_daily_total(
+    make_app: Callable[..., Flask], seeds_dir: Path, tmp_path: Path
+) -> None:
+    app = _app(make_app, seeds_dir, tmp_path)
+    client = app.test_client()
+    feeds = ("/feed.rss", "/topics/ai.atom", "/providers/techcrunch.com.json")
+    for path in feeds:
+        assert _poll(client, path, READERS[0], "198.51.100.7").status_code == 200
+    _poll(client, "/topics/ai", READERS[0], "198.51.100.7")  # the page: the same feed again
+    # One aggregator reporting its readers of two feeds: mostly the same people.
+    _poll(client, "/feed.rss", FEEDLY)
+    _poll(client, "/topics/ai.rss", FEEDLY)
+    _poll(client, "/topics/ai.rss", INOREADER)
+    _flush(app)
+    data = _stats(client)
+    for feed in ("all", "topic:ai", "provider:techcrunch.com"):
+        assert _feed(data, feed)["direct"] == 1, feed
+    assert _feed(data, "provider:techcrunch.com")["subscribers"] == 1
+    assert _feed(data, "topic:ai")["subscribers"] == 1 + 123 + 12
+    (today,) = data["days"]
+    assert today["direct"] == 1
+    assert today["aggregators"] == {"Feedly": 123, "Inoreader": 12}
+    assert today["subscribers"] == 1 + 123 + 12
+    assert today["polls"] == 3 + 1 + 3
+    page = lxml.html.fromstring(client.get("/stats").data)
+    (row,) = page.xpath("//table[@id='days']/tbody/tr")
+    assert [td.text_content() for td in row.xpath("td")][1:3] == ["136", "1"]
+
+
+def test_a_closed_day_keeps_its_distinct_readers(tmp_path: Path) -> None:
+    db = StatsDB(tmp_path / "stats.sqlite3", retention_days=30)
+    db.initialize()
+    first, second = date(2026, 11, 1), date(2026, 11, 2)
+    reader, other = ("192.0.2.1", "newsboat/2.36"), ("192.0.2.2", "newsboat/2.36")
+    feeds = {"all": {reader}, "topic:ai": {reader, other}, "topic:azure": {reader}}
+    db.write(first, Batch(polls=Counter(dict.fromkeys(feeds, 1)), direct=feeds))
+    assert db.read_direct_readers(first) == {first.isoformat(): 2}
+    db.write(second, Batch(polls=Counter(all=1), direct={"all": {reader}}))  # closes the first
+    assert db.read_direct_readers(first) == {first.isoformat(): 2, second.isoformat(): 1}
+    days = db.read(first)
+    assert [(d.day, d.feed, d.direct) for d in days if d.day == first.isoformat()] == [
+        ("2026-11-01", "all", 1),
+        ("2026-11-01", "topic:ai", 2),
+        ("2026-11-01", "topic:azure", 1),
+    ]
+    site = site_days(days, db.read_direct_readers(first))
+    assert [(d.day, d.direct, d.subscribers, d.polls) for d in site] == [
+        ("2026-11-01", 2, 2, 3),
+        ("2026-11-02", 1, 1, 1),
+    ]
+    # A day closed before the site's count was kept: the largest feed's, a lower bound.
+    assert site_days(days, {})[0].direct == 2
 
 
 def test_stats_page_draws_an_svg_chart_under_a_strict_policy(

@@ -17,6 +17,8 @@ from flask import Flask
 
 from feedserver import create_app
 from feedserver.config import ConfigError
+from feedserver.store import CatalogStore
+from feedserver.websub import changed_collections
 
 from .conftest import TEST_BASE_URL, GunicornServer
 
@@ -321,3 +323,29 @@ def test_urls_in_the_link_header_are_percent_encoded(
         f'<{TEST_BASE_URL}/topics/alpha.atom?limit=5&q=test+%22a%22%2C%3Cb%3E%3B%C3%A9>; rel="self"'
     )
     assert not any(c in link[1 : link.index(">")] for c in ' "<,')
+
+
+def test_a_feed_whose_entries_show_a_renamed_topic_counts_as_changed(
+    tmp_seeds: Path, write_seed: Callable[..., Path]
+) -> None:
+    write_seed("a.txt", topics=["alpha"], provider={"name": "A", "domain": "a.example"})
+    write_seed("b.txt", topics=["alpha"], provider={"name": "B", "domain": "b.example"})
+    write_seed("c.txt", topics=["Alpha"], provider={"name": "B", "domain": "b.example"})
+    store = CatalogStore(tmp_seeds, 1 << 20, "Site")
+    store.reload()
+    before = store.catalog
+    assert before.topics["alpha"].name == "alpha"
+    write_seed("b.txt", topics=["Alpha"], provider={"name": "B", "domain": "b.example"})
+    store.reload()
+    after = store.catalog
+    assert after.topics["alpha"].name == "Alpha"
+    # Provider A's articles did not change, but its feed's categories now say "Alpha".
+    assert after.providers["a.example"] is before.providers["a.example"]
+    changed = {(c.kind, c.key) for c in changed_collections(before, after, 10)}
+    assert changed == {
+        ("all", ""),
+        ("topic", "alpha"),
+        ("provider", "a.example"),
+        ("provider", "b.example"),
+    }
+    assert not list(changed_collections(after, after, 10))

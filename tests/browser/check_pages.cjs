@@ -7,7 +7,8 @@
 //          "pages": [{"name": ..., "path": ...}], "out": screenshot folder,
 //          "profile": a fresh user-data folder}
 // prints one JSON object: {name: {"status", "violations": [...], "articles", "title",
-//   "scheme_dark_background", "overflow": {width: pixels wider than the viewport}}}
+//   "scheme_dark_background", "overflow": {width: pixels wider than the viewport},
+//   "layout": {width: {"outside", "tables", "groups", "split"}}}}
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -17,6 +18,49 @@ const WIDTHS = [
   { name: "phone", width: 390, height: 844 },
   { name: "desktop", width: 1280, height: 900 },
 ];
+
+// Run in the page: what sticks out of the viewport where no scrolling box holds it, where
+// each table's last column ends, and which groups of links meant to stay whole were split.
+function layout() {
+  const width = document.documentElement.clientWidth;
+  const scroller = (element) => {
+    for (let box = element.parentElement; box && box !== document.body; box = box.parentElement) {
+      const overflow = getComputedStyle(box).overflowX;
+      if (overflow === "auto" || overflow === "scroll") return box;
+    }
+    return null;
+  };
+  const describe = (element) =>
+    element.tagName.toLowerCase() + (element.className ? "." + element.className : "");
+  const outside = [];
+  for (const element of document.body.querySelectorAll("*")) {
+    const rect = element.getBoundingClientRect();
+    if (rect.width > 0 && rect.right > width + 0.5 && !scroller(element)) {
+      outside.push(`${describe(element)} ends at ${Math.round(rect.right)}`);
+    }
+  }
+  const tables = Array.from(document.querySelectorAll("main table")).map((table) => {
+    const row = table.rows[0];
+    const last = row ? row.cells[row.cells.length - 1] : null;
+    const box = scroller(table);
+    return {
+      id: table.id,
+      lastColumnRight: last ? last.getBoundingClientRect().right : 0,
+      scrollerRight: box ? box.getBoundingClientRect().right : null,
+      width,
+    };
+  });
+  // A group is split when its links are not all on one line, or a link itself breaks.
+  const groups = document.querySelectorAll("ul.subsets .formats");
+  const split = Array.from(groups)
+    .filter((group) => {
+      const links = Array.from(group.querySelectorAll("a"));
+      const tops = new Set(links.map((link) => Math.round(link.getBoundingClientRect().top)));
+      return tops.size > 1 || links.some((link) => link.getClientRects().length > 1);
+    })
+    .map((group) => group.textContent);
+  return { outside: outside.slice(0, 10), tables, groups: groups.length, split };
+}
 
 async function main() {
   const job = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
@@ -51,7 +95,7 @@ async function main() {
   const page = context.pages()[0] || (await context.newPage());
   const results = {};
   for (const item of job.pages) {
-    const result = { violations: [], overflow: {} };
+    const result = { violations: [], overflow: {}, layout: {} };
     for (const scheme of ["light", "dark"]) {
       await page.emulateMedia({ colorScheme: scheme });
       for (const size of WIDTHS) {
@@ -76,6 +120,7 @@ async function main() {
         result.overflow[`${scheme}-${size.width}`] = await page.evaluate(
           () => document.documentElement.scrollWidth - window.innerWidth,
         );
+        result.layout[`${scheme}-${size.width}`] = await page.evaluate(layout);
         if (scheme === "light" || size.name === "phone") {
           const file = `${item.name}-${size.name}-${scheme}.png`;
           await page.screenshot({ path: path.join(job.out, file), fullPage: true });
