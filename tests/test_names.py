@@ -109,7 +109,7 @@ def _chips(client: FlaskClient, path: str) -> tuple[set[str], set[str], list[str
         "/topics/machine-learning",
         "/providers/techcrunch.com",
         "/search?q=test",
-        "/topics/microsoft-ai+machine-learning",
+        "/topics/machine-learning+microsoft-ai",
     ],
 )
 def test_every_page_names_a_topic_and_provider_one_way(names_app: Flask, path: str) -> None:
