@@ -282,6 +282,10 @@ class CatalogStore:
         """Every seed file's state, by path: what a snapshot keeps. Do not change it."""
         return self._files
 
+    def seeds_served(self) -> list[ParsedSeed]:
+        """What each file serves now (its last good version while a change fails), by path."""
+        return [self._files[path].served for path in sorted(self._files)]
+
     def articles_read(self) -> list[Article]:
         """The article each file holds now, served or not (unpublished, duplicates too)."""
         articles = (state.latest.article for state in self._files.values())
