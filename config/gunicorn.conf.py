@@ -4,8 +4,9 @@ Every gunicorn option can be set here or on the command line. The worker model a
 limits are the ones `feedserver serve` uses (see feedserver/worker.py and the README's
 deployment section): gevent workers, so slow clients cannot starve the server. The hooks start
 each worker's reload job as soon as the worker is up (rather than with its first request, so
-an idle worker's catalog stays current too), and give the workers one Prometheus metrics
-folder, so that /metrics adds up every worker's figures."""
+an idle worker's catalog stays current too), stop it as the worker leaves (which then exits
+without the interpreter's teardown, see worker_exit), and give the workers one Prometheus
+metrics folder, so that /metrics adds up every worker's figures."""
 
 from feedserver.gunicorn_hooks import (  # noqa: F401 - gunicorn reads these names
     ACCESS_LOG_FORMAT,
@@ -14,6 +15,7 @@ from feedserver.gunicorn_hooks import (  # noqa: F401 - gunicorn reads these nam
     on_starting,
     post_worker_init,
     prepare_metrics_dir,
+    worker_exit,
 )
 from feedserver.worker import gunicorn_settings
 

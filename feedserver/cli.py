@@ -56,10 +56,14 @@ def serve(args: argparse.Namespace) -> int:
             self.cfg.set("preload_app", args.preload)
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", gunicorn_hooks.ACCESS_LOG_FORMAT)
-            for hook in ("post_worker_init", "child_exit", "on_exit"):
+            for hook in ("post_worker_init", "worker_exit", "child_exit", "on_exit"):
                 self.cfg.set(hook, getattr(gunicorn_hooks, hook))
+            self.cfg.set("loglevel", args.log_level)
             # config/gunicorn.conf.py's on_starting, with this command's settings.
-            self.cfg.set("on_starting", lambda server: gunicorn_hooks.start_master(load_settings))
+            self.cfg.set(
+                "on_starting",
+                lambda server: gunicorn_hooks.start_master(load_settings, server.cfg.loglevel),
+            )
 
         def load(self) -> Any:
             return gunicorn_hooks.serving_app(load_settings)
@@ -194,6 +198,7 @@ def build(args: argparse.Namespace) -> int:
 
 BASE_URL_SOURCES = "the base_url setting (config file or FEEDSERVER_BASE_URL)"
 CONFIG_HELP = "config file (default: FEEDSERVER_CONFIG, else config/feedserver.yaml)"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 SEEDS_HELP = "seeds directory (default: the seeds_dir setting, `seeds`)"
 
 
@@ -234,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_command.add_argument(
         "--preload", action="store_true", help="load the seeds once in the master, then fork"
+    )
+    serve_command.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="least severe lines logged, gunicorn's and the app's; debug adds each reload "
+        "that changed nothing and APScheduler's own lines",
     )
     serve_command.add_argument("--seeds", metavar="DIR", help=SEEDS_HELP)
     serve_command.add_argument("--config", metavar="FILE", help=CONFIG_HELP)

@@ -7,6 +7,7 @@ master, before any worker exists) before prometheus_client is imported anywhere.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import os
 import shutil
@@ -55,15 +56,18 @@ def on_starting(server: Any) -> None:
     settings from the config file and the environment."""
     from .config import load_config
 
-    start_master(load_config)
+    start_master(load_config, server.cfg.loglevel)
 
 
-def start_master(load_settings: SettingsLoader) -> None:
-    """Stop the server with one line for a bad setting or a missing seeds directory, before
-    any worker forks; then an empty metrics folder, so old servers' counts do not add up."""
+def start_master(load_settings: SettingsLoader, log_level: str | None = None) -> None:
+    """Log at gunicorn's --log-level, which the workers inherit; stop the server with one
+    line for a bad setting or a missing seeds directory, before any worker forks; then an
+    empty metrics folder, so old servers' counts do not add up."""
     from .config import StartupError, check_seeds_dir
+    from .logs import configure_logging
     from .metrics import clean_multiprocess_dir
 
+    configure_logging(log_level)
     try:
         check_seeds_dir(load_settings().seeds_dir)
     except StartupError as error:
@@ -102,6 +106,37 @@ def post_worker_init(worker: Any) -> None:
     from .scheduler import start_in_worker
 
     start_in_worker(worker.wsgi)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In a worker that is leaving: stop its reload job, run the exit handlers (the stats
+    flush, logging's flush and close), then end the process at once, with its exit code.
+
+    The interpreter's teardown is skipped on purpose. It clears gevent's modules before the
+    last logging handlers are freed (Flask's default handler, a module global), and freeing a
+    handler takes logging's lock, whose monkey-patched get_ident is None by then: each worker
+    printed "Exception ignored ... TypeError: 'NoneType' object is not callable". A forked
+    worker holds nothing the system does not release (multiprocessing ends its forked
+    children the same way)."""
+    from .scheduler import stop_in_worker
+
+    stop_in_worker(getattr(worker, "wsgi", None))
+    code = _exit_code(sys.exc_info()[1])  # gunicorn calls this hook as sys.exit unwinds
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken stream: nothing to save
+            stream.flush()
+    os._exit(code)
+
+
+def _exit_code(leaving: BaseException | None) -> int:
+    """The status `sys.exit` would end the process with (its message printed, as it does)."""
+    if not isinstance(leaving, SystemExit) or leaving.code is None:
+        return 0 if leaving is None or isinstance(leaving, SystemExit) else 1
+    if isinstance(leaving.code, int):
+        return leaving.code
+    print(leaving.code, file=sys.stderr)
+    return 1
 
 
 def child_exit(server: Any, worker: Any) -> None:

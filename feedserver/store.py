@@ -368,7 +368,9 @@ class CatalogStore:
         return changed
 
     def _log_report(self, report: ReloadReport) -> None:
-        logger.info(
+        # An idle server's reloads change nothing: their line only when debugging.
+        logger.log(
+            logging.INFO if report.rebuilt else logging.DEBUG,
             "reload: files=%d parsed=%d unchanged=%d removed=%d failed=%d stale=%d "
             "withheld=%d duration=%.3fs rebuilt=%s",
             report.files,
