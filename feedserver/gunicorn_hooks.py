@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import logging
 import os
 import shutil
 import sys
@@ -120,8 +121,11 @@ def worker_exit(server: Any, worker: Any) -> None:
     children the same way)."""
     from .scheduler import stop_in_worker
 
-    stop_in_worker(getattr(worker, "wsgi", None))
     code = _exit_code(sys.exc_info()[1])  # gunicorn calls this hook as sys.exit unwinds
+    try:
+        stop_in_worker(getattr(worker, "wsgi", None))
+    except Exception:  # the exit handlers below must run all the same
+        logging.getLogger(__name__).exception("the reload job did not stop")
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed or broken stream: nothing to save
@@ -130,11 +134,14 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def _exit_code(leaving: BaseException | None) -> int:
-    """The status `sys.exit` would end the process with (its message printed, as it does)."""
-    if not isinstance(leaving, SystemExit) or leaving.code is None:
-        return 0 if leaving is None or isinstance(leaving, SystemExit) else 1
-    if isinstance(leaving.code, int):
-        return leaving.code
+    """The status the interpreter would end with while `leaving` unwinds (printing the
+    message of a `sys.exit("...")`, as it does)."""
+    if leaving is None:
+        return 0
+    if not isinstance(leaving, SystemExit):
+        return 1
+    if leaving.code is None or isinstance(leaving.code, int):
+        return leaving.code or 0
     print(leaving.code, file=sys.stderr)
     return 1
 

@@ -4,17 +4,19 @@ something, and a stop on SIGTERM without a traceback from any worker."""
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from benchmarks import servers
+from feedserver import logs
 from feedserver.gunicorn_hooks import _exit_code
 
 from .conftest import BUNDLED_SEEDS
@@ -161,3 +163,43 @@ def test_a_leaving_worker_keeps_its_exit_code(
     assert _exit_code(leaving) == code
     if isinstance(leaving, SystemExit) and isinstance(leaving.code, str):
         assert capsys.readouterr().err == "worker: gave up\n"
+
+
+# --- the levels configure_logging chooses -------------------------------------------------
+
+
+@pytest.fixture
+def fresh_levels() -> Iterator[None]:
+    """The root's and APScheduler's levels as they were, after the test; none of ours."""
+    root, library = logging.getLogger(), logging.getLogger("apscheduler")
+    kept = root.level, library.level, set(logs._quietened)
+    library.setLevel(logging.NOTSET)
+    logs._quietened.clear()
+    yield
+    root.setLevel(kept[0])
+    library.setLevel(kept[1])
+    logs._quietened.clear()
+    logs._quietened.update(kept[2])
+
+
+@pytest.mark.usefixtures("fresh_levels")
+def test_apscheduler_logs_warnings_only_by_default() -> None:
+    logs.configure_logging("info")
+    assert not logging.getLogger("apscheduler.scheduler").isEnabledFor(logging.INFO)
+    assert logging.getLogger("apscheduler.executors.default").isEnabledFor(logging.WARNING)
+    assert logging.getLogger("feedserver.store").isEnabledFor(logging.INFO)
+
+
+@pytest.mark.usefixtures("fresh_levels")
+def test_debug_lets_apscheduler_speak_and_info_quiets_it_again() -> None:
+    logs.configure_logging("debug")
+    assert logging.getLogger("apscheduler.scheduler").isEnabledFor(logging.DEBUG)
+    logs.configure_logging(logging.INFO)  # a later choice (gunicorn's, after a --preload)
+    assert not logging.getLogger("apscheduler.scheduler").isEnabledFor(logging.INFO)
+
+
+@pytest.mark.usefixtures("fresh_levels")
+def test_an_operators_level_for_apscheduler_is_kept() -> None:
+    logging.getLogger("apscheduler").setLevel(logging.INFO)  # from a logging config, say
+    logs.configure_logging("info")
+    assert logging.getLogger("apscheduler.scheduler").isEnabledFor(logging.INFO)
