@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -132,6 +133,8 @@ class CatalogStore:
         self._index = TreeIndex()
         # Files whose state came from a snapshot and is not in the catalog yet.
         self._unbuilt: set[str] = set()
+        # The process that logged a reload last: a forked worker's first one is logged in full.
+        self._logged_by: int | None = None
         # Called after each reload, under the reload lock, with the store and the report.
         self.after_reload: list[Callable[[CatalogStore, ReloadReport], None]] = []
         self._lock = threading.Lock()
@@ -368,9 +371,11 @@ class CatalogStore:
         return changed
 
     def _log_report(self, report: ReloadReport) -> None:
-        # An idle server's reloads change nothing: their line only when debugging.
+        # An idle server's reloads change nothing: their line only when debugging, but for a
+        # process's first (a --preload worker's catch-up), which tells what its start cost.
+        first_here, self._logged_by = self._logged_by != os.getpid(), os.getpid()
         logger.log(
-            logging.INFO if report.rebuilt else logging.DEBUG,
+            logging.INFO if report.rebuilt or first_here else logging.DEBUG,
             "reload: files=%d parsed=%d unchanged=%d removed=%d failed=%d stale=%d "
             "withheld=%d duration=%.3fs rebuilt=%s",
             report.files,

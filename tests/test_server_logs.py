@@ -27,9 +27,12 @@ LAUNCHES = ["feedserver-serve", "gunicorn-conf"]
 APP_LINE = re.compile(r"^\S+ \S+ \[\d+\] (?P<level>[A-Z]+) (?P<logger>[\w.]+): ")
 
 
-def start(how: str, tmp_path: Path, workers: int, **settings: str) -> servers.GunicornServer:
+def start(
+    how: str, tmp_path: Path, workers: int, *options: str, **settings: str
+) -> servers.GunicornServer:
     """Start a server over a copy of the bundled seeds at tmp_path/seeds, launched `how`,
-    with FEEDSERVER_* settings; once it answers. The caller stops it."""
+    with more command-line options and FEEDSERVER_* settings; once it answers. The caller
+    stops it."""
     seeds = tmp_path / "seeds"
     if not seeds.exists():
         shutil.copytree(BUNDLED_SEEDS, seeds)
@@ -44,10 +47,10 @@ def start(how: str, tmp_path: Path, workers: int, **settings: str) -> servers.Gu
     port = servers.free_port()
     if how == "feedserver-serve":
         command = [sys.executable, "-m", "feedserver", "serve", "--port", str(port)]
-        command += ["--workers", str(workers)]
+        command += ["--workers", str(workers), *options]
     else:
         command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py"]
-        command += ["-w", str(workers), "-b", f"{servers.HOST}:{port}", "wsgi:app"]
+        command += ["-w", str(workers), "-b", f"{servers.HOST}:{port}", *options, "wsgi:app"]
     server = servers.launch(command, port, tmp_path / f"{how}.log", env)
     try:
         server.wait_ready(timeout=START_TIMEOUT)
@@ -120,6 +123,38 @@ def test_an_idle_server_logs_nothing_and_a_change_one_line(how: str, tmp_path: P
     # Nothing else at INFO from the app after start-up: the change's line is the only one.
     after_start = app_lines(log, "INFO")[len(app_lines(idle, "INFO")) :]
     assert after_start == [reloads[1]], log
+
+
+def test_a_preloaded_worker_logs_its_first_reload_then_nothing(tmp_path: Path) -> None:
+    server = start("gunicorn-conf", tmp_path, 1, "--preload", reload_interval="1")
+    try:
+        time.sleep(3.5)
+    finally:
+        server.stop()
+    log = server.output()
+    lines = app_lines(log, "INFO", "feedserver.store")
+    # The master's load, then the worker's first reload (what its catch-up cost), only.
+    assert len(lines) == 2, log
+    assert len({line.split()[2] for line in lines}) == 2  # two processes
+    assert " parsed=0 " in lines[1]
+    assert app_lines(log, "INFO", "apscheduler") == [], log
+
+
+@pytest.mark.parametrize("how", LAUNCHES)
+def test_log_level_debug_shows_idle_reloads_and_apscheduler(how: str, tmp_path: Path) -> None:
+    server = start(how, tmp_path, 1, "--log-level", "debug", reload_interval="1")
+    try:
+
+        def idle_reloads() -> bool:
+            return len(app_lines(server.output(), "DEBUG", "feedserver.store")) >= 2
+
+        wait_for(idle_reloads, "two reloads that changed nothing")
+    finally:
+        server.stop()
+    log = server.output()
+    assert all("rebuilt=False" in line for line in app_lines(log, "DEBUG", "feedserver.store"))
+    assert app_lines(log, "INFO", "apscheduler"), log
+    assert "Traceback" not in log, log
 
 
 @pytest.mark.parametrize("how", LAUNCHES)
