@@ -4,10 +4,11 @@ Every gunicorn option can be set here or on the command line. The worker model a
 limits are the ones `feedserver serve` uses (see feedserver/worker.py and the README's
 deployment section): gevent workers, so slow clients cannot starve the server. The hooks start
 each worker's reload job as soon as the worker is up (rather than with its first request, so
-an idle worker's catalog stays current too) and give the workers one Prometheus metrics
-folder, so that /metrics adds up every worker's figures; and the master makes the polling
-table before any worker forks (or a --preload app loads), so that polite polling's limits
-hold whichever worker answers and belong to this server alone."""
+an idle worker's catalog stays current too), stop it as the worker leaves (which then exits
+without the interpreter's teardown, see worker_exit), and give the workers one Prometheus
+metrics folder, so that /metrics adds up every worker's figures; and the master makes the
+polling table before any worker forks (or a --preload app loads), so that polite polling's
+limits hold whichever worker answers and belong to this server alone."""
 
 from feedserver.gunicorn_hooks import (  # noqa: F401 - gunicorn reads these names
     ACCESS_LOG_FORMAT,
@@ -18,6 +19,7 @@ from feedserver.gunicorn_hooks import (  # noqa: F401 - gunicorn reads these nam
     post_worker_init,
     prepare_metrics_dir,
     prepare_server,
+    worker_exit,
 )
 from feedserver.worker import gunicorn_settings
 

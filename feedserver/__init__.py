@@ -13,21 +13,13 @@ from .cache import RenderCache
 from .cached_responses import CachedResponses
 from .config import SETTINGS_EXTENSION, Settings, check_seeds_dir, load_config
 from .health import ProblemSummaries
+from .logs import configure_logging
 from .responses import add_nosniff
 from .slashes import SingleSlashes
 from .snapshot import load_store
 from .store import CatalogStore
 
 logger = logging.getLogger(__name__)
-
-
-def _configure_logging() -> None:
-    """Send the app's INFO lines (one per reload) to stderr unless logging is set up already."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-        )
 
 
 def create_app(
@@ -40,7 +32,7 @@ def create_app(
     a schedule. Raises StartupError (one line) for a bad setting or a seeds directory that
     cannot be listed.
     """
-    _configure_logging()
+    configure_logging()
     if not isinstance(settings, Settings):
         settings = load_config(settings)
     check_seeds_dir(settings.seeds_dir)

@@ -1,5 +1,5 @@
-"""The `feedserver` command: `serve` runs the app under gunicorn, `check` reports every
-problem in a seeds directory."""
+"""The `feedserver` command: `serve` runs the app under gunicorn, `build` writes every feed
+and page as static files, `check` reports every problem in a seeds directory."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import ConfigError, Settings, StartupError, check_seeds_dir, load_config
 from .models import Article
+from .seeds import ParsedSeed
 from .store import CatalogStore
 
 
@@ -55,10 +56,14 @@ def serve(args: argparse.Namespace) -> int:
             self.cfg.set("preload_app", args.preload)
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", gunicorn_hooks.ACCESS_LOG_FORMAT)
-            for hook in ("post_worker_init", "child_exit", "on_exit"):
+            for hook in ("post_worker_init", "worker_exit", "child_exit", "on_exit"):
                 self.cfg.set(hook, getattr(gunicorn_hooks, hook))
+            self.cfg.set("loglevel", args.log_level)
             # config/gunicorn.conf.py's on_starting, with this command's settings.
-            self.cfg.set("on_starting", lambda server: gunicorn_hooks.start_master(load_settings))
+            self.cfg.set(
+                "on_starting",
+                lambda server: gunicorn_hooks.start_master(load_settings, server.cfg.loglevel),
+            )
 
         def load(self) -> Any:
             return gunicorn_hooks.serving_app(load_settings)
@@ -109,14 +114,38 @@ def check(args: argparse.Namespace) -> int:
     merges = name_merges(articles)
     for line in merges:
         print(line)
+    withheld = unpublished_lines(store.seeds_served())
+    for line in withheld:
+        print(line)
     unusable = sum(1 for problem in catalog.problems if problem.fatal)
     print(
         f"{catalog.files} files, {len(articles)} articles, "
         f"{sum(1 for a in articles if a.published)} published "
         f"({len(catalog.everything.articles)} visible now), "
+        f"{len(withheld)} withheld as unpublished, "
         f"{len(catalog.problems) + len(merges)} problems ({unusable} files unusable)"
     )
+    # Withheld files are usable: an author's choice (or slip) that the lines above show.
     return 1 if unusable else 0
+
+
+def unpublished_lines(seeds: Iterable[ParsedSeed]) -> list[str]:
+    """One line for each file that parsed but is not served because its `published` is not
+    the boolean true: `path: withheld: published is false` (or missing, or not true)."""
+    lines = []
+    for seed in seeds:
+        if seed.article is None or seed.article.published:
+            continue
+        # The parser's warning tells a missing or mistyped flag from a plain `false`.
+        said = [warning for warning in seed.warnings if warning.startswith("'published'")]
+        if not said:
+            reason = "published is false"
+        elif "missing" in said[0]:
+            reason = "published is missing"
+        else:
+            reason = "published is not the boolean true"
+        lines.append(f"{seed.file.path}: withheld: {reason}")
+    return lines
 
 
 @contextlib.contextmanager
@@ -140,6 +169,10 @@ def build(args: argparse.Namespace) -> int:
     if args.base_url:
         overrides["base_url"] = args.base_url
     settings = command_line_settings(args, overrides)
+    if not settings.base_url:
+        # Feeds carry absolute links (a reader resolves nothing against a feed's address), and
+        # a file on disk knows no host to take them from.
+        args.parser.error(f"--base-url URL is required unless {BASE_URL_SOURCES} is set")
     outdir = Path(args.outdir)
     # An empty catalog would replace every file of a good site: refuse before loading.
     problem = unreadable_seeds(Path(settings.seeds_dir))
@@ -147,13 +180,6 @@ def build(args: argparse.Namespace) -> int:
         print(f"feedserver: build: {problem}; nothing written to {outdir}", file=sys.stderr)
         return 1
     app = create_app(settings)
-    if not settings.base_url:
-        print(
-            "feedserver: build needs base_url (--base-url or the config), "
-            "the address the files will be served at",
-            file=sys.stderr,
-        )
-        return 2
     try:
         report = build_site(app, outdir, args.allow_empty)
     except BuildRefused as refusal:
@@ -171,49 +197,91 @@ def build(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+BASE_URL_SOURCES = "the base_url setting (config file or FEEDSERVER_BASE_URL)"
+CONFIG_HELP = "config file (default: FEEDSERVER_CONFIG, else config/feedserver.yaml)"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+SEEDS_HELP = "seeds directory (default: the seeds_dir setting, `seeds`)"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: ...)" after each option's help, but only for a real default:
+    a flag is off unless given, and an option without one says in its help what it falls
+    back on."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="feedserver", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="feedserver", description=__doc__, formatter_class=_HelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve_command = commands.add_parser("serve", help="serve the feeds under gunicorn")
-    serve_command.add_argument("--host", default="127.0.0.1")
-    serve_command.add_argument("--port", type=int, default=8000)
-    serve_command.add_argument("--workers", type=int, default=2)
+    def command(name: str, summary: str, **options: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=summary, formatter_class=_HelpFormatter, **options
+        )
+
+    serve_command = command("serve", "serve the feeds under gunicorn's gevent workers")
+    serve_command.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_command.add_argument(
-        "--preload", action="store_true", help="load the seeds once, then fork"
+        "--port", type=int, default=8000, metavar="PORT", help="TCP port to listen on"
     )
     serve_command.add_argument(
-        "--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)"
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="worker processes, each with its own catalog",
     )
     serve_command.add_argument(
-        "--config", metavar="FILE", help="config file (default config/feedserver.yaml)"
+        "--preload", action="store_true", help="load the seeds once in the master, then fork"
     )
+    serve_command.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="least severe lines logged, gunicorn's and the app's; debug adds each reload "
+        "that changed nothing and APScheduler's own lines",
+    )
+    serve_command.add_argument("--seeds", metavar="DIR", help=SEEDS_HELP)
+    serve_command.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     serve_command.set_defaults(handler=serve)
 
-    build_command = commands.add_parser("build", help="write every feed and page as static files")
-    build_command.add_argument("outdir", metavar="OUTDIR")
-    build_command.add_argument("--base-url", help="URL the files will be served at (base_url)")
-    build_command.add_argument(
-        "--seeds", metavar="DIR", help="seeds directory (overrides seeds_dir)"
+    build_command = command(
+        "build",
+        "write every feed and page as static files",
+        # argparse cannot say "required unless a setting is there": the usage says it.
+        usage="%(prog)s [-h] --base-url URL [--seeds DIR] [--config FILE]\n"
+        "                        [--watch] [--allow-empty] OUTDIR",
     )
-    build_command.add_argument("--config", metavar="FILE", help="config file to read")
+    build_command.add_argument("outdir", metavar="OUTDIR", help="folder to write the site to")
     build_command.add_argument(
-        "--watch", action="store_true", help="rebuild on every reload interval"
+        "--base-url",
+        metavar="URL",
+        help="absolute URL the files will be served at, e.g. https://feeds.example.com; "
+        f"required unless {BASE_URL_SOURCES} is set",
+    )
+    build_command.add_argument("--seeds", metavar="DIR", help=SEEDS_HELP)
+    build_command.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    build_command.add_argument(
+        "--watch", action="store_true", help="keep rebuilding every reload_interval seconds"
     )
     build_command.add_argument(
         "--allow-empty",
         action="store_true",
         help="build even when it removes every article of the previous build",
     )
-    build_command.set_defaults(handler=build)
+    build_command.set_defaults(handler=build, parser=build_command)
 
-    check_command = commands.add_parser("check", help="report every problem in a seeds directory")
+    check_command = command("check", "report every problem in a seeds directory")
     # Stored as `seeds`, like the other commands' --seeds.
-    check_command.add_argument(
-        "seeds", metavar="directory", nargs="?", help="seeds directory (default: seeds_dir)"
-    )
-    check_command.add_argument("--config", metavar="FILE", help="config file")
+    check_command.add_argument("seeds", metavar="DIR", nargs="?", help=SEEDS_HELP)
+    check_command.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     check_command.set_defaults(handler=check)
     return parser
 

@@ -7,7 +7,9 @@ master, before any worker exists) before prometheus_client is imported anywhere.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
+import logging
 import os
 import shlex
 import shutil
@@ -84,15 +86,18 @@ def on_starting(server: Any) -> None:
 
     if server.cfg.bind and not server.cfg.preload_app:
         prepare_server(server.cfg.bind[0])
-    start_master(load_config)
+    start_master(load_config, server.cfg.loglevel)
 
 
-def start_master(load_settings: SettingsLoader) -> None:
-    """Stop the server with one line for a bad setting or a missing seeds directory, before
-    any worker forks; then an empty metrics folder, so old servers' counts do not add up."""
+def start_master(load_settings: SettingsLoader, log_level: str | None = None) -> None:
+    """Log at gunicorn's --log-level, which the workers inherit; stop the server with one
+    line for a bad setting or a missing seeds directory, before any worker forks; then an
+    empty metrics folder, so old servers' counts do not add up."""
     from .config import StartupError, check_seeds_dir
+    from .logs import configure_logging
     from .metrics import clean_multiprocess_dir
 
+    configure_logging(log_level)
     try:
         check_seeds_dir(load_settings().seeds_dir)
     except StartupError as error:
@@ -131,6 +136,43 @@ def post_worker_init(worker: Any) -> None:
     from .scheduler import start_in_worker
 
     start_in_worker(worker.wsgi)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In a worker that is leaving: stop its reload job, run the exit handlers (the stats
+    flush, logging's flush and close), then end the process at once, with its exit code.
+
+    The interpreter's teardown is skipped on purpose. It clears gevent's modules before the
+    last logging handlers are freed (Flask's default handler, a module global), and freeing a
+    handler takes logging's lock, whose monkey-patched get_ident is None by then: each worker
+    printed "Exception ignored ... TypeError: 'NoneType' object is not callable". A forked
+    worker holds nothing the system does not release (multiprocessing ends its forked
+    children the same way)."""
+    from .scheduler import stop_in_worker
+
+    code = _exit_code(sys.exc_info()[1])  # gunicorn calls this hook as sys.exit unwinds
+    try:
+        stop_in_worker(getattr(worker, "wsgi", None))
+    except Exception:  # the exit handlers below must run all the same
+        logging.getLogger(__name__).exception("the reload job did not stop")
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken stream: nothing to save
+            stream.flush()
+    os._exit(code)
+
+
+def _exit_code(leaving: BaseException | None) -> int:
+    """The status the interpreter would end with while `leaving` unwinds (printing the
+    message of a `sys.exit("...")`, as it does)."""
+    if leaving is None:
+        return 0
+    if not isinstance(leaving, SystemExit):
+        return 1
+    if leaving.code is None or isinstance(leaving.code, int):
+        return leaving.code or 0
+    print(leaving.code, file=sys.stderr)
+    return 1
 
 
 def child_exit(server: Any, worker: Any) -> None:

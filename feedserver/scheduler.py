@@ -121,7 +121,9 @@ class ReloadScheduler:
             # first filtered request does not wait for it; a catch-up reload due now does so
             # itself (one at a time: both hand the GIL over more often while they run).
             if first_run is None:
-                self._scheduler.add_job(self.prepare_search, id="prepare-search")
+                self._scheduler.add_job(
+                    self.prepare_search, args=(logging.INFO,), id="prepare-search"
+                )
             self._scheduler.start()
             self._pid = os.getpid()
             logger.info(
@@ -129,6 +131,15 @@ class ReloadScheduler:
                 self._pid,
                 "gevent: reloads run in a thread of its pool" if under_gevent() else "threads",
             )
+
+    def stop(self) -> None:
+        """Stop this process's job, letting a reload under way finish on its own."""
+        with self._lock:
+            if not self.running() or self._scheduler is None:
+                return
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+            self._pid = None
 
     def _catalog_is_old(self) -> bool:
         report = self.store.last_report
@@ -152,12 +163,14 @@ class ReloadScheduler:
         except Exception:
             logger.exception("reload failed; serving the last catalog")
 
-    def prepare_search(self) -> None:
-        """Build the served catalog's search index, off the request path."""
+    def prepare_search(self, level: int = logging.DEBUG) -> None:
+        """Build the served catalog's search index, off the request path; logged at `level`
+        (after a reload, whose own line says enough, only when debugging)."""
         catalog = self.store.catalog
         started = time.perf_counter()
         off_the_event_loop(catalog.search.prepare)
-        logger.info(
+        logger.log(
+            level,
             "search index ready: %d articles, %.0f KB, %.3fs",
             len(catalog.everything.articles),
             catalog.search.nbytes() / 1024,
@@ -173,9 +186,20 @@ def init_app(app: Flask, store: CatalogStore, reload_interval: int) -> ReloadSch
     return scheduler
 
 
+def _scheduler_of(app: object) -> ReloadScheduler | None:
+    scheduler = getattr(app, "extensions", {}).get("feedserver.scheduler")
+    return scheduler if isinstance(scheduler, ReloadScheduler) else None
+
+
 def start_in_worker(app: object) -> None:
     """Start the reload job of a serving process now: for a server's post-fork hook."""
-    extensions = getattr(app, "extensions", {})
-    scheduler = extensions.get("feedserver.scheduler")
-    if isinstance(scheduler, ReloadScheduler):
+    scheduler = _scheduler_of(app)
+    if scheduler is not None:
         scheduler.ensure_started()
+
+
+def stop_in_worker(app: object) -> None:
+    """Stop the reload job of a serving process that is leaving: for a worker-exit hook."""
+    scheduler = _scheduler_of(app)
+    if scheduler is not None:
+        scheduler.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -132,6 +133,8 @@ class CatalogStore:
         self._index = TreeIndex()
         # Files whose state came from a snapshot and is not in the catalog yet.
         self._unbuilt: set[str] = set()
+        # The process that logged a reload last: a forked worker's first one is logged in full.
+        self._logged_by: int | None = None
         # Called after each reload, under the reload lock, with the store and the report.
         self.after_reload: list[Callable[[CatalogStore, ReloadReport], None]] = []
         self._lock = threading.Lock()
@@ -282,6 +285,10 @@ class CatalogStore:
         """Every seed file's state, by path: what a snapshot keeps. Do not change it."""
         return self._files
 
+    def seeds_served(self) -> list[ParsedSeed]:
+        """What each file serves now (its last good version while a change fails), by path."""
+        return [self._files[path].served for path in sorted(self._files)]
+
     def articles_read(self) -> list[Article]:
         """The article each file holds now, served or not (unpublished, duplicates too)."""
         articles = (state.latest.article for state in self._files.values())
@@ -364,7 +371,11 @@ class CatalogStore:
         return changed
 
     def _log_report(self, report: ReloadReport) -> None:
-        logger.info(
+        # An idle server's reloads change nothing: their line only when debugging, but for a
+        # process's first (a --preload worker's catch-up), which tells what its start cost.
+        first_here, self._logged_by = self._logged_by != os.getpid(), os.getpid()
+        logger.log(
+            logging.INFO if report.rebuilt or first_here else logging.DEBUG,
             "reload: files=%d parsed=%d unchanged=%d removed=%d failed=%d stale=%d "
             "withheld=%d duration=%.3fs rebuilt=%s",
             report.files,
