@@ -204,6 +204,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Addresses (or networks) that may see /healthz details, /stats and /metrics.",
     ),
     Setting(
+        "trusted_proxies",
+        ["127.0.0.0/8", "::1"],
+        _networks,
+        "Proxies (addresses or networks) whose X-Real-IP header names the client for polite "
+        "polling and the reader counts (the bundled nginx sends it); empty: always the peer.",
+    ),
+    Setting(
         "stats_db",
         "auto",
         _optional_path,
@@ -273,6 +280,7 @@ class Settings:
     feed_image: str
     max_file_bytes: int
     health_details_from: tuple[Network, ...]
+    trusted_proxies: tuple[Network, ...]
     stats_db: str
     stats_retention_days: int
     stats_flush_seconds: int

@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .audience import feed_of, identify, is_feed_document
+from .clients import client_address
+from .config import Network
 from .limiter import SharedTable, TokenBuckets, retry_after
 from .negotiation import is_navigation
-from .polls import PollRecorder
+from .polls import CLIENT, PollRecorder
 from .responses import CONTENT_TYPES, NO_STORE, NOSNIFF, WSGIApp, canonical_query
 
 # Unconditional fetches of one feed a client may make in a row before it must slow down.
@@ -55,10 +57,17 @@ def _too_many(wait: int) -> tuple[str, list[tuple[str, str]], bytes]:
 class AudienceMiddleware:
     """WSGI middleware: refuse impolite polls, and note every answer for the figures."""
 
-    def __init__(self, app: WSGIApp, recorder: PollRecorder, limiter: TokenBuckets | None) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        recorder: PollRecorder,
+        limiter: TokenBuckets | None,
+        proxies: tuple[Network, ...] = (),
+    ) -> None:
         self.app = app
         self.recorder = recorder
         self.limiter = limiter
+        self.proxies = proxies
 
     def _wait(self, environ: dict[str, Any]) -> float:
         if (
@@ -76,13 +85,14 @@ class AudienceMiddleware:
         if identify(agent).is_aggregator:
             return 0.0
         feed = f"{path}?{canonical_query(environ)}"
-        client = f"{environ.get('REMOTE_ADDR', '')}\n{agent}\n{feed}"
+        client = f"{environ[CLIENT]}\n{agent}\n{feed}"
         return self.limiter.take(client.encode("utf-8", "replace"))
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         environ["feedserver.feed"] = feed_of(environ.get("PATH_INFO", "")) or "-"
+        environ[CLIENT] = client_address(environ, self.proxies)
         wait = self._wait(environ)
         if wait > 0 and self.limiter is not None:
             status, headers, body = _too_many(retry_after(wait, self.limiter.interval))

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Where the audience middleware puts the client's address (clients.py) for the recorder.
+CLIENT = "feedserver.client"
 # Past this many unprocessed requests (a flood between two drains), more are not counted.
 MAX_PENDING = 200_000
 COUNTED_STATUSES = frozenset({"200", "304"})
@@ -76,7 +78,7 @@ class PollRecorder:
             (
                 environ.get("PATH_INFO", ""),
                 status,
-                environ.get("REMOTE_ADDR", ""),
+                environ.get(CLIENT) or environ.get("REMOTE_ADDR", ""),
                 environ.get("HTTP_USER_AGENT", ""),
                 environ.get("feedserver.cache", ""),
                 self.clock(),

@@ -205,5 +205,6 @@ def init_app(app: Flask, settings: Settings) -> PollRecorder:
         app.wsgi_app,
         recorder,
         limiter,
+        settings.trusted_proxies,
     )
     return recorder

@@ -45,6 +45,7 @@ DEFAULTS = {
     "feed_image": "",
     "max_file_bytes": 1048576,
     "health_details_from": (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")),
+    "trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")),
     "stats_db": "auto",
     "stats_retention_days": 400,
     "stats_flush_seconds": 5,

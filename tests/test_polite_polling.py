@@ -139,6 +139,21 @@ def test_a_flood_of_unconditional_polls_is_refused_within_seconds(server: Gunico
     assert fetch(server.url + "/providers/hothardware.com.rss", "Flood/1.0")[0] == 200
 
 
+def test_clients_behind_a_trusted_proxy_have_allowances_of_their_own(
+    server: GunicornServer,
+) -> None:
+    """The bundled nginx (on loopback, a trusted proxy) names each client in X-Real-IP:
+    one client flooding through it does not use up another's allowance."""
+    url = server.url + "/providers/hothardware.com.atom"
+    flooder, reader = {"X-Real-IP": "203.0.113.7"}, {"X-Real-IP": "198.51.100.9"}
+    statuses = [fetch(url, NEWSBOAT, flooder)[0] for _ in range(BURST + 1)]
+    assert statuses == [200] * BURST + [429]
+    assert fetch(url, NEWSBOAT, reader)[0] == 200
+    # A header that is no address names nobody: the peer is the client then.
+    garbage = {"X-Real-IP": "not an address"}
+    assert [fetch(url, NEWSBOAT, garbage)[0] for _ in range(BURST + 1)][-1] == 429
+
+
 # --- newsboat ---------------------------------------------------------------------------
 
 
