@@ -67,6 +67,9 @@ class ReloadReport:
 _Swap = tuple[ParsedSeed | None, ParsedSeed | None]
 
 WITHHELD = "its last good version is withheld: the file no longer says 'published: true'"
+# Names that are not UTF-8 are shown escaped (`\xff`); see tree.unreadable_name.
+MISNAMED_FILE = "file name is not valid UTF-8"
+MISNAMED_FOLDER = "folder name is not valid UTF-8; nothing in it is read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,10 @@ class CatalogStore:
             Problem(path, f"{self._files[path].latest.error}; serving its last good version", False)
             for path in stale
         ]
+        problems += [
+            Problem(name, MISNAMED_FOLDER if name.endswith("/") else MISNAMED_FILE, True)
+            for name in self._index.misnamed_entries()
+        ]
         return problems
 
     def _note_problems(self, path: str, problems: list[Problem]) -> None:
@@ -293,13 +300,14 @@ class CatalogStore:
         # Stat everything first, then parse, then change state: nothing below raises.
         only = self._folders_to_list()
         changes = self._index.scan(str(self.seeds_dir), only)
+        misnamed_before = self._index.misnamed
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
         rebuilt = bool(changes or release_due or self.last_report is None)
         changed = self._parse_changed(changes)  # (before, after) of each file
         changed += self._drop_removed(changes.removed)
         changed += self._take_unbuilt()
-        rebuilt = rebuilt or bool(changed)
+        rebuilt = rebuilt or bool(changed) or changes.misnamed != misnamed_before
         self._index.apply(changes)
         if self._watcher is not None:
             self._watcher.sync(self._index.folders)

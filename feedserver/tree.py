@@ -11,6 +11,11 @@ A stamp taken within RACY_NS of the scan is not trusted (an entry added in the s
 the file system's clock would leave it as it was), as git does with its index: that folder is
 listed again next time.
 
+A name that is not valid UTF-8 (a file or folder named `\xff\xfe.md` by a tool that does not
+care) is that entry's problem: it is skipped, and kept in the index by the escaped name
+people can read (`unreadable_name`), so that no such name reaches a serialiser, a log or a
+page.
+
 The filtering rules (hidden and temporary files, suffixes, symlinks) come from `seeds`.
 """
 
@@ -41,6 +46,23 @@ RACY_NS = 2_000_000_000
 Stamp = tuple[int, int, int]
 
 
+def valid_name(name: str) -> bool:
+    """Whether a name from the file system is valid UTF-8 (Python carries undecodable bytes
+    as lone surrogates, which no UTF-8 encoder, JSON reader or msgpack packer accepts)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unreadable_name(name: str) -> str:
+    """A name that is not valid UTF-8, shown safely: its bytes, the bad ones as `\\xff`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 @dataclass(slots=True)
 class Changes:
     """The outcome of one scan: files to parse, files gone, and the index to keep afterwards."""
@@ -53,6 +75,9 @@ class Changes:
     folders: set[str] = field(default_factory=set)
     # The trusted stamp of each folder seen (see RACY_NS).
     stamps: dict[str, Stamp] = field(default_factory=dict)
+    # Per folder, the entries skipped because their names are not UTF-8, shown escaped
+    # (a folder's with a trailing "/").
+    misnamed: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.removed)
@@ -73,6 +98,7 @@ class TreeIndex:
         self.directories: dict[str, dict[str, SeedFile]] = {}
         self.folders: set[str] = set()
         self.stamps: dict[str, Stamp] = {}
+        self.misnamed: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def of(cls, files: Iterable[SeedFile]) -> TreeIndex:
@@ -107,6 +133,11 @@ class TreeIndex:
         self.directories = changes.directories
         self.folders = changes.folders
         self.stamps = changes.stamps
+        self.misnamed = changes.misnamed
+
+    def misnamed_entries(self) -> list[str]:
+        """Every entry skipped for a name that is not UTF-8, escaped, by path."""
+        return sorted(name for names in self.misnamed.values() for name in names)
 
 
 class _Scan:
@@ -129,6 +160,7 @@ class _Scan:
             self.changes.directories = dict(index.directories)
             self.changes.folders = set(index.folders)
             self.changes.stamps = dict(index.stamps)
+            self.changes.misnamed = dict(index.misnamed)
             self.pending = [(prefix, os.path.join(root, prefix)) for prefix in sorted(only)]
 
     def run(self) -> Changes:
@@ -182,6 +214,9 @@ class _Scan:
             if below.startswith(prefix):
                 changes.directories[below] = files
         changes.folders.update(f for f in self.index.folders if f.startswith(prefix))
+        changes.misnamed.update(
+            (f, names) for f, names in self.index.misnamed.items() if f.startswith(prefix)
+        )
         changes.stamps.pop(prefix, None)  # list it next time
 
     def _recheck(self, prefix: str, directory: str, descriptor: int) -> None:
@@ -190,6 +225,9 @@ class _Scan:
         self.pending += [
             (sub, os.path.join(self.root, sub)) for sub in self.subfolders.get(prefix, ())
         ]
+        misnamed = self.index.misnamed.get(prefix)
+        if misnamed:
+            self.changes.misnamed[prefix] = misnamed
         if not known:
             return
         differing = []
@@ -245,6 +283,7 @@ class _Scan:
         known = self.index.directories.get(prefix) or {}
         seen: dict[str, SeedFile] = {}
         folders: list[tuple[str, str]] = []
+        misnamed: list[str] = []
         matched = 0
         get = known.get
         for entry in entries:
@@ -265,7 +304,7 @@ class _Scan:
                     seen[name] = old
                     matched += 1
                     continue
-            found = self._examine(entry, prefix, folders)
+            found = self._examine(entry, prefix, folders, misnamed)
             if found is not None:
                 seen[name] = found
                 changes.changed.append(found)
@@ -275,6 +314,10 @@ class _Scan:
             changes.directories[prefix] = seen
         else:
             changes.directories.pop(prefix, None)
+        if misnamed:
+            changes.misnamed[prefix] = tuple(misnamed)
+        else:
+            changes.misnamed.pop(prefix, None)
         if not self.partial:
             self.pending += folders
         else:
@@ -294,18 +337,28 @@ class _Scan:
             _drop_folder(gone, self.changes)
 
     def _examine(
-        self, entry: os.DirEntry[str], prefix: str, folders: list[tuple[str, str]]
+        self,
+        entry: os.DirEntry[str],
+        prefix: str,
+        folders: list[tuple[str, str]],
+        misnamed: list[str],
     ) -> SeedFile | None:
         """The SeedFile of an entry that is new or changed, or None when it is no seed file
-        (a folder is added to `folders` instead)."""
+        (a folder is added to `folders` instead, a name that is not UTF-8 to `misnamed`)."""
         name = entry.name
         if name.startswith(_HIDDEN_PREFIXES) or name.endswith(_TEMPORARY_SUFFIXES):
             return None
         try:
             if entry.is_dir(follow_symlinks=False):
+                if not valid_name(name):
+                    _misnamed(prefix, name + "/", misnamed)
+                    return None
                 folders.append((f"{prefix}{name}/", entry.path))
                 return None
             if name[name.rfind(".") :].lower() not in SEED_SUFFIXES:
+                return None
+            if not valid_name(name):
+                _misnamed(prefix, name, misnamed)
                 return None
             if entry.is_symlink() and not _inside(self.real_root, os.path.realpath(entry.path)):
                 _outside_warning(prefix, name)
@@ -323,6 +376,12 @@ def _regular_seed_file(path: str, info: os.stat_result) -> SeedFile | None:
     return _new_tuple(
         SeedFile, (path, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
     )
+
+
+def _misnamed(prefix: str, name: str, misnamed: list[str]) -> None:
+    shown = prefix + unreadable_name(name)
+    misnamed.append(shown)
+    logger.warning("skipping %s: its name is not valid UTF-8", shown)
 
 
 def _outside_warning(prefix: str, name: str) -> None:
@@ -345,3 +404,5 @@ def _drop_folder(prefix: str, changes: Changes) -> None:
     changes.folders.difference_update([f for f in changes.folders if f.startswith(prefix)])
     for below in [d for d in changes.stamps if d.startswith(prefix)]:
         del changes.stamps[below]
+    for below in [d for d in changes.misnamed if d.startswith(prefix)]:
+        del changes.misnamed[below]

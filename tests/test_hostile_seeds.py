@@ -598,3 +598,113 @@ def test_a_fifo_swapped_in_and_out_never_blocks_a_reload(
         "the swapped files served again",
     )
     assert "Traceback" not in server.output()
+
+
+# --- names that are not UTF-8 ----------------------------------------------------------------
+
+MISNAMED_FILE = b"\xff\xfe.md"
+MISNAMED_SHOWN = "\\xff\\xfe.md"  # as check, /healthz and the log show it
+
+
+def _misname(seeds: Path, good: str, name: bytes) -> None:
+    """Rename a seed file to a name that is not UTF-8, as `os.rename` with bytes can."""
+    os.rename(os.fsencode(seeds / good), os.fsencode(seeds) + b"/" + name)
+
+
+@pytest.fixture
+def misnamed(tmp_seeds: Path, write_seed: Callable[..., Path]) -> Path:
+    """tmp_seeds with a good file, a published seed file named `\\xff\\xfe.md` and a folder
+    named `\\xfe` holding another."""
+    write_seed("good.txt")
+    write_seed("bad.md")
+    _misname(tmp_seeds, "bad.md", MISNAMED_FILE)
+    write_seed("folder/inner.md")
+    _misname(tmp_seeds, "folder", b"\xfe")
+    return tmp_seeds
+
+
+def test_names_that_are_not_utf8_are_skipped_and_reported_by_check(
+    misnamed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["check", str(misnamed)]) == 1
+    out = capsys.readouterr().out
+    assert f"{MISNAMED_SHOWN}: skipped: file name is not valid UTF-8\n" in out
+    assert "\\xfe/: skipped: folder name is not valid UTF-8; nothing in it is read\n" in out
+    assert "1 files, 1 articles, 1 published" in out
+
+
+def test_names_that_are_not_utf8_are_in_healthz_and_the_snapshot_is_written(
+    misnamed: Path,
+    tmp_path: Path,
+    make_app: Callable[..., Flask],
+    write_seed: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for cache_dir in ("", str(tmp_path / "cache")):  # snapshots off, and on
+        app = make_app(misnamed, base_url=TEST_BASE_URL, cache_dir=cache_dir)
+        client = app.test_client()
+        response = client.get("/healthz")
+        assert response.status_code == 200
+        errors = {e["file"]: e for e in response.get_json()["errors"]}
+        assert errors[MISNAMED_SHOWN]["skipped"] is True
+        assert "\\xfe/" in errors
+        assert [i["url"] for i in client.get("/feed.json").get_json()["items"]] == [
+            "https://example.com/articles/good"
+        ]
+    assert list((tmp_path / "cache").glob("*.snapshot"))
+    assert f"skipping {MISNAMED_SHOWN}: its name is not valid UTF-8" in caplog.text
+    # One appearing while serving (here: a reload) is reported too, and goes when renamed.
+    store = app.extensions["feedserver.store"]
+    write_seed("sub/late.md")
+    store.reload()
+    _misname(misnamed, "sub/late.md", b"sub/late\xe9.md")
+    store.reload()
+    assert "sub/late\\xe9.md" in {p.file for p in store.catalog.problems}
+    os.rename(os.fsencode(misnamed) + b"/sub/late\xe9.md", misnamed / "sub" / "late.md")
+    store.reload()
+    assert "sub/late\\xe9.md" not in {p.file for p in store.catalog.problems}
+    assert "https://example.com/articles/late" in {a.url for a in store.catalog.everything.articles}
+
+
+def test_build_beside_names_that_are_not_utf8(misnamed: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "feedserver", "build", str(tmp_path / "site")]
+    command += ["--base-url", TEST_BASE_URL, "--seeds", str(misnamed)]
+    env = {**os.environ, "FEEDSERVER_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"skipping {MISNAMED_SHOWN}" in result.stderr
+    assert (tmp_path / "site" / "feed.rss").is_file()
+
+
+def test_gunicorn_starts_serves_and_restarts_beside_names_that_are_not_utf8(
+    misnamed: Path,
+    tmp_path: Path,
+    write_seed: Callable[..., Path],
+    start_gunicorn: Callable[..., GunicornServer],
+) -> None:
+    env = {"FEEDSERVER_RELOAD_INTERVAL": str(INTERVAL), "FEEDSERVER_CACHE_DIR": str(tmp_path)}
+    server = start_gunicorn(misnamed, env=env)
+    good = "https://example.com/articles/good"
+    assert all(seen == {good} for seen in _gunicorn_urls(server, ("/feed.json",)))
+    assert all(
+        MISNAMED_SHOWN in {e["file"] for e in _healthz(server)["errors"]} for _ in range(REQUESTS)
+    )
+    # One that appears while serving: reported, and the next start is no outage.
+    write_seed("late.md")
+    _misname(misnamed, "late.md", b"late\xe9.md")
+    _wait_for(
+        lambda: all(
+            "late\\xe9.md" in {e["file"] for e in _healthz(server)["errors"]}
+            for _ in range(REQUESTS)
+        ),
+        "/healthz naming the file that arrived",
+    )
+    server.stop()
+    again = start_gunicorn(misnamed, env=env)
+    assert all(seen == {good} for seen in _gunicorn_urls(again, ("/feed.json",)))
+    for log in (server.output(), again.output()):
+        assert "Traceback" not in log and "Worker failed to boot" not in log
+        assert f"skipping {MISNAMED_SHOWN}: its name is not valid UTF-8" in log
