@@ -45,7 +45,7 @@ from .store import CatalogStore, ReloadReport, _collector_paused, _FileState
 logger = logging.getLogger(__name__)
 
 MAGIC = b"feedserver-snapshot\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # How long a starting process waits for another one's load before loading on its own.
 LOCK_WAIT_SECONDS = 900.0
 # After a scheduled reload that changed anything, the snapshot is rewritten once it is this
@@ -170,7 +170,8 @@ def write_to(out: BinaryIO, states: dict[str, _FileState], header: dict[str, Any
         # A file whose latest version parsed is its own good version: kept once.
         good = state.good
         kept = None if good is None or good is state.latest else _encode_seed(good)
-        pending.append(packer.pack([_encode_seed(state.latest), kept, state.withheld]))
+        record = [_encode_seed(state.latest), kept, state.withheld, state.withheld_url]
+        pending.append(packer.pack(record))
         if len(pending) >= 1000:
             put(b"".join(pending))
             pending.clear()
@@ -219,6 +220,16 @@ class _Decoder:
             **dict(zip(_SEED_EXTRA_FIELDS, extras, strict=True)),
         )
 
+    def state(self, values: list[Any]) -> _FileState:
+        latest_values, good_values, withheld, withheld_url = values
+        latest = self.seed(latest_values)
+        good = None if good_values is None else self.seed(good_values)
+        if good is None and latest.error is None:
+            good = latest
+        if not isinstance(withheld_url, str | None):
+            raise ValueError("a withheld webUrl is not text")
+        return _FileState(latest, good, bool(withheld), withheld_url)
+
 
 def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str, _FileState]:
     """The file states of a snapshot of `size` bytes, decoded as it is read; raises
@@ -243,12 +254,8 @@ def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str
                 if header is None:
                     header = _checked_header(item, expected)
                     continue
-                latest_values, good_values, withheld = item
-                latest = decoder.seed(latest_values)
-                good = None if good_values is None else decoder.seed(good_values)
-                if good is None and latest.error is None:
-                    good = latest
-                states[latest.file.path] = _FileState(latest, good, bool(withheld))
+                state = decoder.state(item)
+                states[state.latest.file.path] = state
     except (TypeError, KeyError, msgpack.UnpackException) as error:
         raise ValueError(f"records unreadable ({error})") from None
     if handle.read(DIGEST_BYTES + 1) != digest.digest():
