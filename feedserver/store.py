@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -321,10 +323,16 @@ class CatalogStore:
         return [article for article in articles if article is not None]
 
     def _reload(self, started: datetime, clock_start: float) -> ReloadReport:
-        if not self.seeds_dir.is_dir():
+        try:
+            root = os.stat(self.seeds_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(2, "no such directory") from None
+        if not stat.S_ISDIR(root.st_mode):
             raise FileNotFoundError(2, "no such directory")
         # Stat everything first, then parse, then change state: nothing below raises.
         only = self._folders_to_list()
+        if only is not None and self._index.identities.get("") != (root.st_dev, root.st_ino):
+            only.add("")  # the seeds folder itself was swapped: list it and what changed below
         changes = self._index.scan(str(self.seeds_dir), only)
         misnamed_before = self._index.misnamed
         now = self.clock()
@@ -336,7 +344,7 @@ class CatalogStore:
         rebuilt = rebuilt or bool(changed) or changes.misnamed != misnamed_before
         self._index.apply(changes)
         if self._watcher is not None:
-            self._watcher.sync(self._index.folders)
+            self._watcher.sync(self._index.folders, self._index.identities)
         stale, withheld = tuple(sorted(self._stale)), tuple(sorted(self._withheld))
         if rebuilt:
             self.catalog = self._next_catalog(changed, stale, now)

@@ -11,6 +11,11 @@ A stamp taken within RACY_NS of the scan is not trusted (an entry added in the s
 the file system's clock would leave it as it was), as git does with its index: that folder is
 listed again next time.
 
+Each folder's identity (device and inode) is kept too: a folder replaced by another of the same
+name (`mv seeds/sub sub.old && mv sub.new seeds/sub`, or the whole seeds folder swapped the
+same way, as atomic deploys do) is listed again, with everything below it, even by a scan
+that lists only the folders inotify named.
+
 A name that is not valid UTF-8 (a file or folder named `\xff\xfe.md` by a tool that does not
 care) is that entry's problem: it is skipped, and kept in the index by the escaped name
 people can read (`unreadable_name`), so that no such name reaches a serialiser, a log or a
@@ -44,6 +49,8 @@ RACY_NS = 2_000_000_000
 
 # What identifies a folder's state: mtime_ns, ctime_ns, inode.
 Stamp = tuple[int, int, int]
+# What identifies a folder itself: device, inode.
+Identity = tuple[int, int]
 
 
 def valid_name(name: str) -> bool:
@@ -78,6 +85,8 @@ class Changes:
     # Per folder, the entries skipped because their names are not UTF-8, shown escaped
     # (a folder's with a trailing "/").
     misnamed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The identity of each folder listed or rechecked.
+    identities: dict[str, Identity] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.removed)
@@ -99,6 +108,7 @@ class TreeIndex:
         self.folders: set[str] = set()
         self.stamps: dict[str, Stamp] = {}
         self.misnamed: dict[str, tuple[str, ...]] = {}
+        self.identities: dict[str, Identity] = {}
 
     @classmethod
     def of(cls, files: Iterable[SeedFile]) -> TreeIndex:
@@ -134,6 +144,7 @@ class TreeIndex:
         self.folders = changes.folders
         self.stamps = changes.stamps
         self.misnamed = changes.misnamed
+        self.identities = changes.identities
 
     def misnamed_entries(self) -> list[str]:
         """Every entry skipped for a name that is not UTF-8, escaped, by path."""
@@ -161,6 +172,7 @@ class _Scan:
             self.changes.folders = set(index.folders)
             self.changes.stamps = dict(index.stamps)
             self.changes.misnamed = dict(index.misnamed)
+            self.changes.identities = dict(index.identities)
             self.pending = [(prefix, os.path.join(root, prefix)) for prefix in sorted(only)]
 
     def run(self) -> Changes:
@@ -183,6 +195,7 @@ class _Scan:
             return
         try:
             info = os.fstat(descriptor)
+            self.changes.identities[prefix] = (info.st_dev, info.st_ino)
             stamp = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
             same = not self.partial and self.index.stamps.get(prefix) == stamp
             if same:
@@ -216,6 +229,9 @@ class _Scan:
         changes.folders.update(f for f in self.index.folders if f.startswith(prefix))
         changes.misnamed.update(
             (f, names) for f, names in self.index.misnamed.items() if f.startswith(prefix)
+        )
+        changes.identities.update(
+            (f, known) for f, known in self.index.identities.items() if f.startswith(prefix)
         )
         changes.stamps.pop(prefix, None)  # list it next time
 
@@ -324,9 +340,14 @@ class _Scan:
             self._follow_partial(prefix, folders)
 
     def _follow_partial(self, prefix: str, folders: list[tuple[str, str]]) -> None:
-        """A partial scan goes into new folders only, and drops the folders gone from here."""
+        """A partial scan goes into new folders and replaced ones only, and drops the folders
+        gone from here."""
         known_folders = self.index.folders
-        self.pending += [folder for folder in folders if folder[0] not in known_folders]
+        self.pending += [
+            folder
+            for folder in folders
+            if folder[0] not in known_folders or self._replaced(*folder)
+        ]
         listed = {folder for folder, _ in folders}
         depth = prefix.count("/") + 1
         for gone in [
@@ -335,6 +356,14 @@ class _Scan:
             if f.startswith(prefix) and f.count("/") == depth and f not in listed
         ]:
             _drop_folder(gone, self.changes)
+
+    def _replaced(self, prefix: str, directory: str) -> bool:
+        """Whether a known folder is now another one (renamed over, or swapped)."""
+        try:
+            info = os.stat(directory, follow_symlinks=False)
+        except OSError:
+            return False  # gone: the caller drops it
+        return self.index.identities.get(prefix) != (info.st_dev, info.st_ino)
 
     def _examine(
         self,
@@ -406,3 +435,5 @@ def _drop_folder(prefix: str, changes: Changes) -> None:
         del changes.stamps[below]
     for below in [d for d in changes.misnamed if d.startswith(prefix)]:
         del changes.misnamed[below]
+    for below in [d for d in changes.identities if d.startswith(prefix)]:
+        del changes.identities[below]
