@@ -65,9 +65,6 @@ class ReloadReport:
     withheld: tuple[str, ...] = ()
 
 
-# One file's state before a reload and after (None: not in the catalog).
-_Swap = tuple["_FileState | None", "_FileState | None"]
-
 WITHHELD = "its last good version is withheld: the file no longer says 'published: true'"
 # Names that are not UTF-8 are shown escaped (`\xff`); see tree.unreadable_name.
 MISNAMED_FILE = "file name is not valid UTF-8"
@@ -94,6 +91,10 @@ class _FileState:
         """The webUrl this file serves, or withholds; None when it has neither."""
         article = self.served.article
         return article.url if article is not None else self.withheld_url
+
+
+# One file's state before a reload and after (None: not in the catalog).
+_Swap = tuple[_FileState | None, _FileState | None]
 
 
 def _next_state(state: _FileState | None, result: ParsedSeed) -> _FileState:
@@ -333,8 +334,8 @@ class CatalogStore:
         only = self._folders_to_list()
         if only is not None and self._index.identities.get("") != (root.st_dev, root.st_ino):
             only.add("")  # the seeds folder itself was swapped: list it and what changed below
-        changes = self._index.scan(str(self.seeds_dir), only)
         misnamed_before = self._index.misnamed
+        changes = self._index.scan(str(self.seeds_dir), only)
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
         rebuilt = bool(changes or release_due or self.last_report is None)

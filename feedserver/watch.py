@@ -25,6 +25,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .tree import Identity
+
 logger = logging.getLogger(__name__)
 
 FULL_SCAN_EVERY = 10
@@ -51,9 +53,6 @@ if inotify_simple is not None:
     )
     OVERFLOW = int(_flags.Q_OVERFLOW)
     GONE = int(_flags.IGNORED)
-
-# A folder's device and inode (tree.Identity).
-Identity = tuple[int, int]
 
 
 class FolderWatcher:
