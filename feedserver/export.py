@@ -9,14 +9,16 @@ into place, and files of topics or providers that no longer exist are removed.
 A build never destroys a good site: it refuses (changing nothing) when the seeds directory
 cannot be read or when it would remove every article of the previous build; a route that
 fails, or a file that cannot be written, is reported and skipped while its old file stays;
-and only plain relative paths inside OUTDIR are ever taken from the manifest to delete."""
+only plain relative paths inside OUTDIR are ever taken from the manifest to delete; and no
+symbolic link below OUTDIR is followed to write, read or remove a file."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import tempfile
+import secrets
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -109,17 +111,82 @@ def redirects_file() -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _write_atomically(target: Path, body: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.name)
+class LinkInside(OSError):
+    """A symbolic link where the build would write or remove below OUTDIR: never followed."""
+
+
+# Folders below OUTDIR are opened one by one relative to their parent, never through a
+# symbolic link, so that a link planted inside OUTDIR cannot lead a write or a removal
+# elsewhere (even one swapped in while the build runs).
+_OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _open_folders(outdir: Path, parts: list[str], create: bool) -> list[int]:
+    """Descriptors of outdir and of each folder of `parts` below it (made when missing and
+    `create`); LinkInside when one is a symbolic link. The caller closes them all."""
+    descriptors = [os.open(outdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
     try:
-        with os.fdopen(handle, "wb") as output:
-            output.write(body)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)  # readers see the old file or the new one, never half
+        for depth, part in enumerate(parts):
+            try:
+                descriptors.append(os.open(part, _OPEN_FOLDER, dir_fd=descriptors[-1]))
+                continue
+            except FileNotFoundError:
+                if not create:
+                    raise
+            except OSError as error:
+                if not os.path.islink(os.path.join(outdir, *parts[: depth + 1])):
+                    raise
+                where = "/".join(parts[: depth + 1])
+                raise LinkInside(error.errno, f"{where} is a symbolic link; not followed") from None
+            os.mkdir(part, 0o755, dir_fd=descriptors[-1])
+            descriptors.append(os.open(part, _OPEN_FOLDER, dir_fd=descriptors[-1]))
     except BaseException:
-        os.unlink(temporary)
+        _close(descriptors)
         raise
+    return descriptors
+
+
+def _close(descriptors: list[int]) -> None:
+    for descriptor in descriptors:
+        os.close(descriptor)
+
+
+def _write_atomically(outdir: Path, name: str, body: bytes) -> None:
+    """Write outdir/name by a temporary file renamed into place, through no symbolic link
+    (one in the file's own place is replaced, not written through)."""
+    *folders, leaf = name.split("/")
+    descriptors = _open_folders(outdir, folders, create=True)
+    folder = descriptors[-1]
+    temporary = f".tmp-{secrets.token_hex(4)}{leaf}"[:255]
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        handle = os.open(temporary, flags, 0o644, dir_fd=folder)
+        try:
+            with os.fdopen(handle, "wb") as output:
+                output.write(body)
+                os.fchmod(output.fileno(), 0o644)
+            # Readers see the old file or the new one, never half.
+            os.replace(temporary, leaf, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            os.unlink(temporary, dir_fd=folder)
+            raise
+    finally:
+        _close(descriptors)
+
+
+def _read_inside(outdir: Path, name: str) -> bytes:
+    """The bytes of the regular file outdir/name, reached through no symbolic link."""
+    *folders, leaf = name.split("/")
+    descriptors = _open_folders(outdir, folders, create=False)
+    try:
+        handle = os.open(leaf, _OPEN_FILE, dir_fd=descriptors[-1])
+    finally:
+        _close(descriptors)
+    with os.fdopen(handle, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            raise IsADirectoryError(21, "not a regular file")
+        return source.read()
 
 
 def plain_relative(name: str) -> bool:
@@ -139,7 +206,7 @@ def _read_manifest(outdir: Path) -> set[str]:
     """The files the previous build wrote, leaving out (and logging) any entry that is not a
     plain relative path: a tampered manifest can make a build delete nothing outside."""
     try:
-        text = (outdir / MANIFEST).read_bytes().decode("utf-8", "replace")
+        text = _read_inside(outdir, MANIFEST).decode("utf-8", "replace")
     except FileNotFoundError:
         return set()
     except OSError as error:
@@ -152,30 +219,40 @@ def _read_manifest(outdir: Path) -> set[str]:
     return names - ignored
 
 
-def _inside(outdir: Path, path: Path) -> bool:
-    """Whether path, symbolic links resolved, is below outdir."""
-    root = os.path.realpath(outdir)
-    return os.path.realpath(path).startswith(root + os.sep)
-
-
 def _remove(outdir: Path, name: str) -> bool:
     """Delete a file an earlier build wrote, and the folders it leaves empty; False (logged)
-    when it is not a file inside outdir or cannot be removed."""
-    path = outdir / name
-    if not _inside(outdir, path):
-        logger.warning("build: not removing %s: it resolves outside %s", name, outdir)
-        return False
+    when it lies through a symbolic link or cannot be removed. A link in the file's own place
+    is removed itself, never what it leads to."""
+    *folders, leaf = name.split("/")
     try:
-        if path.is_dir() and not path.is_symlink():
-            raise IsADirectoryError(21, "is a directory")
-        path.unlink(missing_ok=True)
-        for parent in path.parents:  # drop folders the build made that are now empty
-            if parent == outdir or any(parent.iterdir()):
-                break
-            parent.rmdir()
+        descriptors = _open_folders(outdir, folders, create=False)
+    except FileNotFoundError:
+        return True  # gone already, with its folder
+    except LinkInside as error:
+        logger.warning("build: not removing %s: %s (it may lead outside %s)", name, error, outdir)
+        return False
     except OSError as error:
         logger.warning("build: cannot remove %s: %s", name, error.strerror or error)
         return False
+    try:
+        if stat.S_ISDIR(os.stat(leaf, dir_fd=descriptors[-1], follow_symlinks=False).st_mode):
+            raise IsADirectoryError(21, "is a directory")
+        os.unlink(leaf, dir_fd=descriptors[-1])
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        logger.warning("build: cannot remove %s: %s", name, error.strerror or error)
+        _close(descriptors)
+        return False
+    try:
+        # Drop folders the build made that are now empty, deepest first.
+        for depth in range(len(folders) - 1, -1, -1):
+            try:
+                os.rmdir(folders[depth], dir_fd=descriptors[depth])
+            except OSError:
+                break  # not empty
+    finally:
+        _close(descriptors)
     return True
 
 
@@ -189,7 +266,7 @@ def _had_articles(outdir: Path, previous: set[str]) -> bool:
     if "feed.json" not in previous:
         return False
     try:
-        return bool(json.loads((outdir / "feed.json").read_bytes()).get("items"))
+        return bool(json.loads(_read_inside(outdir, "feed.json")).get("items"))
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -207,6 +284,8 @@ def unreadable_seeds(seeds_dir: Path) -> str | None:
 def check_build(app: Flask, outdir: Path, allow_empty: bool = False) -> None:
     """Raise BuildRefused when building would damage the site in outdir."""
     store: CatalogStore = app.extensions["feedserver.store"]
+    if os.path.lexists(outdir) and not outdir.is_dir():
+        raise BuildRefused(f"{outdir} is not a folder; nothing written")
     if store.degraded_reason:
         raise BuildRefused(
             f"{store.seeds_dir}: {store.degraded_reason}; nothing written to {outdir}"
@@ -233,14 +312,14 @@ def _fetch(client: FlaskClient, route: Route) -> bytes:
     return response.get_data()
 
 
-def _place(target: Path, body: bytes) -> bool:
-    """Write body to target unless it holds those bytes already; True when it did."""
+def _place(outdir: Path, name: str, body: bytes) -> bool:
+    """Write body to outdir/name unless it holds those bytes already; True when it did."""
     try:
-        same = target.stat().st_size == len(body) and target.read_bytes() == body
+        same = _read_inside(outdir, name) == body
     except OSError:
         same = False
     if not same:
-        _write_atomically(target, body)
+        _write_atomically(outdir, name, body)
     return same
 
 
@@ -252,7 +331,10 @@ def build_site(app: Flask, outdir: Path, allow_empty: bool = False) -> BuildRepo
     store: CatalogStore = app.extensions["feedserver.store"]
     previous = _read_manifest(outdir)
     client = app.test_client()
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BuildRefused(f"{outdir} cannot be made: {error.strerror or error}") from None
     written = unchanged = 0
     names: list[str] = []
     failed: list[str] = []
@@ -263,7 +345,7 @@ def build_site(app: Flask, outdir: Path, allow_empty: bool = False) -> BuildRepo
     files.append((REDIRECTS_FILE, REDIRECTS_FILE, redirects_file))
     for label, name, make in files:  # one body in memory at a time
         try:
-            same = _place(outdir / name, make())
+            same = _place(outdir, name, make())
         except RouteFailed as failure:
             problem = str(failure)
         except OSError as error:
@@ -284,7 +366,7 @@ def build_site(app: Flask, outdir: Path, allow_empty: bool = False) -> BuildRepo
     # Stale entries that could not be removed stay listed, so a later build tries again.
     listed = set(names) | kept | {name for name in stale if (outdir / name).exists()}
     try:
-        _write_atomically(outdir / MANIFEST, ("\n".join(sorted(listed)) + "\n").encode("utf-8"))
+        _write_atomically(outdir, MANIFEST, ("\n".join(sorted(listed)) + "\n").encode("utf-8"))
     except OSError as error:
         failed.append(f"{MANIFEST}: cannot write: {error.strerror or error}")
         logger.error("build: %s", failed[-1])

@@ -42,6 +42,20 @@ def choose_winner(candidates: Iterable[ParsedSeed]) -> tuple[ParsedSeed, list[Pr
     ]
 
 
+def withheld_copies(failed: str, others: Iterable[str]) -> list[Problem]:
+    """The other files of a webUrl whose failed takedown file still withholds it: a takedown
+    that breaks never lets another copy of the article back in."""
+    return [
+        Problem(
+            path,
+            f"not served: {failed} holds the same webUrl, and withholds it while it fails "
+            "without saying 'published: true'",
+            False,
+        )
+        for path in sorted(others)
+    ]
+
+
 def seed_problems(seed: ParsedSeed) -> list[Problem]:
     """The error or warnings of one parsed file."""
     if seed.error is not None:

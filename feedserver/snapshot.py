@@ -19,9 +19,12 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import importlib
+import importlib.metadata
 import io
 import logging
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -35,7 +38,6 @@ from typing import Any, BinaryIO
 import msgpack
 import yaml
 
-from . import models, seeds
 from .models import Article, Provider, Topic
 from .seeds import ParsedSeed, SeedFile
 from .store import CatalogStore, ReloadReport, _collector_paused, _FileState
@@ -43,7 +45,7 @@ from .store import CatalogStore, ReloadReport, _collector_paused, _FileState
 logger = logging.getLogger(__name__)
 
 MAGIC = b"feedserver-snapshot\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # How long a starting process waits for another one's load before loading on its own.
 LOCK_WAIT_SECONDS = 900.0
 # After a scheduled reload that changed anything, the snapshot is rewritten once it is this
@@ -55,15 +57,41 @@ REWRITE_SECONDS = 300.0
 AUTO = "auto"
 DIGEST_BYTES = 32
 READ_BYTES = 1 << 20
+# A snapshot is written to `.seeds-<key>.<random>.tmp` and renamed into place. A writer that
+# dies (killed, out of memory, a power cut) leaves that file behind (48 MB at 20,000 files):
+# the next start removes it, holding the lock that every writer holds while it writes.
+TEMPORARY_SUFFIX = ".tmp"
+# Temporaries of older versions (`.snapshot-` and mkstemp's eight characters, no key, so no
+# lock says whether their writer lives) are removed only once they are this old.
+LEGACY_TEMPORARY = re.compile(r"\.snapshot-[a-z0-9_]{8}")
+LEGACY_TEMPORARY_SECONDS = 3600.0
+
+
+# Everything that shapes what a snapshot stores: the modules that read a file into an
+# article and its cleaned body (the sanitizer's allow-list is in content.py), the store's
+# file states, this encoding, and the libraries whose output they keep (parsed YAML, rendered
+# and cleaned HTML, slugs and their transliteration, the msgpack encoding).
+SHAPING_MODULES = ("seeds", "content", "models", "store", "snapshot")
+SHAPING_LIBRARIES = ("PyYAML", "cmarkgfm", "nh3", "msgpack", "python-slugify", "text-unidecode")
+
+
+def _library_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
 
 
 def code_version() -> str:
-    """What the parsed records depend on: this package's parsing and model code, the YAML
-    library and Python. Any change makes older snapshots unusable."""
+    """What the stored records depend on: every module and library in SHAPING_MODULES and
+    SHAPING_LIBRARIES, libyaml, and Python. Any change makes older snapshots unusable."""
     digest = hashlib.blake2b(digest_size=12)
-    for module in (seeds, models, sys.modules[__name__]):
+    for name in SHAPING_MODULES:
+        module = importlib.import_module(f"{__package__}.{name}")
         digest.update(Path(module.__file__ or "").read_bytes())
-    digest.update(f"{yaml.__version__} {yaml.__with_libyaml__} {sys.version_info[:2]}".encode())
+    for distribution in SHAPING_LIBRARIES:
+        digest.update(f"{distribution} {_library_version(distribution)}\n".encode())
+    digest.update(f"{yaml.__with_libyaml__} {sys.version_info[:2]}".encode())
     return digest.hexdigest()
 
 
@@ -142,7 +170,8 @@ def write_to(out: BinaryIO, states: dict[str, _FileState], header: dict[str, Any
         # A file whose latest version parsed is its own good version: kept once.
         good = state.good
         kept = None if good is None or good is state.latest else _encode_seed(good)
-        pending.append(packer.pack([_encode_seed(state.latest), kept, state.withheld]))
+        record = [_encode_seed(state.latest), kept, state.withheld, state.withheld_url]
+        pending.append(packer.pack(record))
         if len(pending) >= 1000:
             put(b"".join(pending))
             pending.clear()
@@ -191,6 +220,16 @@ class _Decoder:
             **dict(zip(_SEED_EXTRA_FIELDS, extras, strict=True)),
         )
 
+    def state(self, values: list[Any]) -> _FileState:
+        latest_values, good_values, withheld, withheld_url = values
+        latest = self.seed(latest_values)
+        good = None if good_values is None else self.seed(good_values)
+        if good is None and latest.error is None:
+            good = latest
+        if not isinstance(withheld_url, str | None):
+            raise ValueError("a withheld webUrl is not text")
+        return _FileState(latest, good, bool(withheld), withheld_url)
+
 
 def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str, _FileState]:
     """The file states of a snapshot of `size` bytes, decoded as it is read; raises
@@ -215,12 +254,8 @@ def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str
                 if header is None:
                     header = _checked_header(item, expected)
                     continue
-                latest_values, good_values, withheld = item
-                latest = decoder.seed(latest_values)
-                good = None if good_values is None else decoder.seed(good_values)
-                if good is None and latest.error is None:
-                    good = latest
-                states[latest.file.path] = _FileState(latest, good, bool(withheld))
+                state = decoder.state(item)
+                states[state.latest.file.path] = state
     except (TypeError, KeyError, msgpack.UnpackException) as error:
         raise ValueError(f"records unreadable ({error})") from None
     if handle.read(DIGEST_BYTES + 1) != digest.digest():
@@ -252,6 +287,7 @@ class SeedSnapshot:
         key = hashlib.blake2b(self.seeds_dir.encode(), digest_size=8).hexdigest()
         self.path = folder / f"seeds-{key}.snapshot"
         self.lock_path = folder / f"seeds-{key}.lock"
+        self.temporary_prefix = f".seeds-{key}."
         self.header = {
             "format": FORMAT_VERSION,
             "code": code_version(),
@@ -306,6 +342,36 @@ class SeedSnapshot:
         finally:
             os.close(handle)  # closing releases the lock
 
+    def remove_leftovers(self) -> None:
+        """Delete the temporaries that interrupted writes of this snapshot left; call it
+        holding the lock, so that no live writer has one open. Only regular files of this
+        user named as temporaries are removed (see TEMPORARY_SUFFIX, LEGACY_TEMPORARY)."""
+        try:
+            entries = list(os.scandir(self.path.parent))
+        except OSError:
+            return
+        for entry in entries:
+            name = entry.name
+            own = name.startswith(self.temporary_prefix) and name.endswith(TEMPORARY_SUFFIX)
+            legacy = not own and LEGACY_TEMPORARY.fullmatch(name) is not None
+            if not (own or legacy):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                    continue
+                if legacy and time.time() - info.st_mtime < LEGACY_TEMPORARY_SECONDS:
+                    continue  # its writer may still be at work
+                os.unlink(entry.path)
+            except OSError as error:
+                logger.warning(
+                    "snapshot leftover %s not removed: %s", name, error.strerror or error
+                )
+                continue
+            logger.warning(
+                "removed %s (%d bytes), left by an interrupted snapshot write", name, info.st_size
+            )
+
     def read(self) -> dict[str, _FileState]:
         """The file states of the snapshot; empty (and logged) when there is none usable."""
         try:
@@ -327,7 +393,9 @@ class SeedSnapshot:
     def write(self, states: dict[str, _FileState]) -> None:
         """Replace the snapshot by one of these states, atomically (temporary file, rename)."""
         try:
-            handle, temporary = tempfile.mkstemp(prefix=".snapshot-", dir=self.path.parent)
+            handle, temporary = tempfile.mkstemp(
+                prefix=self.temporary_prefix, suffix=TEMPORARY_SUFFIX, dir=self.path.parent
+            )
             try:
                 with os.fdopen(handle, "wb") as out:
                     # No fsync: a file cut short by a crash fails its checksum and is ignored.
@@ -339,6 +407,11 @@ class SeedSnapshot:
         except OSError as error:
             logger.warning("snapshot %s not written: %s", self.path, error.strerror or error)
             return
+        except Exception as error:  # a snapshot only saves time: failing to write one is no outage
+            logger.warning(
+                "snapshot %s not written: %s: %s", self.path, type(error).__name__, error
+            )
+            return
         self.written_at = time.monotonic()
         self.changes_since_write = 0
         logger.info("snapshot written: %d files, %d bytes", len(states), size)
@@ -347,6 +420,8 @@ class SeedSnapshot:
         """A process's first load: reuse the snapshot for unchanged files, parse the rest,
         and write the snapshot back when anything was parsed or removed."""
         with self.locked() as held:
+            if held:
+                self.remove_leftovers()
             states = self.read()
             kept = len(states)
             store.reuse(states)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .catalog import Catalog, ChangeTimes, Problem, empty_catalog, update_catalog
-from .matching import choose_winner, file_time, note_change, seed_problems
+from .matching import choose_winner, file_time, note_change, seed_problems, withheld_copies
 from .models import Article
 from .seeds import ParsedSeed, parse_seed_file
 from .tree import Changes, TreeIndex
@@ -64,10 +65,10 @@ class ReloadReport:
     withheld: tuple[str, ...] = ()
 
 
-# What one file served before a reload and what it serves after (None: nothing).
-_Swap = tuple[ParsedSeed | None, ParsedSeed | None]
-
 WITHHELD = "its last good version is withheld: the file no longer says 'published: true'"
+# Names that are not UTF-8 are shown escaped (`\xff`); see tree.unreadable_name.
+MISNAMED_FILE = "file name is not valid UTF-8"
+MISNAMED_FOLDER = "folder name is not valid UTF-8; nothing in it is read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,9 @@ class _FileState:
     latest: ParsedSeed  # what the file holds now, maybe an error
     good: ParsedSeed | None  # the latest version that parsed, served while `latest` fails
     withheld: bool = False  # a published good version was dropped by the fail-closed rule
+    # The webUrl of the good version that rule dropped (published or not): while the file
+    # fails, no other file's copy of that article is served either (fail closed per URL).
+    withheld_url: str | None = None
 
     @property
     def served(self) -> ParsedSeed:
@@ -82,12 +86,22 @@ class _FileState:
             return self.good
         return self.latest
 
+    @property
+    def url(self) -> str | None:
+        """The webUrl this file serves, or withholds; None when it has neither."""
+        article = self.served.article
+        return article.url if article is not None else self.withheld_url
+
+
+# One file's state before a reload and after (None: not in the catalog).
+_Swap = tuple[_FileState | None, _FileState | None]
+
 
 def _next_state(state: _FileState | None, result: ParsedSeed) -> _FileState:
     """The state of a file after parsing it again. Fail closed: a version that cannot be
     used keeps the last good one served only while its raw text still says
     `published: true`; otherwise that version is dropped for good (a broken takedown edit
-    must take the article down, not leave it up)."""
+    must take the article down, not leave it up, and keep its URL down: see withheld_url)."""
     if result.error is None:
         return _FileState(result, result)
     if state is None:
@@ -96,7 +110,8 @@ def _next_state(state: _FileState | None, result: ParsedSeed) -> _FileState:
     if good is not None and result.still_published:
         return _FileState(result, good)
     was_shown = good is not None and good.article is not None and good.article.published
-    return _FileState(result, None, state.withheld or was_shown)
+    url = good.article.url if good is not None and good.article is not None else state.withheld_url
+    return _FileState(result, None, state.withheld or was_shown, url)
 
 
 class CatalogStore:
@@ -168,10 +183,16 @@ class CatalogStore:
                 self._forget(before)
             if after is not None:
                 self._remember(after)
-            for seed in (before, after):
-                if seed is not None and seed.article is not None:
-                    touched_urls.add(seed.article.url)
-                    when = file_time(after) if after is not None else self._removal_time(seed)
+            for state in (before, after):
+                url = None if state is None else state.url
+                if state is None or url is None:
+                    continue
+                touched_urls.add(url)
+                seed = state.served
+                if seed.article is not None:
+                    when = (
+                        file_time(after.served) if after is not None else self._removal_time(seed)
+                    )
                     note_change(changes, seed.article, when)
         return touched_urls, changes
 
@@ -198,8 +219,15 @@ class CatalogStore:
             return None
         if len(paths) == 1:  # the usual case, without a sort
             winner = self._files[paths[0]].served
+            if winner.article is None:  # a failed takedown: nothing to serve
+                return None
         else:
-            winner, duplicates = choose_winner(self._files[path].served for path in paths)
+            served = [self._files[path].served for path in paths]
+            blockers = [seed.file.path for seed in served if seed.article is None]
+            if blockers:  # a failed takedown withholds every copy of its article
+                self._duplicates[url] = withheld_copies(min(blockers), set(paths) - set(blockers))
+                return None
+            winner, duplicates = choose_winner(served)
             if duplicates:
                 self._duplicates[url] = duplicates
         self._winners[url] = winner
@@ -212,6 +240,10 @@ class CatalogStore:
         problems += [
             Problem(path, f"{self._files[path].latest.error}; serving its last good version", False)
             for path in stale
+        ]
+        problems += [
+            Problem(name, MISNAMED_FOLDER if name.endswith("/") else MISNAMED_FILE, True)
+            for name in self._index.misnamed_entries()
         ]
         return problems
 
@@ -231,16 +263,19 @@ class CatalogStore:
         else:
             self._paths_by_url[url] = paths[0] if len(paths) == 1 else paths
 
-    def _remember(self, seed: ParsedSeed) -> None:
-        if seed.article is not None:
-            paths = self._paths_of(seed.article.url)
-            if seed.file.path not in paths:
-                self._set_paths(seed.article.url, (*paths, seed.file.path))
+    def _remember(self, state: _FileState) -> None:
+        url = state.url
+        if url is not None:
+            paths = self._paths_of(url)
+            path = state.latest.file.path
+            if path not in paths:
+                self._set_paths(url, (*paths, path))
 
-    def _forget(self, seed: ParsedSeed) -> None:
-        if seed.article is not None:
-            paths = self._paths_of(seed.article.url)
-            self._set_paths(seed.article.url, tuple(p for p in paths if p != seed.file.path))
+    def _forget(self, state: _FileState) -> None:
+        url = state.url
+        if url is not None:
+            path = state.latest.file.path
+            self._set_paths(url, tuple(p for p in self._paths_of(url) if p != path))
 
     def _removal_time(self, seed: ParsedSeed) -> datetime:
         """Date a deleted file's change by its folder's mtime: the same in every worker."""
@@ -295,10 +330,17 @@ class CatalogStore:
         return [article for article in articles if article is not None]
 
     def _reload(self, started: datetime, clock_start: float) -> ReloadReport:
-        if not self.seeds_dir.is_dir():
+        try:
+            root = os.stat(self.seeds_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(2, "no such directory") from None
+        if not stat.S_ISDIR(root.st_mode):
             raise FileNotFoundError(2, "no such directory")
         # Stat everything first, then parse, then change state: nothing below raises.
         only = self._folders_to_list()
+        if only is not None and self._index.identities.get("") != (root.st_dev, root.st_ino):
+            only.add("")  # the seeds folder itself was swapped: list it and what changed below
+        misnamed_before = self._index.misnamed
         changes = self._index.scan(str(self.seeds_dir), only)
         now = self.clock()
         release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
@@ -306,10 +348,10 @@ class CatalogStore:
         changed = self._parse_changed(changes)  # (before, after) of each file
         changed += self._drop_removed(changes.removed)
         changed += self._take_unbuilt()
-        rebuilt = rebuilt or bool(changed)
+        rebuilt = rebuilt or bool(changed) or changes.misnamed != misnamed_before
         self._index.apply(changes)
         if self._watcher is not None:
-            self._watcher.sync(self._index.folders)
+            self._watcher.sync(self._index.folders, self._index.identities)
         stale, withheld = tuple(sorted(self._stale)), tuple(sorted(self._withheld))
         if rebuilt:
             self.catalog = self._next_catalog(changed, stale, now)
@@ -340,8 +382,8 @@ class CatalogStore:
             new_state = _next_state(state, result)
             if result.file is not seed_file:
                 changes.keep(result.file)
-            before = state.served if state is not None and path not in self._unbuilt else None
-            changed.append((before, new_state.served))
+            before = state if state is not None and path not in self._unbuilt else None
+            changed.append((before, new_state))
             self._unbuilt.discard(path)
             self._files[path] = new_state
             self._note_state(path, new_state)
@@ -355,7 +397,7 @@ class CatalogStore:
         for path in removed:
             state = self._files.pop(path)
             if path not in self._unbuilt:
-                changed.append((state.served, None))
+                changed.append((state, None))
             self._unbuilt.discard(path)
             self._note_state(path, None)
         return changed
@@ -365,7 +407,7 @@ class CatalogStore:
         changed: list[_Swap] = []
         for path in self._unbuilt:
             state = self._files[path]
-            changed.append((None, state.served))
+            changed.append((None, state))
             self._note_state(path, state)
         self._unbuilt = set()
         return changed

@@ -11,6 +11,16 @@ A stamp taken within RACY_NS of the scan is not trusted (an entry added in the s
 the file system's clock would leave it as it was), as git does with its index: that folder is
 listed again next time.
 
+Each folder's identity (device and inode) is kept too: a folder replaced by another of the same
+name (`mv seeds/sub sub.old && mv sub.new seeds/sub`, or the whole seeds folder swapped the
+same way, as atomic deploys do) is listed again, with everything below it, even by a scan
+that lists only the folders inotify named.
+
+A name that is not valid UTF-8 (a file or folder named `\xff\xfe.md` by a tool that does not
+care) is that entry's problem: it is skipped, and kept in the index by the escaped name
+people can read (`unreadable_name`), so that no such name reaches a serialiser, a log or a
+page.
+
 The filtering rules (hidden and temporary files, suffixes, symlinks) come from `seeds`.
 """
 
@@ -39,6 +49,25 @@ RACY_NS = 2_000_000_000
 
 # What identifies a folder's state: mtime_ns, ctime_ns, inode.
 Stamp = tuple[int, int, int]
+# What identifies a folder itself: device, inode.
+Identity = tuple[int, int]
+
+
+def valid_name(name: str) -> bool:
+    """Whether a name from the file system is valid UTF-8 (Python carries undecodable bytes
+    as lone surrogates, which no UTF-8 encoder, JSON reader or msgpack packer accepts)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unreadable_name(name: str) -> str:
+    """A name that is not valid UTF-8, shown safely: its bytes, the bad ones as `\\xff`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 @dataclass(slots=True)
@@ -53,6 +82,11 @@ class Changes:
     folders: set[str] = field(default_factory=set)
     # The trusted stamp of each folder seen (see RACY_NS).
     stamps: dict[str, Stamp] = field(default_factory=dict)
+    # Per folder, the entries skipped because their names are not UTF-8, shown escaped
+    # (a folder's with a trailing "/").
+    misnamed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The identity of each folder listed or rechecked.
+    identities: dict[str, Identity] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.removed)
@@ -73,6 +107,8 @@ class TreeIndex:
         self.directories: dict[str, dict[str, SeedFile]] = {}
         self.folders: set[str] = set()
         self.stamps: dict[str, Stamp] = {}
+        self.misnamed: dict[str, tuple[str, ...]] = {}
+        self.identities: dict[str, Identity] = {}
 
     @classmethod
     def of(cls, files: Iterable[SeedFile]) -> TreeIndex:
@@ -107,6 +143,12 @@ class TreeIndex:
         self.directories = changes.directories
         self.folders = changes.folders
         self.stamps = changes.stamps
+        self.misnamed = changes.misnamed
+        self.identities = changes.identities
+
+    def misnamed_entries(self) -> list[str]:
+        """Every entry skipped for a name that is not UTF-8, escaped, by path."""
+        return sorted(name for names in self.misnamed.values() for name in names)
 
 
 class _Scan:
@@ -129,6 +171,8 @@ class _Scan:
             self.changes.directories = dict(index.directories)
             self.changes.folders = set(index.folders)
             self.changes.stamps = dict(index.stamps)
+            self.changes.misnamed = dict(index.misnamed)
+            self.changes.identities = dict(index.identities)
             self.pending = [(prefix, os.path.join(root, prefix)) for prefix in sorted(only)]
 
     def run(self) -> Changes:
@@ -151,6 +195,7 @@ class _Scan:
             return
         try:
             info = os.fstat(descriptor)
+            self.changes.identities[prefix] = (info.st_dev, info.st_ino)
             stamp = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
             same = not self.partial and self.index.stamps.get(prefix) == stamp
             if same:
@@ -182,6 +227,12 @@ class _Scan:
             if below.startswith(prefix):
                 changes.directories[below] = files
         changes.folders.update(f for f in self.index.folders if f.startswith(prefix))
+        changes.misnamed.update(
+            (f, names) for f, names in self.index.misnamed.items() if f.startswith(prefix)
+        )
+        changes.identities.update(
+            (f, known) for f, known in self.index.identities.items() if f.startswith(prefix)
+        )
         changes.stamps.pop(prefix, None)  # list it next time
 
     def _recheck(self, prefix: str, directory: str, descriptor: int) -> None:
@@ -190,6 +241,9 @@ class _Scan:
         self.pending += [
             (sub, os.path.join(self.root, sub)) for sub in self.subfolders.get(prefix, ())
         ]
+        misnamed = self.index.misnamed.get(prefix)
+        if misnamed:
+            self.changes.misnamed[prefix] = misnamed
         if not known:
             return
         differing = []
@@ -245,6 +299,7 @@ class _Scan:
         known = self.index.directories.get(prefix) or {}
         seen: dict[str, SeedFile] = {}
         folders: list[tuple[str, str]] = []
+        misnamed: list[str] = []
         matched = 0
         get = known.get
         for entry in entries:
@@ -265,7 +320,7 @@ class _Scan:
                     seen[name] = old
                     matched += 1
                     continue
-            found = self._examine(entry, prefix, folders)
+            found = self._examine(entry, prefix, folders, misnamed)
             if found is not None:
                 seen[name] = found
                 changes.changed.append(found)
@@ -275,15 +330,24 @@ class _Scan:
             changes.directories[prefix] = seen
         else:
             changes.directories.pop(prefix, None)
+        if misnamed:
+            changes.misnamed[prefix] = tuple(misnamed)
+        else:
+            changes.misnamed.pop(prefix, None)
         if not self.partial:
             self.pending += folders
         else:
             self._follow_partial(prefix, folders)
 
     def _follow_partial(self, prefix: str, folders: list[tuple[str, str]]) -> None:
-        """A partial scan goes into new folders only, and drops the folders gone from here."""
+        """A partial scan goes into new folders and replaced ones only, and drops the folders
+        gone from here."""
         known_folders = self.index.folders
-        self.pending += [folder for folder in folders if folder[0] not in known_folders]
+        self.pending += [
+            folder
+            for folder in folders
+            if folder[0] not in known_folders or self._replaced(*folder)
+        ]
         listed = {folder for folder, _ in folders}
         depth = prefix.count("/") + 1
         for gone in [
@@ -293,19 +357,37 @@ class _Scan:
         ]:
             _drop_folder(gone, self.changes)
 
+    def _replaced(self, prefix: str, directory: str) -> bool:
+        """Whether a known folder is now another one (renamed over, or swapped)."""
+        try:
+            info = os.stat(directory, follow_symlinks=False)
+        except OSError:
+            return False  # gone: the caller drops it
+        return self.index.identities.get(prefix) != (info.st_dev, info.st_ino)
+
     def _examine(
-        self, entry: os.DirEntry[str], prefix: str, folders: list[tuple[str, str]]
+        self,
+        entry: os.DirEntry[str],
+        prefix: str,
+        folders: list[tuple[str, str]],
+        misnamed: list[str],
     ) -> SeedFile | None:
         """The SeedFile of an entry that is new or changed, or None when it is no seed file
-        (a folder is added to `folders` instead)."""
+        (a folder is added to `folders` instead, a name that is not UTF-8 to `misnamed`)."""
         name = entry.name
         if name.startswith(_HIDDEN_PREFIXES) or name.endswith(_TEMPORARY_SUFFIXES):
             return None
         try:
             if entry.is_dir(follow_symlinks=False):
+                if not valid_name(name):
+                    _misnamed(prefix, name + "/", misnamed)
+                    return None
                 folders.append((f"{prefix}{name}/", entry.path))
                 return None
             if name[name.rfind(".") :].lower() not in SEED_SUFFIXES:
+                return None
+            if not valid_name(name):
+                _misnamed(prefix, name, misnamed)
                 return None
             if entry.is_symlink() and not _inside(self.real_root, os.path.realpath(entry.path)):
                 _outside_warning(prefix, name)
@@ -323,6 +405,12 @@ def _regular_seed_file(path: str, info: os.stat_result) -> SeedFile | None:
     return _new_tuple(
         SeedFile, (path, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
     )
+
+
+def _misnamed(prefix: str, name: str, misnamed: list[str]) -> None:
+    shown = prefix + unreadable_name(name)
+    misnamed.append(shown)
+    logger.warning("skipping %s: its name is not valid UTF-8", shown)
 
 
 def _outside_warning(prefix: str, name: str) -> None:
@@ -345,3 +433,7 @@ def _drop_folder(prefix: str, changes: Changes) -> None:
     changes.folders.difference_update([f for f in changes.folders if f.startswith(prefix)])
     for below in [d for d in changes.stamps if d.startswith(prefix)]:
         del changes.stamps[below]
+    for below in [d for d in changes.misnamed if d.startswith(prefix)]:
+        del changes.misnamed[below]
+    for below in [d for d in changes.identities if d.startswith(prefix)]:
+        del changes.identities[below]

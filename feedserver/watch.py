@@ -8,6 +8,12 @@ queue overflowed, when a watch cannot be added (the `max_user_watches` limit), i
 process (a fork does not share the parent's watches usefully), and every FULL_SCAN_EVERY
 reloads whatever happened, as a safety net for changes inotify does not report (a file
 reached through a symlink, a network file system).
+
+A watch follows a folder's inode, not its name: after `mv seeds seeds.old && mv seeds.new
+seeds` (or the same with a subfolder) it watches the old folder. So each watch remembers the
+identity (device and inode) of the folder it was added for, and a folder of the tree that is
+now another one is watched again; a watched folder that is moved or deleted is reported as
+changed, so the next reload looks at what its name holds now.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import contextlib
 import ctypes
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .tree import Identity
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +64,8 @@ class FolderWatcher:
         self.pid = os.getpid()
         self.prefix_of: dict[int, str] = {}
         self.watch_of: dict[str, int] = {}
+        # The identity of the folder each watch was added for (None: not known).
+        self.identity_of: dict[str, Identity | None] = {}
         # Folders watched since the last reload's scan: a file may have arrived in one
         # between that scan and its watch, so the next reload lists it again.
         self.unsure: set[str] = set()
@@ -81,11 +91,18 @@ class FolderWatcher:
         """Whether this process made the watcher (a forked child must make its own)."""
         return self.pid == os.getpid() and not self.broken
 
-    def sync(self, folders: Iterable[str]) -> None:
-        """Watch exactly these folders (prefixes relative to root, "" for root itself)."""
+    def sync(self, folders: Iterable[str], identities: Mapping[str, Identity]) -> None:
+        """Watch exactly these folders (prefixes relative to root, "" for root itself), each
+        the folder of that identity (as the last scan saw it)."""
         wanted = set(folders)
-        for prefix in self.watch_of.keys() - wanted:
+        replaced = [
+            prefix
+            for prefix, identity in self.identity_of.items()
+            if identities.get(prefix, identity) != identity
+        ]
+        for prefix in (self.watch_of.keys() - wanted).union(replaced):
             watch = self.watch_of.pop(prefix)
+            self.identity_of.pop(prefix, None)
             self.prefix_of.pop(watch, None)
             with contextlib.suppress(OSError):  # already gone with its folder
                 self.inotify.rm_watch(watch)
@@ -100,6 +117,7 @@ class FolderWatcher:
                 continue  # the folder went away: its parent's events say so
             self.watch_of[prefix] = watch
             self.prefix_of[watch] = prefix
+            self.identity_of[prefix] = identities.get(prefix)
             self.unsure.add(prefix)
 
     def changed_folders(self) -> set[str] | None:
@@ -119,11 +137,11 @@ class FolderWatcher:
             prefix = self.prefix_of.get(event.wd)
             if prefix is None:
                 continue
-            if event.mask & GONE:  # the folder was removed: its parent lists it no more
+            if event.mask & GONE:  # the watch ended with its folder
                 del self.prefix_of[event.wd]
                 if self.watch_of.get(prefix) == event.wd:
                     del self.watch_of[prefix]
-                continue
+                    self.identity_of.pop(prefix, None)
             changed.add(prefix)
         return changed
 

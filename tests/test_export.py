@@ -294,7 +294,7 @@ def test_manifest_entries_outside_outdir_are_never_deleted(
     listed = (built / MANIFEST).read_text(encoding="utf-8").split("\n")
     if plain_relative(entry):  # plain, but it resolves outside: listed still, never deleted
         assert entry == "link/outside.txt" and entry in listed
-        assert "resolves outside" in caplog.text
+        assert "link is a symbolic link; not followed" in caplog.text
     else:
         assert entry not in listed
         assert "ignoring entry" in caplog.text
@@ -351,3 +351,80 @@ def test_a_file_that_cannot_be_written_is_reported_and_skipped(app: Flask, tmp_p
     assert report.files == len(EXPECTED) - 1
     assert (out / "feed.atom").is_file() and (out / "topics" / "ai.rss").is_file()
     assert not list(out.rglob(".tmp-*"))
+
+
+# --- symbolic links planted inside OUTDIR, and an OUTDIR that is no folder ------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder outside OUTDIR with one file, which no build may change."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("keep me")
+    return folder
+
+
+def outside_untouched(folder: Path) -> bool:
+    return {p.name: p.read_text() for p in folder.iterdir()} == {"keep.txt": "keep me"}
+
+
+def test_a_folder_link_inside_outdir_is_never_written_through(
+    built: Path, seeds_dir: Path, outside: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.rmtree(built / "topics")
+    (built / "topics").symlink_to(outside)
+    capsys.readouterr()
+    assert build_cli(built, seeds_dir) == 1
+    assert outside_untouched(outside)
+    err = capsys.readouterr().err
+    assert "/topics/ai.rss: cannot write topics/ai.rss: topics is a symbolic link" in err
+    assert (built / "feed.rss").is_file() and (built / "topics").is_symlink()
+
+
+def test_a_file_link_inside_outdir_is_replaced_not_written_through(
+    built: Path, seeds_dir: Path, outside: Path
+) -> None:
+    for name in ("feed.rss", "topics/ai.atom", MANIFEST):
+        (built / name).unlink()
+        (built / name).symlink_to(outside / "keep.txt")
+    assert build_cli(built, seeds_dir) == 0
+    assert outside_untouched(outside)
+    for name in ("feed.rss", "topics/ai.atom", MANIFEST):
+        assert (built / name).is_file() and not (built / name).is_symlink()
+    assert (built / "feed.rss").read_bytes().startswith(b"<?xml")
+
+
+def test_a_stale_file_replaced_by_a_link_is_removed_without_following_it(
+    built: Path, seeds_dir: Path, outside: Path
+) -> None:
+    (built / "topics" / "ai.rss").unlink()
+    (built / "topics" / "ai.rss").symlink_to(outside / "keep.txt")
+    (built / "gone").symlink_to(outside)  # a folder link: a stale entry below it is kept
+    with (built / MANIFEST).open("a", encoding="utf-8") as manifest:
+        manifest.write("gone/keep.txt\n")
+    for path in seeds_dir.iterdir():  # every AI article leaves: its topic's files go
+        text = path.read_text()
+        if "- AI" in text:
+            path.write_text(text.replace("- AI\n", "- Other\n"))
+    assert build_cli(built, seeds_dir) == 0
+    assert outside_untouched(outside)
+    assert not os.path.lexists(built / "topics" / "ai.rss")
+    assert "gone/keep.txt" in (built / MANIFEST).read_text()
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling link"])
+def test_an_outdir_that_is_no_folder_is_one_line_and_exit_1(
+    tmp_path: Path, seeds_dir: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    out = tmp_path / "site"
+    if kind == "file":
+        out.write_text("not a folder")
+    else:
+        out.symlink_to(tmp_path / "nowhere")
+    assert build_cli(out, seeds_dir) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"feedserver: build: {out} "), err
+    assert "nothing written" in err or "cannot be made" in err
+    if kind == "file":
+        assert out.read_text() == "not a folder"

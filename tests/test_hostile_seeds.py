@@ -449,6 +449,81 @@ def test_a_new_file_that_breaks_is_not_named_as_withheld(
     assert report.withheld == () and report.failed == 1
 
 
+# A takedown copy that breaks keeps the URL down: no other copy of the article comes back.
+STORY_URL = "https://example.com/story"
+ARCHIVE_COPY = TAKEDOWN.replace("Story that is taken down", "Story (archive copy)").replace(
+    TAKEDOWN_URL, STORY_URL
+)
+NEWER_COPY = ARCHIVE_COPY.replace("Story (archive copy)", "Story")
+
+
+def _two_copies(seeds: Path, newer_published: bool) -> Path:
+    """archive/story.md (published) and the newer 2024/story.md with the same webUrl."""
+    (seeds / "archive").mkdir()
+    (seeds / "2024").mkdir()
+    (seeds / "archive" / "story.md").write_text(ARCHIVE_COPY, "utf-8")
+    newer = seeds / "2024" / "story.md"
+    newer.write_text(NEWER_COPY if newer_published else _unpublish(NEWER_COPY), "utf-8")
+    os.utime(seeds / "archive" / "story.md", (1_700_000_000, 1_700_000_000))
+    os.utime(newer, (1_700_000_100, 1_700_000_100))
+    return newer
+
+
+def _story_titles(client: Any) -> set[str]:
+    items = client.get("/feed.json").get_json()["items"]
+    return {item["title"] for item in items if item["url"] == STORY_URL}
+
+
+@pytest.mark.parametrize("newer_published", [False, True], ids=["unpublished", "published"])
+def test_a_broken_takedown_copy_never_brings_back_another_copy(
+    newer_published: bool,
+    tmp_seeds: Path,
+    tmp_path: Path,
+    write_seed: Callable[..., Path],
+    make_app: Callable[..., Flask],
+) -> None:
+    write_seed("bystander.txt")
+    newer = _two_copies(tmp_seeds, newer_published)
+    settings = {"base_url": TEST_BASE_URL, "cache_dir": str(tmp_path / "cache")}
+    app = make_app(tmp_seeds, **settings)
+    client = app.test_client()
+    assert _story_titles(client) == ({"Story"} if newer_published else set())
+
+    # The takedown saved with a tab: the newer copy fails, no longer saying published.
+    newer.write_bytes(BROKEN_TAKEDOWNS["tab_indentation"](NEWER_COPY))
+    _later(newer, 200)
+    store = app.extensions["feedserver.store"]
+    store.reload()
+    assert _story_titles(client) == set()
+    errors = {e["file"]: e["error"] for e in client.get("/healthz").get_json()["errors"]}
+    assert "2024/story.md holds the same webUrl" in errors["archive/story.md"]
+    assert "invalid YAML" in errors["2024/story.md"]
+
+    # Restarts: from the snapshot of before the break (the broken file parsed against its
+    # state there), then from the snapshot that start wrote (nothing parsed): still withheld.
+    for parsed in (1, 0):
+        again = make_app(tmp_seeds, **settings)
+        assert again.extensions["feedserver.store"].last_report.parsed == parsed
+        assert _story_titles(again.test_client()) == set()
+
+    # Broken again, now saying published: still withheld (its good version is gone).
+    newer.write_bytes(BROKEN_STILL_PUBLISHED["half_written"](NEWER_COPY))
+    _later(newer, 300)
+    store.reload()
+    assert _story_titles(client) == set()
+    # Fixed as a takedown: one unpublished copy wins, nothing served; deleted: the archive.
+    newer.write_text(_unpublish(NEWER_COPY), "utf-8")
+    _later(newer, 400)
+    store.reload()
+    assert _story_titles(client) == set()
+    newer.unlink()
+    store.reload()
+    assert _story_titles(client) == {"Story (archive copy)"}
+    assert "https://example.com/articles/bystander" in {
+        i["url"] for i in client.get("/feed.json").get_json()["items"]
+    }
+
+
 # --- under a real gunicorn -------------------------------------------------------------------
 
 INTERVAL = 1
@@ -598,3 +673,137 @@ def test_a_fifo_swapped_in_and_out_never_blocks_a_reload(
         "the swapped files served again",
     )
     assert "Traceback" not in server.output()
+
+
+# --- names that are not UTF-8 ----------------------------------------------------------------
+
+MISNAMED_FILE = b"\xff\xfe.md"
+MISNAMED_SHOWN = "\\xff\\xfe.md"  # as check, /healthz and the log show it
+
+
+def _misname(seeds: Path, good: str, name: bytes) -> None:
+    """Rename a seed file to a name that is not UTF-8, as `os.rename` with bytes can."""
+    os.rename(os.fsencode(seeds / good), os.fsencode(seeds) + b"/" + name)
+
+
+@pytest.fixture
+def misnamed(tmp_seeds: Path, write_seed: Callable[..., Path]) -> Path:
+    """tmp_seeds with a good file, a published seed file named `\\xff\\xfe.md` and a folder
+    named `\\xfe` holding another."""
+    write_seed("good.txt")
+    write_seed("bad.md")
+    _misname(tmp_seeds, "bad.md", MISNAMED_FILE)
+    write_seed("folder/inner.md")
+    _misname(tmp_seeds, "folder", b"\xfe")
+    return tmp_seeds
+
+
+def test_names_that_are_not_utf8_are_skipped_and_reported_by_check(
+    misnamed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["check", str(misnamed)]) == 1
+    out = capsys.readouterr().out
+    assert f"{MISNAMED_SHOWN}: skipped: file name is not valid UTF-8\n" in out
+    assert "\\xfe/: skipped: folder name is not valid UTF-8; nothing in it is read\n" in out
+    assert "1 files, 1 articles, 1 published" in out
+
+
+def test_names_that_are_not_utf8_are_in_healthz_and_the_snapshot_is_written(
+    misnamed: Path,
+    tmp_path: Path,
+    make_app: Callable[..., Flask],
+    write_seed: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for cache_dir in ("", str(tmp_path / "cache")):  # snapshots off, and on
+        app = make_app(misnamed, base_url=TEST_BASE_URL, cache_dir=cache_dir)
+        client = app.test_client()
+        response = client.get("/healthz")
+        assert response.status_code == 200
+        errors = {e["file"]: e for e in response.get_json()["errors"]}
+        assert errors[MISNAMED_SHOWN]["skipped"] is True
+        assert "\\xfe/" in errors
+        assert [i["url"] for i in client.get("/feed.json").get_json()["items"]] == [
+            "https://example.com/articles/good"
+        ]
+    assert list((tmp_path / "cache").glob("*.snapshot"))
+    assert f"skipping {MISNAMED_SHOWN}: its name is not valid UTF-8" in caplog.text
+    # One appearing while serving (here: a reload) is reported too, and goes when renamed.
+    store = app.extensions["feedserver.store"]
+    write_seed("sub/late.md")
+    store.reload()
+    _misname(misnamed, "sub/late.md", b"sub/late\xe9.md")
+    store.reload()
+    assert "sub/late\\xe9.md" in {p.file for p in store.catalog.problems}
+    os.rename(os.fsencode(misnamed) + b"/sub/late\xe9.md", misnamed / "sub" / "late.md")
+    store.reload()
+    assert "sub/late\\xe9.md" not in {p.file for p in store.catalog.problems}
+    assert "https://example.com/articles/late" in {a.url for a in store.catalog.everything.articles}
+
+
+def test_build_beside_names_that_are_not_utf8(misnamed: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "feedserver", "build", str(tmp_path / "site")]
+    command += ["--base-url", TEST_BASE_URL, "--seeds", str(misnamed)]
+    env = {**os.environ, "FEEDSERVER_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"skipping {MISNAMED_SHOWN}" in result.stderr
+    assert (tmp_path / "site" / "feed.rss").is_file()
+
+
+def test_gunicorn_starts_serves_and_restarts_beside_names_that_are_not_utf8(
+    misnamed: Path,
+    tmp_path: Path,
+    write_seed: Callable[..., Path],
+    start_gunicorn: Callable[..., GunicornServer],
+) -> None:
+    env = {"FEEDSERVER_RELOAD_INTERVAL": str(INTERVAL), "FEEDSERVER_CACHE_DIR": str(tmp_path)}
+    server = start_gunicorn(misnamed, env=env)
+    good = "https://example.com/articles/good"
+    assert all(seen == {good} for seen in _gunicorn_urls(server, ("/feed.json",)))
+    assert all(
+        MISNAMED_SHOWN in {e["file"] for e in _healthz(server)["errors"]} for _ in range(REQUESTS)
+    )
+    # One that appears while serving: reported, and the next start is no outage.
+    write_seed("late.md")
+    _misname(misnamed, "late.md", b"late\xe9.md")
+    _wait_for(
+        lambda: all(
+            "late\\xe9.md" in {e["file"] for e in _healthz(server)["errors"]}
+            for _ in range(REQUESTS)
+        ),
+        "/healthz naming the file that arrived",
+    )
+    server.stop()
+    again = start_gunicorn(misnamed, env=env)
+    assert all(seen == {good} for seen in _gunicorn_urls(again, ("/feed.json",)))
+    for log in (server.output(), again.output()):
+        assert "Traceback" not in log and "Worker failed to boot" not in log
+        assert f"skipping {MISNAMED_SHOWN}: its name is not valid UTF-8" in log
+
+
+def test_a_broken_takedown_copy_keeps_its_url_down_under_gunicorn(
+    tmp_seeds: Path, tmp_path: Path, start_gunicorn: Callable[..., GunicornServer]
+) -> None:
+    newer = _two_copies(tmp_seeds, newer_published=False)
+    env = {"FEEDSERVER_RELOAD_INTERVAL": str(INTERVAL), "FEEDSERVER_CACHE_DIR": str(tmp_path)}
+    server = start_gunicorn(tmp_seeds, env=env)
+    paths = ("/feed.json", "/feed.rss")
+    assert all(STORY_URL not in seen for seen in _gunicorn_urls(server, paths))
+    newer.write_bytes(BROKEN_TAKEDOWNS["tab_indentation"](NEWER_COPY))
+    _later(newer, 200)
+    _wait_for(
+        lambda: all(
+            "2024/story.md" in {e["file"] for e in _healthz(server)["errors"]}
+            for _ in range(REQUESTS)
+        ),
+        "every worker reading the broken copy",
+    )
+    assert all(STORY_URL not in seen for seen in _gunicorn_urls(server, paths))
+    server.stop()
+    again = start_gunicorn(tmp_seeds, env=env)  # from the snapshot
+    assert all(STORY_URL not in seen for seen in _gunicorn_urls(again, paths))
+    assert "Traceback" not in server.output() + again.output()

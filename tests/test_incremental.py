@@ -78,3 +78,11 @@ def test_incremental_catalog_equals_a_full_build(tmp_path: Path, seed: int) -> N
         fresh.reuse(dict(store.file_states()))
         assert fresh.reload().parsed == 0
         assert summary(store.catalog) == summary(fresh.catalog), f"step {step}"
+        # A file that failed without saying `published: true` withholds its last URL: no
+        # other copy of that article is served meanwhile.
+        withheld = {
+            state.withheld_url
+            for state in store.file_states().values()
+            if state.served.article is None and state.withheld_url
+        }
+        assert not withheld & {a.url for a in store.catalog.everything.articles}, f"step {step}"

@@ -170,3 +170,61 @@ def test_preload_parses_the_directory_once(
     log = server.output()
     full_loads = [line for line in log.splitlines() if "reload:" in line and "parsed=5" in line]
     assert len(full_loads) == 1, log
+
+
+_RELOADED = re.compile(r"\[(\d+)\] INFO feedserver\.store: reload: files=\d+ parsed=(\d+) ")
+
+
+def _release(folder: Path, release: int, published: bool = True) -> None:
+    """A seeds tree of one release: top.md and sub/s.md, titled by release."""
+    for name in ("top.md", "sub/s.md"):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shown = "true" if published or name == "top.md" else "false"
+        path.write_text(
+            f"---\ntitle: {name} of release {release}\n"
+            f"webUrl: https://example.com/{Path(name).stem}\n"
+            f"publishedDateTime: 2024-01-01\npublished: {shown}\n---\n",
+            encoding="utf-8",
+        )
+
+
+def feed_titles(titles: set[str]) -> Check:
+    """A check that /feed.rss holds exactly these titles."""
+
+    def check(status: int, body: bytes) -> bool:
+        assert status == 200
+        return {entry.title for entry in feedparser.parse(body).entries} == titles
+
+    return check
+
+
+def test_a_seeds_folder_swapped_by_rename_stays_watched(
+    start_gunicorn: Callable[..., GunicornServer], tmp_path: Path
+) -> None:
+    seeds = tmp_path / "seeds"
+    _release(seeds, 0)
+    server = start_gunicorn(
+        seeds, "-c", GUNICORN_CONF, *ACCESS_LOG, env={"FEEDSERVER_RELOAD_INTERVAL": str(INTERVAL)}
+    )
+    every_worker(server, "/feed.rss", feed_titles({"top.md of release 0", "sub/s.md of release 0"}))
+    for release in (1, 2):  # the usual atomic deploy, twice
+        _release(tmp_path / "seeds.new", release)
+        os.rename(seeds, tmp_path / f"seeds.old{release}")
+        os.rename(tmp_path / "seeds.new", seeds)
+        titles = {f"top.md of release {release}", f"sub/s.md of release {release}"}
+        every_worker(server, "/feed.rss", feed_titles(titles))
+    # The release's takedown in a subfolder: each worker's first or second reload after the
+    # edit takes it down (not the every-tenth full scan).
+    offset = len(server.output())
+    _release(seeds, 2, published=False)
+    every_worker(server, "/feed.rss", feed_titles({"top.md of release 2"}))
+    reloads: dict[str, list[int]] = {}
+    for pid, parsed in _RELOADED.findall(server.output()[offset:]):
+        reloads.setdefault(pid, []).append(int(parsed))
+    workers = live_workers(server)
+    assert workers <= reloads.keys(), reloads
+    for pid in workers:
+        first_parse = next(n for n, parsed in enumerate(reloads[pid]) if parsed)
+        assert first_parse <= 1, (pid, reloads[pid])
+    assert "Traceback" not in server.output()

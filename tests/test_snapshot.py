@@ -3,10 +3,14 @@ parsed again, a bad snapshot is ignored, and processes starting together parse o
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.metadata
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +21,7 @@ from typing import Any, NamedTuple
 import feedparser
 import pytest
 
-from feedserver import snapshot
+from feedserver import content, snapshot
 from feedserver.snapshot import MAGIC, SeedSnapshot, decode, encode, load_store
 from feedserver.store import CatalogStore, ReloadReport
 
@@ -383,3 +387,185 @@ def test_unreadable_folder_keeps_its_files(
     report = store.reload()
     assert (report.removed, report.files) == (1, 2)
     assert sorted(store.file_states()) == ["a/b/two.md", "a/one.md"]
+
+
+# --- what the snapshot's version covers ----------------------------------------------------
+
+
+def _feedserver_imports(module: str) -> set[str]:
+    """The feedserver modules a module imports (relative imports), transitively."""
+    found: set[str] = set()
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        tree = ast.parse((ROOT / "feedserver" / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                targets = [node.module] if node.module else [a.name for a in node.names]
+                for target in targets:
+                    if target not in found:
+                        found.add(target)
+                        pending.append(target)
+    return found
+
+
+def test_every_module_that_builds_articles_and_bodies_is_in_the_version() -> None:
+    assert _feedserver_imports("seeds") <= set(snapshot.SHAPING_MODULES)
+    assert {"seeds", "content", "store", "snapshot"} <= set(snapshot.SHAPING_MODULES)
+
+
+@pytest.mark.parametrize("module", snapshot.SHAPING_MODULES)
+def test_a_change_to_any_shaping_module_changes_the_version(
+    module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = snapshot.code_version()
+    loaded = importlib.import_module(f"feedserver.{module}")
+    copy = tmp_path / f"{module}.py"
+    copy.write_bytes(Path(loaded.__file__ or "").read_bytes() + b"\n# another release\n")
+    monkeypatch.setattr(loaded, "__file__", str(copy))
+    assert snapshot.code_version() != before
+
+
+@pytest.mark.parametrize("distribution", snapshot.SHAPING_LIBRARIES)
+def test_another_release_of_any_shaping_library_changes_the_version(
+    distribution: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = snapshot.code_version()
+    real = importlib.metadata.version
+
+    def version(name: str) -> str:
+        return "999.0" if name.lower() == distribution.lower() else real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert snapshot.code_version() != before
+
+
+def test_a_sanitizer_change_is_not_served_from_an_old_snapshot(
+    tmp_seeds: Path,
+    cache: Path,
+    tmp_path: Path,
+    write_file: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fields = "title: Pictured\nwebUrl: https://example.com/p\npublishedDateTime: 2024-01-01\n"
+    write_file("a.md", f"---\n{fields}published: true\n---\n![a picture](/picture.png)\n")
+    first, _ = start(tmp_seeds, cache)
+    assert "<img" in first.catalog.everything.articles[0].body_html
+    # The next release drops `img` from the allow-list: its file and its behaviour change.
+    source = Path(content.__file__ or "").read_text(encoding="utf-8")
+    assert '"a", "img", "figure"' in source
+    copy = tmp_path / "content.py"
+    copy.write_text(source.replace('"a", "img", "figure"', '"a", "figure"'), encoding="utf-8")
+    monkeypatch.setattr(content, "__file__", str(copy))
+    monkeypatch.setattr(content, "ALLOWED_TAGS", content.ALLOWED_TAGS - {"img"})
+    with caplog.at_level(logging.WARNING, logger="feedserver.snapshot"):
+        second, report = start(tmp_seeds, cache)
+    assert report.parsed == report.files == 1
+    assert "another code" in caplog.text
+    assert "<img" not in second.catalog.everything.articles[0].body_html
+
+
+# --- leftovers of an interrupted write ------------------------------------------------------
+
+KILLED_WRITER = """
+import os, signal, sys
+from feedserver import snapshot
+from feedserver.store import CatalogStore
+
+def write_and_die(out, states, header):
+    out.write(b"x" * 100_000)
+    out.flush()
+    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a power cut would
+
+snapshot.write_to = write_and_die
+snapshot.load_store(CatalogStore(sys.argv[1], 1 << 20, "Test"), sys.argv[2])
+"""
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-c", script, *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=DEADLINE, check=False
+    )
+
+
+def _names(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir()}
+
+
+def test_a_write_killed_midway_leaves_nothing_after_the_next_start(
+    seeds_dir: Path, cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = _run(KILLED_WRITER, str(seeds_dir), str(cache))
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    snap = SeedSnapshot(cache, seeds_dir, MAX_BYTES)
+    leftovers = _names(cache) - {snap.lock_path.name}
+    assert len(leftovers) == 1 and snap.path.name not in leftovers
+    with caplog.at_level(logging.WARNING, logger="feedserver.snapshot"):
+        _, report = start(seeds_dir, cache)
+    assert report.parsed == report.files
+    assert _names(cache) == {snap.lock_path.name, snap.path.name}
+    assert "left by an interrupted snapshot write" in caplog.text
+
+
+def test_only_this_users_own_temporaries_are_removed(
+    seeds_dir: Path, cache: Path, tmp_path: Path
+) -> None:
+    cache.mkdir(mode=0o700)
+    snap = SeedSnapshot(cache, seeds_dir, MAX_BYTES)
+    own = cache / f"{snap.temporary_prefix}abc123{snapshot.TEMPORARY_SUFFIX}"
+    legacy_old = cache / ".snapshot-abcd1234"
+    legacy_new = cache / ".snapshot-efgh5678"  # its writer (an older release) may be at work
+    kept = {
+        ".seeds-0123456789abcdef.abc123.tmp",  # another seeds directory's: its own lock says
+        "notes.txt",
+        legacy_new.name,
+        f"{snap.temporary_prefix}link{snapshot.TEMPORARY_SUFFIX}",  # not a regular file
+    }
+    for path in (own, legacy_old, legacy_new, cache / "notes.txt"):
+        path.write_bytes(b"x" * 100)
+    (cache / ".seeds-0123456789abcdef.abc123.tmp").write_bytes(b"x")
+    outside = tmp_path / "outside"
+    outside.write_text("keep me")
+    (cache / f"{snap.temporary_prefix}link{snapshot.TEMPORARY_SUFFIX}").symlink_to(outside)
+    hour_ago = time.time() - 2 * snapshot.LEGACY_TEMPORARY_SECONDS
+    os.utime(legacy_old, (hour_ago, hour_ago))
+    start(seeds_dir, cache)
+    assert _names(cache) == kept | {snap.lock_path.name, snap.path.name}
+    assert outside.read_text() == "keep me"
+
+
+LOCK_HOLDER = """
+import fcntl, os, sys
+handle = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_a_live_writers_temporary_is_kept(
+    seeds_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache.mkdir(mode=0o700)
+    snap = SeedSnapshot(cache, seeds_dir, MAX_BYTES)
+    writing = cache / f"{snap.temporary_prefix}live{snapshot.TEMPORARY_SUFFIX}"
+    writing.write_bytes(b"being written")
+    monkeypatch.setattr(snapshot, "LOCK_WAIT_SECONDS", 0.3)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(snap.lock_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        _, report = start(seeds_dir, cache)  # gives up waiting, loads without the lock
+        assert report.parsed == report.files
+        assert writing.read_bytes() == b"being written"
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=DEADLINE)

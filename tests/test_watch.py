@@ -160,3 +160,83 @@ def test_without_inotify_every_reload_is_a_full_scan(
     store.reload()
     assert spy.calls == [None] * 4
     assert urls(store) == {url("a"), url("b")}
+
+
+# --- folders replaced by rename, as atomic deploys do -------------------------------------
+
+
+def write_release(folder: Path, release: int) -> None:
+    """One release of a seeds tree: a.md, sub/s.md and sub/deep/d.md, titled by release."""
+    for name in ("a.md", "sub/s.md", "sub/deep/d.md"):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stem = Path(name).stem
+        path.write_text(
+            f"---\ntitle: {stem} of release {release}\nwebUrl: {url(stem)}\n"
+            "publishedDateTime: 2024-01-01\npublished: true\n---\n",
+            encoding="utf-8",
+        )
+
+
+def titles(store: CatalogStore) -> set[str]:
+    return {article.title for article in store.catalog.everything.articles}
+
+
+def test_a_seeds_folder_swapped_by_rename_is_watched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "seeds"
+    write_release(root, 0)
+    spy = ScanSpy(monkeypatch)
+    store = CatalogStore(root, 1 << 20, "Test", watch=True)
+    for _ in range(3):  # as in `watched`: every folder watched and listed once
+        store.reload()
+    for release in (1, 2):
+        write_release(tmp_path / "seeds.new", release)
+        os.rename(root, tmp_path / f"seeds.old{release}")
+        os.rename(tmp_path / "seeds.new", root)
+        store.reload()  # the next reload sees the whole new release, from inotify's events
+        assert spy.calls[-1] is not None
+        assert titles(store) == {f"{stem} of release {release}" for stem in "asd"}
+        store.reload()  # the new folders are watched from here on
+    # A takedown in a subfolder of the new release: the reload after it takes it down.
+    text = (root / "sub" / "s.md").read_text(encoding="utf-8")
+    (root / "sub" / "s.md").write_text(text.replace("published: true", "published: false"))
+    store.reload()
+    assert spy.calls[-1] == {"sub/"}
+    assert url("s") not in urls(store)
+    # Edits anywhere are still seen at once; the old releases are no longer watched.
+    (tmp_path / "seeds.old2" / "a.md").write_text("---\ntitle: [broken\n---\n")
+    (root / "sub" / "deep" / "d.md").write_text(
+        (root / "sub" / "deep" / "d.md").read_text().replace("release 2", "release 3")
+    )
+    store.reload()
+    assert spy.calls[-1] == {"sub/deep/"}
+    assert "d of release 3" in titles(store)
+    store.reload()
+    assert spy.calls[-1] == set()
+
+
+def test_a_subfolder_swapped_by_rename_is_listed_and_watched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "seeds"
+    write_release(root, 0)
+    spy = ScanSpy(monkeypatch)
+    store = CatalogStore(root, 1 << 20, "Test", watch=True)
+    for _ in range(3):
+        store.reload()
+    write_release(tmp_path / "next", 1)
+    os.rename(tmp_path / "next" / "sub", root / ".sub.new")  # hidden until it is swapped in
+    os.rename(root / "sub", tmp_path / "sub.old")
+    os.rename(root / ".sub.new", root / "sub")
+    store.reload()
+    assert spy.calls[-1] is not None
+    assert titles(store) == {"a of release 0", "s of release 1", "d of release 1"}
+    store.reload()
+    (root / "sub" / "deep" / "d.md").write_text(
+        (root / "sub" / "deep" / "d.md").read_text().replace("release 1", "release 2")
+    )
+    store.reload()
+    assert spy.calls[-1] == {"sub/deep/"}
+    assert "d of release 2" in titles(store)
