@@ -8,14 +8,13 @@ from typing import Any
 
 from flask import Flask
 
-from . import errors, pages, redirects, scheduler, web, websub
+from . import errors, pages, redirects, scheduler, slashes, web, websub
 from .cache import RenderCache
 from .cached_responses import CachedResponses
 from .config import SETTINGS_EXTENSION, Settings, check_seeds_dir, load_config
 from .health import ProblemSummaries
 from .logs import configure_logging
 from .responses import add_nosniff
-from .slashes import SingleSlashes
 from .snapshot import load_store
 from .store import CatalogStore
 
@@ -57,6 +56,7 @@ def create_app(
     app.register_blueprint(pages.bp)
     app.register_blueprint(redirects.bp)
     errors.init_app(app)
+    slashes.init_app(app)
     app.after_request(add_nosniff)
     # Cached responses are answered before Flask is involved at all.
     app.wsgi_app = CachedResponses(  # type: ignore[method-assign]
@@ -70,8 +70,6 @@ def create_app(
     from . import stats_views  # imports prometheus_client: only once an app is built
 
     stats_views.init_app(app, settings)
-    # Before all of it: a path has one spelling, so one cache entry and one count.
-    app.wsgi_app = SingleSlashes(app.wsgi_app, settings.base_url)  # type: ignore[method-assign]
     if reload_in_background:
         reloads = scheduler.init_app(app, store, settings.reload_interval)
         websub.init_app(app, reloads, settings)

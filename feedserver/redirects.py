@@ -37,13 +37,13 @@ FEED_ALIASES = {
 ALIAS_MAX_AGE = 86400
 # Characters a query string keeps as they are in the Location header; anything else,
 # commas, semicolons and quotes included (as in every URL put in a header), is encoded.
-QUERY_SAFE = "/?&=+%:@$!*()~"
+_QUERY_SAFE = "/?&=+%:@$!*()~"
 
 
 def _moved(path: str, max_age: int) -> Response:
     """A 301 to a path of this site, keeping the request's query string."""
     site = Urls(current_settings().base_url)
-    location = site.path(path, quote(request.query_string, safe=QUERY_SAFE))
+    location = site.path(path, quote(request.query_string, safe=_QUERY_SAFE))
     response = Response(f"Moved to {location}\n", 301, content_type=CONTENT_TYPES["text"])
     response.headers["Location"] = location
     response.headers["Cache-Control"] = cache_control(max_age)

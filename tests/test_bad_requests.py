@@ -43,6 +43,9 @@ BAD_PATHS = [
     "/topics/\\..\\..\\etc\\passwd.rss",
     "/topics/%25252e%25252e.rss",
     "/../../etc/passwd",
+    # repeated slashes name nothing, not even a feed (one URL per feed)
+    "//feed.rss",
+    "///topics/ai.rss",
     "/%2e%2e/%2e%2e/etc/passwd",
     "//etc/passwd",
     "///etc/passwd",
@@ -92,7 +95,15 @@ BAD_PATHS = [
     "/topics/~root.rss",
 ]
 # Werkzeug merges repeated slashes with a 308 to the merged path.
-MERGED_SLASHES = ["/static//etc/passwd", "/static/%2fetc%2fpasswd", "/topics//ai.rss"]
+MERGED_SLASHES = [
+    "/static//etc/passwd",
+    "/static/%2fetc%2fpasswd",
+    "/topics//ai.rss",
+    # werkzeug would route these to the feeds themselves: a second URL of each feed.
+    "//feed.rss",
+    "///topics/ai.rss",
+    "//topics/ai.atom?limit=5",
+]
 
 
 def secrets_in(text: str, *paths: Path) -> list[str]:

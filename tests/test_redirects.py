@@ -3,7 +3,6 @@ bare paths, never from the Host header."""
 
 from __future__ import annotations
 
-import http.client
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -123,39 +122,3 @@ def test_feedparser_follows_them_to_the_feed(server: GunicornServer, path: str) 
     assert parsed.status == 301 and not parsed.bozo
     assert parsed.entries
     assert parsed.href.startswith(server.url) and parsed.href != server.url + path
-
-
-# --- one spelling of a path: repeated slashes --------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("path", "query", "target"),
-    [
-        ("//feed.rss", "", "/feed.rss"),
-        ("///topics/ai.rss", "limit=5", "/topics/ai.rss?limit=5"),
-        ("/topics//ai.atom", "", "/topics/ai.atom"),
-        ("//topics/ai+azure.json", "q=a%20b", "/topics/ai+azure.json?q=a%20b"),
-        ("//", "", "/"),
-    ],
-)
-def test_repeated_slashes_move_to_the_single_slashed_path(
-    client: FlaskClient, path: str, query: str, target: str
-) -> None:
-    # The test client would read "//host" as a host name: the path goes in as WSGI gives it.
-    response = client.get(BASE, environ_overrides={"PATH_INFO": path, "QUERY_STRING": query})
-    assert response.status_code == 301
-    assert response.headers["Location"] == BASE + target
-    assert response.headers["Cache-Control"].startswith("public")
-
-
-def test_repeated_slashes_move_behind_a_real_gunicorn(server: GunicornServer) -> None:
-    """The path as a client sends it: `//feed.rss` is a 301 to `/feed.rss` every time (before
-    the render cache, polite polling and the figures, which then see one path)."""
-    for _ in range(5):
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        connection.request("GET", "//feed.rss", headers={"User-Agent": "curl/8.0"})
-        response = connection.getresponse()
-        response.read()
-        connection.close()
-        assert response.status == 301
-        assert response.getheader("Location") == "/feed.rss"
