@@ -244,3 +244,38 @@ def test_concurrent_checks_after_a_reload_build_one_summary(
         thread.join()
     assert statuses == [200] * 30
     assert summaries.builds == 1
+
+
+# --- the stats database, as it is at start -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["its folder is a file", "it is no database"])
+def test_a_stats_database_that_cannot_be_used_at_start_is_failing_at_once(
+    make_app: Callable[..., Flask], seeds_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    """Reported from the first request, not only after a first failed write; a write with
+    nothing to write does not make it ok; it is ok once the database can be used again."""
+    blocker = tmp_path / "blocker"
+    if kind == "its folder is a file":
+        blocker.write_text("x")
+        path = blocker / "stats.sqlite3"
+    else:
+        blocker.write_bytes(b"not SQLite at all " * 100)
+        path = blocker
+    app = make_app(seeds_dir, stats_db=str(path))
+    client = app.test_client()
+    assert get(client).get_json()["stats"] == "failing"
+    recorder = app.extensions["feedserver.polls"]
+    recorder.flush()  # /healthz polls are not counted: nothing to write
+    assert get(client).get_json()["stats"] == "failing"
+    assert client.get("/feed.rss").status_code == 200  # serving goes on
+    blocker.unlink()
+    recorder.flush()
+    assert get(client).get_json()["stats"] == "ok"
+
+
+def test_a_usable_stats_database_is_ok_at_start(
+    make_app: Callable[..., Flask], seeds_dir: Path, tmp_path: Path
+) -> None:
+    app = make_app(seeds_dir, stats_db=str(tmp_path / "stats.sqlite3"))
+    assert get(app.test_client()).get_json()["stats"] == "ok"
