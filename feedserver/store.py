@@ -294,8 +294,7 @@ class CatalogStore:
         only = self._folders_to_list()
         changes = self._index.scan(str(self.seeds_dir), only)
         now = self.clock()
-        release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
-        rebuilt = bool(changes or release_due or self.last_report is None)
+        rebuilt = bool(changes or self._embargo_due(now) or self.last_report is None)
         changed = self._parse_changed(changes)  # (before, after) of each file
         changed += self._drop_removed(changes.removed)
         changed += self._take_unbuilt()
@@ -321,6 +320,12 @@ class CatalogStore:
         )
         self._log_report(report)
         return report
+
+    def _embargo_due(self, now: datetime) -> bool:
+        """Whether a scheduled article is due, or a shown one is dated after `now` (the clock
+        was ahead when it was released, and has gone back)."""
+        release = self.catalog.next_release
+        return (release is not None and release <= now) or self.catalog.everything.updated > now
 
     def _parse_changed(self, changes: Changes) -> list[_Swap]:
         """Parse the new and changed files and keep their states; what each served before
