@@ -1,12 +1,12 @@
-"""The background reload: one APScheduler job per serving process.
+"""The background reload: one loop per serving process, paced by a monotonic clock.
 
-A thread started before a fork does not exist in the child, so the scheduler is not started
+A thread started before a fork does not exist in the child, so the loop is not started
 when the app is built (which may be in gunicorn's master with --preload) but by the first
 request each process handles (or by gunicorn's post_worker_init hook in gunicorn_hooks.py,
 which `feedserver serve` and config/gunicorn.conf.py both use). A catalog loaded more than
 an interval ago is brought up to date at once, in the background.
 
-Under gunicorn's gevent worker (the standard library monkey-patched) the job is a greenlet of
+Under gunicorn's gevent worker (the standard library monkey-patched) the loop is a greenlet of
 the event loop, and a reload (parsing files, rebuilding collections) would hold that loop for
 its whole length: there the reload itself runs in a real OS thread of gevent's thread pool,
 so the loop goes on serving requests between the interpreter's switches of the GIL."""
@@ -19,11 +19,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TypeVar
 
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from .catalog import Catalog
@@ -65,24 +62,21 @@ def off_the_event_loop(work: Callable[[], Result]) -> Result:
         sys.setswitchinterval(usual)
 
 
-def _new_scheduler() -> BaseScheduler:
-    """A scheduler whose loop and jobs live beside the requests: greenlets under gevent
-    (APScheduler's BackgroundScheduler may have been imported before the patching, and would
-    then start a real thread whose job could not use the event loop), threads otherwise."""
-    if under_gevent():
-        from apscheduler.schedulers.gevent import GeventScheduler
-
-        return GeventScheduler()
-    return BackgroundScheduler(daemon=True)
-
-
 class ReloadScheduler:
-    """Starts, at most once per process, a job that reloads the store every interval."""
+    """Runs, at most once per process, a loop that reloads the store every interval.
+
+    The loop is paced by the store's monotonic clock, never by the wall clock: a clock
+    stepped an hour ahead and back (as NTP may do) would otherwise leave the next run an
+    hour away, and nothing would reload meanwhile. Its waits (threading.Event, and gevent's
+    timers under gevent) are monotonic as well."""
 
     def __init__(self, store: CatalogStore, interval_seconds: int) -> None:
         self.store = store
         self.interval_seconds = interval_seconds
-        self._scheduler: BaseScheduler | None = None
+        self._thread: threading.Thread | None = None
+        self._wake: threading.Event | None = None
+        self._stopped = False
+        self._due = 0.0  # on the monotonic clock: when the next reload starts
         self._pid: int | None = None
         self._lock = threading.Lock()
         # Called in the serving process when its job starts, and after each reload that
@@ -91,11 +85,11 @@ class ReloadScheduler:
         self.listeners: list[Callable[[Catalog, Catalog], None]] = []
 
     def running(self) -> bool:
-        """Whether this process has a live scheduler."""
-        return self._pid == os.getpid() and self._scheduler is not None
+        """Whether this process has a live reload loop."""
+        return self._pid == os.getpid() and self._thread is not None
 
     def ensure_started(self) -> None:
-        """Start the job in this process unless it already runs here."""
+        """Start the loop in this process unless it already runs here."""
         if self.running():
             return
         with self._lock:
@@ -103,39 +97,63 @@ class ReloadScheduler:
                 return
             for start in self.on_start:
                 start()
-            self._scheduler = _new_scheduler()
-            # A catalog inherited from a parent may be old: catch up at once, in the
-            # background, so this process starts serving without waiting for it.
-            first_run = datetime.now(UTC) if self._catalog_is_old() else None
-            self._scheduler.add_job(
-                self.reload,
-                "interval",
-                seconds=self.interval_seconds,
-                id="reload-seeds",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=self.interval_seconds,
-                **({"next_run_time": first_run} if first_run else {}),
-            )
-            # Build the served catalog's search index now, in the background, so that the
-            # first filtered request does not wait for it; a catch-up reload due now does so
-            # itself (one at a time: both hand the GIL over more often while they run).
-            if first_run is None:
-                self._scheduler.add_job(self.prepare_search, id="prepare-search")
-            self._scheduler.start()
+            # Made here, in the serving process: under gevent, an Event or a thread made
+            # before the worker patched threading (in a --preload master) would block the
+            # whole event loop, or run outside it.
+            self._wake = threading.Event()
+            self._stopped = False
+            self._thread = threading.Thread(target=self._run, name="reload-seeds", daemon=True)
             self._pid = os.getpid()
+            self._thread.start()
             logger.info(
                 "reload scheduler started in process %d (%s)",
                 self._pid,
                 "gevent: reloads run in a thread of its pool" if under_gevent() else "threads",
             )
 
+    def wake(self) -> None:
+        """Have the loop look at the clock again now (a stop, or a test's moved clock)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def stop(self) -> None:
+        """End this process's loop after the reload it may be running."""
+        self._stopped = True
+        self.wake()
+
+    def _run(self) -> None:
+        # A catalog inherited from a parent may be old: catch up at once, so this process
+        # starts serving without waiting for it. Otherwise build the served catalog's search
+        # index now, so that the first filtered request does not wait for it.
+        if self._catalog_is_old():
+            self._due = self.store.monotonic()
+        else:
+            self._due = self.store.monotonic() + self.interval_seconds
+            self._guarded(self.prepare_search)
+        wake = self._wake
+        assert wake is not None
+        while not self._stopped:
+            delay = self._due - self.store.monotonic()
+            if delay > 0:
+                wake.wait(delay)
+                wake.clear()
+                continue
+            # Paced from each start; a reload that overran the interval is not run twice.
+            self._due = self.store.monotonic() + self.interval_seconds
+            self._guarded(self.reload)
+
+    @staticmethod
+    def _guarded(work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception:  # a bug must never stop reloads for good
+            logger.exception("reload job failed")
+
     def _catalog_is_old(self) -> bool:
-        report = self.store.last_report
-        if report is None:
+        completed = self.store.last_completed
+        if completed is None:
             return True
-        age = (self.store.clock() - report.started).total_seconds()
-        return age >= self.interval_seconds
+        return self.store.monotonic() - completed >= self.interval_seconds
 
     def reload(self) -> None:
         """Reload the store, then tell the listeners of a new catalog; a failure is logged

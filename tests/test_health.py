@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from feedserver import create_app
-from feedserver.health import MAX_LISTED, ProblemSummaries, is_trusted
+from feedserver.health import MAX_LISTED, ProblemSummaries, health, is_trusted
 from feedserver.store import CatalogStore
 
 from .conftest import TEST_BASE_URL
@@ -47,9 +47,7 @@ def background_app(seeds_dir: Path) -> Iterator[Callable[[int], Flask]]:
 
     yield make
     for app in apps:
-        scheduler = app.extensions["feedserver.scheduler"]._scheduler
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+        app.extensions["feedserver.scheduler"].stop()
 
 
 def wait_for(check: Callable[[], bool], what: str, deadline: float = 60.0) -> None:
@@ -153,13 +151,12 @@ def test_stale_when_no_reload_completed_for_three_intervals(
     client = app.test_client()
     store: CatalogStore = app.extensions["feedserver.store"]
     assert get(client).status_code == 200
-    report = store.last_report
-    assert report is not None
-    completed = report.started + timedelta(seconds=report.duration_seconds)
-    allowed = timedelta(seconds=3 * 60 + report.duration_seconds)
-    store.clock = lambda: completed + allowed - timedelta(seconds=1)  # still ok
+    report, completed = store.last_report, store.last_completed
+    assert report is not None and completed is not None
+    allowed = 3 * 60 + report.duration_seconds
+    store.monotonic = lambda: completed + allowed - 1  # still ok
     assert get(client).status_code == 200
-    store.clock = lambda: completed + allowed + timedelta(seconds=2)
+    store.monotonic = lambda: completed + allowed + 2
     response = get(client)
     assert response.status_code == 503
     data = response.get_json()
@@ -188,6 +185,172 @@ def test_stale_when_the_reload_thread_hangs(
     assert get(client).status_code == 503
     release.set()
     wait_for(lambda: get(client).status_code == 200, "ok again")
+
+
+class Clocks:
+    """A wall clock and a monotonic clock that tests move by hand; the wall clock may be
+    stepped either way, as NTP or an operator does."""
+
+    def __init__(self) -> None:
+        self.wall_offset = timedelta(0)
+        self.elapsed = 0.0
+        self._origin = time.monotonic()
+
+    def wall(self) -> datetime:
+        return datetime.now(UTC) + self.wall_offset
+
+    def monotonic(self) -> float:
+        return self._origin + self.elapsed
+
+
+def clocked_store(seeds: Path, clocks: Clocks) -> CatalogStore:
+    store = CatalogStore(seeds, 1 << 20, "Test", clock=clocks.wall, monotonic=clocks.monotonic)
+    store.reload()
+    return store
+
+
+def status(store: CatalogStore, interval: int = 60) -> tuple[str, dict[str, Any]]:
+    _, data = health(store, ProblemSummaries(), reload_interval=interval, trusted=True)
+    return data["status"], data
+
+
+def test_a_wall_clock_stepped_back_does_not_hide_that_reloads_stopped(seeds_dir: Path) -> None:
+    """The last reload ran while the clock was an hour ahead; the clock goes back and no
+    reload runs: stale after three intervals of real (monotonic) time, though by the wall
+    clock that reload is still an hour in the future."""
+    clocks = Clocks()
+    clocks.wall_offset = timedelta(hours=1)
+    store = clocked_store(seeds_dir, clocks)
+    clocks.wall_offset = timedelta(0)
+    clocks.elapsed = 3 * 60 - 1
+    assert status(store)[0] == "ok"
+    clocks.elapsed = 3 * 60 + 5
+    state, data = status(store)
+    assert state == "stale"
+    assert "no reload has completed for 18" in data["reason"]
+    # Shown as the wall time it ran at; only the staleness goes by the monotonic clock.
+    assert data["last_reload"] > datetime.now(UTC).isoformat()
+
+
+def test_a_wall_clock_stepped_ahead_does_not_make_a_fresh_reload_stale(seeds_dir: Path) -> None:
+    clocks = Clocks()
+    store = clocked_store(seeds_dir, clocks)
+    clocks.wall_offset = timedelta(days=1)
+    clocks.elapsed = 10
+    assert status(store)[0] == "ok"
+
+
+def test_a_running_reload_is_stale_only_once_it_has_run_too_long(seeds_dir: Path) -> None:
+    """A reload that started within the window is not overdue (the one before it may be
+    old); one hung for longer than the window is."""
+    clocks = Clocks()
+    store = clocked_store(seeds_dir, clocks)
+    clocks.elapsed = 10 * 60  # nothing reloaded for ten minutes
+    assert status(store)[0] == "stale"
+    release, entered = threading.Event(), threading.Event()
+    reload_for_real = store._reload
+
+    def hanging_reload(started: datetime, clock_start: float) -> Any:
+        entered.set()
+        release.wait(60)
+        return reload_for_real(started, clock_start)
+
+    store._reload = hanging_reload  # type: ignore[method-assign]
+    thread = threading.Thread(target=store.reload)
+    thread.start()
+    try:
+        assert entered.wait(30)
+        clocks.elapsed += 3 * 60 - 1  # running, and started within the window
+        assert status(store)[0] == "ok"
+        clocks.elapsed += 10
+        state, data = status(store)
+        assert state == "stale"
+        assert "a reload has been running for 18" in data["reason"]
+    finally:
+        release.set()
+        thread.join()
+    assert status(store)[0] == "ok"
+
+
+def count_reloads(store: CatalogStore) -> Callable[[], int]:
+    """How many reloads the store has completed since this was called."""
+    done: list[object] = []
+    store.after_reload.append(lambda _store, report: done.append(report))
+    return lambda: len(done)
+
+
+def test_reloads_keep_the_pace_of_the_monotonic_clock_whatever_the_wall_clock_does(
+    background_app: Callable[[int], Flask],
+) -> None:
+    app = background_app(60)
+    store: CatalogStore = app.extensions["feedserver.store"]
+    scheduler = app.extensions["feedserver.scheduler"]
+    clocks = Clocks()
+    store.clock, store.monotonic = clocks.wall, clocks.monotonic
+    reloads = count_reloads(store)
+    client = app.test_client()
+    assert get(client).status_code == 200  # starts the loop: the next reload in 60 s
+    clocks.wall_offset = timedelta(hours=1)
+    scheduler.wake()
+    time.sleep(0.3)
+    assert reloads() == 0  # an hour of wall time is no interval
+    clocks.elapsed = 60
+    scheduler.wake()
+    wait_for(lambda: reloads() == 1, "reloaded after an interval")
+    clocks.wall_offset = timedelta(0)  # stepped back: the next reload is still 60 s away
+    clocks.elapsed = 90
+    scheduler.wake()
+    time.sleep(0.3)
+    assert reloads() == 1
+    clocks.elapsed = 121
+    scheduler.wake()
+    wait_for(lambda: reloads() == 2, "reloaded after the clock went back")
+    data = get(client).get_json()
+    assert data["status"] == "ok"
+    last = datetime.fromisoformat(data["last_reload"].replace("Z", "+00:00"))
+    assert abs(last - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_a_process_clock_an_hour_ahead_for_a_moment_does_not_stop_reloads(
+    background_app: Callable[[int], Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack of issue 19 with real time passing: every wall-clock reading of the process
+    (the store's, and a scheduler library's if one is in use) an hour ahead for a moment, then
+    back. Reloads go on at their interval, and a takedown made afterwards is served."""
+    clocks = Clocks()
+
+    class SteppedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + clocks.wall_offset
+
+    try:  # the scheduler library feedserver once paced reloads with, if it is installed
+        import apscheduler.schedulers.base as library
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        monkeypatch.setattr(library, "datetime", SteppedDatetime)
+    app = background_app(1)
+    store: CatalogStore = app.extensions["feedserver.store"]
+    store.clock = clocks.wall
+    reloads = count_reloads(store)
+    client = app.test_client()
+    get(client)  # starts the loop
+    clocks.wall_offset = timedelta(hours=1)
+    wait_for(lambda: reloads() >= 1, "a reload while the clock is ahead")
+    time.sleep(1.5)
+    clocks.wall_offset = timedelta(0)
+    after_the_step = reloads()
+    seed = next(
+        p for p in sorted(store.seeds_dir.rglob("*.txt")) if "published: true" in p.read_text()
+    )
+    seed.write_text(seed.read_text("utf-8").replace("published: true", "published: false"))
+    wait_for(lambda: reloads() >= after_the_step + 2, "reloads after the clock went back", 10)
+    data = get(client).get_json()
+    assert data["status"] == "ok"
+    assert data["articles"] == 1  # the takedown is served
+    last = datetime.fromisoformat(data["last_reload"].replace("Z", "+00:00"))
+    assert abs(last - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 def test_without_background_reloads_nothing_is_overdue(app: Flask) -> None:
