@@ -3,7 +3,7 @@
 Both run in fresh processes (see fresh.py) and read their own VmRSS from /proc/self/status
 after serving one request and a full garbage collection:
 - serving: `create_app` over the seed tree, then one request for the biggest topic's feed;
-- idle: the same modules imported (Flask, feedgen, PyYAML, APScheduler, feedserver with its
+- idle: the same modules imported (Flask, feedgen, PyYAML, feedserver with its
   statistics views and prometheus_client), a one-route Flask app, one request.
 """
 
@@ -50,7 +50,6 @@ def serving_rss(root: str, cache_dir: str = "") -> dict[str, Any]:
 
 def idle_rss() -> dict[str, Any]:
     """RSS of a process with the same imports and a trivial Flask app after one request."""
-    import apscheduler.schedulers.background  # noqa: F401
     from flask import Flask
 
     import feedserver.render
