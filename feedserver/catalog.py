@@ -7,8 +7,8 @@ import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from itertools import compress
+from datetime import UTC, datetime, timedelta
+from itertools import compress, takewhile
 from operator import not_
 
 from .models import Article, Provider, Topic
@@ -209,6 +209,24 @@ def _revise_index(
     return dict(sorted(index.items()))
 
 
+def _recalled(old: Catalog, now: datetime, gone_ids: set[int]) -> list[Article]:
+    """The shown articles dated after `now`: released while the clock was ahead, they are
+    withheld again (newest first, so they lead the all-articles collection)."""
+    ahead = takewhile(lambda a: a.published_at > now, old.everything.articles)
+    return [a for a in ahead if id(a) not in gone_ids]
+
+
+def _recall_changes(changes: ChangeTimes, recalled: list[Article]) -> ChangeTimes:
+    """Date the recall past the newest recalled article: Last-Modified then moves beyond what
+    a cache got with it, so revalidating by date alone does not keep it (fail closed)."""
+    when = max(a.published_at for a in recalled) + timedelta(seconds=1)
+    changes = dict(changes)
+    for article in recalled:
+        for key in collection_keys(article):
+            changes[key] = max(changes.get(key, EPOCH), when)
+    return changes
+
+
 def update_catalog(
     old: Catalog,
     gone: Iterable[Article],
@@ -220,6 +238,8 @@ def update_catalog(
 ) -> Catalog:
     """The next snapshot: old without `gone`, with `arrived`, at `now`.
 
+    Embargo is decided again from `now` every time: a scheduled article dated at or before
+    it is shown, and a shown one dated after it (the clock went back) is scheduled again.
     Only the collections that an article joins or leaves (or whose files changed, per
     `changes`) are rebuilt; the others are shared with the old snapshot, so a reload costs
     what changed, not what exists. `gone` must hold the old snapshot's own objects.
@@ -229,12 +249,15 @@ def update_catalog(
     waiting_ids = {id(article) for article in old.scheduled}
     # Of the gone articles, those the old snapshot shows (the others are in no collection).
     shown = [a for a in gone if a.published and id(a) not in waiting_ids]
+    recalled = _recalled(old, now, gone_ids)
     departures: dict[CollectionKey, list[Article]] = defaultdict(list)
-    for article in shown:
+    for article in shown + recalled:
         for key in collection_keys(article):
             departures[key].append(article)
+    if recalled:
+        changes = _recall_changes(changes, recalled)
     arriving = [a for a in arrived if a.published]
-    waiting = [a for a in old.scheduled if id(a) not in gone_ids]
+    waiting = [a for a in old.scheduled if id(a) not in gone_ids] + recalled
     waiting += [a for a in arriving if a.published_at > now]
     visible = [a for a in arriving if a.published_at <= now]
     visible += [a for a in waiting if a.published_at <= now]

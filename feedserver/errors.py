@@ -10,6 +10,7 @@ import logging
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
+from . import accept
 from .config import current_settings
 from .negotiation import is_navigation, is_public_data
 from .responses import CONTENT_TYPES, CORS, CSP, NO_STORE
@@ -17,9 +18,12 @@ from .urls import HEALTH
 
 logger = logging.getLogger(__name__)
 
+JSON_OR_TEXT = ("text/plain", "application/json")
+
 
 def _wants_json() -> bool:
-    best = request.accept_mimetypes.best_match(["text/plain", "application/json"])
+    # The bounded Accept, parsed once per request (accept.py), not werkzeug's whole header.
+    best = accept.best_match(accept.summary_of(request.environ), JSON_OR_TEXT)
     return best == "application/json" or request.path.endswith((".json", HEALTH))
 
 

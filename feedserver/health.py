@@ -8,12 +8,11 @@ import ipaddress
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from .catalog import Catalog, Problem
 from .jsontext import utc_time
-from .store import CatalogStore, ReloadReport
+from .store import CatalogStore
 
 # Problems listed by name; the rest are only counted (100,000 bad files made 9.5 MB).
 MAX_LISTED = 100
@@ -81,20 +80,26 @@ def is_trusted(remote_addr: str | None, networks: Iterable[Network]) -> bool:
     return any(a in network for a in candidates for network in networks)
 
 
-def stale_reason(report: ReloadReport | None, now: datetime, interval_seconds: int) -> str | None:
-    """Why reloads are overdue, or None: the last completed reload is older than
-    STALE_INTERVALS intervals plus its own duration (a hung reload, a dead scheduler)."""
-    if report is None:
-        return "no reload has completed"
-    completed = report.started + timedelta(seconds=report.duration_seconds)
-    age = (now - completed).total_seconds()
-    allowed = STALE_INTERVALS * interval_seconds + report.duration_seconds
-    if age <= allowed:
+def stale_reason(store: CatalogStore, interval_seconds: int) -> str | None:
+    """Why reloads are overdue, or None: no reload has completed, and none is running that
+    started, within STALE_INTERVALS intervals plus the last one's duration (a hung reload, a
+    dead scheduler). Measured on the store's monotonic clock: a wall clock stepped back an
+    hour must not make the last reload look current, nor one stepped ahead make it old."""
+    report = store.last_report
+    took = report.duration_seconds if report is not None else 0.0
+    allowed = STALE_INTERVALS * interval_seconds + took
+    now = store.monotonic()
+    running, completed = store.reloading_since, store.last_completed
+    if running is not None and now - running <= allowed:
         return None
-    return (
-        f"no reload has completed for {age:.0f} s (one is due every {interval_seconds} s; "
-        f"the last took {report.duration_seconds:.1f} s)"
-    )
+    if completed is not None and now - completed <= allowed:
+        return None
+    due = f"one is due every {interval_seconds} s; the last took {took:.1f} s"
+    if running is not None:
+        return f"a reload has been running for {now - running:.0f} s ({due})"
+    if completed is None:
+        return "no reload has completed"
+    return f"no reload has completed for {now - completed:.0f} s ({due})"
 
 
 def health(
@@ -110,7 +115,7 @@ def health(
     report = store.last_report
     overdue = None
     if reload_interval is not None:
-        overdue = stale_reason(report, store.clock(), reload_interval)
+        overdue = stale_reason(store, reload_interval)
     reason = overdue or store.degraded_reason
     status = "stale" if overdue else "degraded" if reason else "ok"
     summary = summaries.of(catalog)

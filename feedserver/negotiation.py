@@ -7,9 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from werkzeug.datastructures import MIMEAccept
-from werkzeug.http import parse_accept_header
-
+from . import accept
 from .urls import ALL_FEEDS, FEED_EXTENSIONS, KIND_PATHS, OPML, index_path, listing_path
 
 FEED_TYPES = (
@@ -23,6 +21,7 @@ FEED_TYPES = (
 # Both variants of a feed URL name every header the choice is made on.
 FEED_VARY = "Accept-Encoding, Accept, Sec-Fetch-Dest"
 PREVIEW = "preview"
+_NAVIGATION = "feedserver.navigation"  # the request's decision, in its environ
 # The feed URLs and the public data of the layout (urls.py), as patterns.
 _COLLECTIONS = "|".join(
     [re.escape(ALL_FEEDS), *(f"{re.escape(index_path(kind))}/[^/]+" for kind in KIND_PATHS)]
@@ -49,21 +48,26 @@ def is_public_data(path: str) -> bool:
     return _PUBLIC_DATA.fullmatch(path) is not None
 
 
-def prefers_html(accept: str, alternatives: tuple[str, ...]) -> bool:
-    """Whether an Accept header ranks text/html above every one of the alternatives."""
-    parsed = parse_accept_header(accept, MIMEAccept)
-    html = parsed.quality("text/html")
-    return html > 0 and all(html > parsed.quality(other) for other in alternatives)
-
-
 def is_navigation(environ: dict[str, Any]) -> bool:
     """Whether a request is a browser opening a page: `Sec-Fetch-Dest: document`, or an
-    Accept that prefers text/html over every feed type."""
+    Accept that prefers text/html over every feed type. Decided once per request (the
+    answer is kept in its environ), from the bounded Accept of accept.py."""
+    decided = environ.get(_NAVIGATION)
+    if decided is None:
+        decided = environ[_NAVIGATION] = _decide_navigation(environ)
+    return bool(decided)
+
+
+def _decide_navigation(environ: dict[str, Any]) -> bool:
     if environ.get("HTTP_SEC_FETCH_DEST") == "document":
         return True
-    accept = environ.get("HTTP_ACCEPT")
+    header = environ.get("HTTP_ACCEPT")
     # Cheap test first: feed readers seldom name text/html at all.
-    return isinstance(accept, str) and "text/html" in accept and prefers_html(accept, FEED_TYPES)
+    if not isinstance(header, str) or "text/html" not in header:
+        return False
+    summary = accept.summary_of(environ)
+    html = accept.quality(summary, "text/html")
+    return html > 0 and all(html > accept.quality(summary, other) for other in FEED_TYPES)
 
 
 def variant(environ: dict[str, Any]) -> str:

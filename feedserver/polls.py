@@ -52,6 +52,9 @@ class PollRecorder:
         self.clock = clock
         self.dropped = 0
         self.error: str | None = None  # the stats database's last problem, for /healthz
+        # Whether the tables are known to exist: tried now, so that /healthz reports a
+        # database that cannot be opened from the first request, and again before writing.
+        self._ready = False
         self._events: deque[Event] = deque()
         self._batches: dict[date, Batch] = {}
         self._thread: threading.Thread | None = None
@@ -59,6 +62,7 @@ class PollRecorder:
         self._lock = threading.Lock()  # one drain at a time (thread, exit, tests)
         os.register_at_fork(after_in_child=self._after_fork)
         atexit.register(self.flush)
+        self._initialize()
 
     def _after_fork(self) -> None:
         # The parent's thread does not exist here, and its notes are the parent's to write.
@@ -146,22 +150,46 @@ class PollRecorder:
         else:
             batch.direct.setdefault(feed, set()).add((address, agent))
 
+    def _initialize(self) -> bool:
+        """Create the tables unless done already; False (and the reason noted) when the
+        database cannot be opened or written."""
+        if self.db is None or self._ready:
+            return self._ready
+        try:
+            self.db.initialize()
+        except StatsError as error:
+            self._failed(error)
+            return False
+        self._ready = True
+        self._recovered()
+        return True
+
+    def _failed(self, error: StatsError) -> None:
+        if str(error) != self.error:
+            logger.error("%s; polls are not being counted", error)
+        self.error = str(error)
+
+    def _recovered(self) -> None:
+        if self.error is not None:
+            logger.info("stats database writable again")
+            self.error = None
+
     def write(self) -> None:
         """Write the batches to the stats database; on failure keep serving and say why."""
         with self._lock:
             batches, self._batches = self._batches, {}
-        if self.db is None:
+        if self.db is None or not self._initialize():
             return
+        wrote = False
         for day, batch in sorted(batches.items()):
             if not batch:
                 continue
             try:
                 self.db.write(day, batch)
             except StatsError as error:
-                if str(error) != self.error:
-                    logger.error("%s; polls are not being counted", error)
-                self.error = str(error)
+                self._failed(error)
                 return
-        if self.error is not None:
-            logger.info("stats database writable again")
-            self.error = None
+            wrote = True
+        # Only a write that happened proves the database writable again.
+        if wrote:
+            self._recovered()

@@ -16,10 +16,11 @@ from functools import lru_cache
 from typing import Any
 
 from werkzeug.exceptions import BadRequest, MethodNotAllowed
-from werkzeug.http import http_date, is_resource_modified, parse_accept_header, quote_etag
+from werkzeug.http import http_date, is_resource_modified, quote_etag
 from werkzeug.sansio.utils import get_host
 from werkzeug.wrappers import Response
 
+from .accept import coding_quality
 from .negotiation import variant
 from .query import encode_query, known_parameters
 
@@ -150,8 +151,8 @@ def answer(rendered: Rendered, environ: dict[str, Any], max_age: int) -> tuple[i
     """Status, headers and body for a rendered response, honouring gzip and validators;
     `max_age` is the server's Cache-Control max-age (see Rendered.headers)."""
     # Cheap tests first: most polls carry no validators, many no Accept-Encoding.
-    accept = environ.get("HTTP_ACCEPT_ENCODING")
-    compress = bool(accept) and parse_accept_header(accept)["gzip"] > 0
+    accept: str = environ.get("HTTP_ACCEPT_ENCODING", "")
+    compress = bool(accept) and coding_quality(accept, "gzip") > 0  # bounded, as Accept is
     headers = rendered.headers(compress, max_age)
     conditional = "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ
     if conditional and not is_resource_modified(

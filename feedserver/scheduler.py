@@ -9,7 +9,13 @@ an interval ago is brought up to date at once, in the background.
 Under gunicorn's gevent worker (the standard library monkey-patched) the job is a greenlet of
 the event loop, and a reload (parsing files, rebuilding collections) would hold that loop for
 its whole length: there the reload itself runs in a real OS thread of gevent's thread pool,
-so the loop goes on serving requests between the interpreter's switches of the GIL."""
+so the loop goes on serving requests between the interpreter's switches of the GIL.
+
+APScheduler keeps a job's next run as a wall-clock time and sleeps until then: a clock
+stepped an hour back (NTP, an operator) would leave the next reload an hour away. The
+scheduler here looks at the clocks at least every CLOCK_CHECK_SECONDS, and when the wall
+clock has moved against the monotonic one it moves every job's next run by the same step,
+so reloads keep their pace on the monotonic clock, whatever the wall clock does."""
 
 from __future__ import annotations
 
@@ -19,8 +25,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -65,15 +71,74 @@ def off_the_event_loop(work: Callable[[], Result]) -> Result:
         sys.setswitchinterval(usual)
 
 
-def _new_scheduler() -> BaseScheduler:
+# The longest the scheduler sleeps without looking at the clocks, and the least difference
+# between them that counts as a step (rather than the scheduler's own lateness).
+CLOCK_CHECK_SECONDS = 5.0
+CLOCK_STEP_SECONDS = 1.0
+
+
+class ClockSteps:
+    """How far the wall clock has been stepped against the monotonic one since last asked."""
+
+    def __init__(
+        self,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.wall = wall
+        self.monotonic = monotonic
+        self._offset = wall() - monotonic()
+
+    def step(self) -> float:
+        """Seconds the wall clock jumped (ahead: positive) since the last call; 0 if none."""
+        offset = self.wall() - self.monotonic()
+        jumped = offset - self._offset
+        if abs(jumped) < CLOCK_STEP_SECONDS:
+            return 0.0
+        self._offset = offset
+        return jumped
+
+
+def follow_clock_steps(scheduler: BaseScheduler, steps: ClockSteps) -> None:
+    """Move every job's next run by the wall clock's step, if it was stepped."""
+    jumped = steps.step()
+    if not jumped:
+        return
+    logger.warning("the wall clock moved %+.0f s: reloads keep their pace", jumped)
+    for job in scheduler.get_jobs():
+        if job.next_run_time is not None:
+            job.modify(next_run_time=job.next_run_time + timedelta(seconds=jumped))
+
+
+def _steady(base: type[BaseScheduler]) -> type[BaseScheduler]:
+    """An APScheduler scheduler class that follows clock steps (see the module's doc)."""
+
+    class Steady(base):  # type: ignore[misc]
+        clock_steps = ClockSteps()
+
+        def _process_jobs(self) -> float:
+            follow_clock_steps(self, self.clock_steps)
+            wait: float | None = super()._process_jobs()
+            return CLOCK_CHECK_SECONDS if wait is None else min(wait, CLOCK_CHECK_SECONDS)
+
+    Steady.__name__ = f"Steady{base.__name__}"
+    return Steady
+
+
+def _new_scheduler(steps: ClockSteps) -> BaseScheduler:
     """A scheduler whose loop and jobs live beside the requests: greenlets under gevent
     (APScheduler's BackgroundScheduler may have been imported before the patching, and would
     then start a real thread whose job could not use the event loop), threads otherwise."""
+    options: dict[str, Any] = {}
     if under_gevent():
         from apscheduler.schedulers.gevent import GeventScheduler
 
-        return GeventScheduler()
-    return BackgroundScheduler(daemon=True)
+        base: type[BaseScheduler] = GeventScheduler
+    else:
+        base, options = BackgroundScheduler, {"daemon": True}
+    scheduler = _steady(base)(**options)
+    scheduler.clock_steps = steps
+    return scheduler
 
 
 class ReloadScheduler:
@@ -85,6 +150,8 @@ class ReloadScheduler:
         self._scheduler: BaseScheduler | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+        # The clocks the scheduler compares to see a step (tests set their own).
+        self.wall: Callable[[], float] = time.time
         # Called in the serving process when its job starts, and after each reload that
         # produced a new catalog (with the old and the new one).
         self.on_start: list[Callable[[], object]] = []
@@ -103,7 +170,7 @@ class ReloadScheduler:
                 return
             for start in self.on_start:
                 start()
-            self._scheduler = _new_scheduler()
+            self._scheduler = _new_scheduler(ClockSteps(self.wall, self.store.monotonic))
             # A catalog inherited from a parent may be old: catch up at once, in the
             # background, so this process starts serving without waiting for it.
             first_run = datetime.now(UTC) if self._catalog_is_old() else None
@@ -141,12 +208,16 @@ class ReloadScheduler:
             self._scheduler = None
             self._pid = None
 
+    def wake(self) -> None:
+        """Have the scheduler look at its jobs and the clocks now (tests that move a clock)."""
+        if self.running() and self._scheduler is not None:
+            self._scheduler.wakeup()
+
     def _catalog_is_old(self) -> bool:
-        report = self.store.last_report
-        if report is None:
+        completed = self.store.last_completed
+        if completed is None:
             return True
-        age = (self.store.clock() - report.started).total_seconds()
-        return age >= self.interval_seconds
+        return self.store.monotonic() - completed >= self.interval_seconds
 
     def reload(self) -> None:
         """Reload the store, then tell the listeners of a new catalog; a failure is logged

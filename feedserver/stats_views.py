@@ -187,11 +187,8 @@ def init_app(app: Flask, settings: Settings) -> PollRecorder:
     """Count polls, enforce polite polling and serve the figures; returns the recorder."""
     db = None
     if settings.stats_db:
+        # The recorder creates its tables now and reports a failure on /healthz at once.
         db = StatsDB(stats_db_path(settings.stats_db), settings.stats_retention_days)
-        try:
-            db.initialize()
-        except StatsError as error:
-            logger.error("%s; serving without counting polls", error)
     metrics = ServerMetrics((lambda: _subscribers_today(db)) if db is not None else None)
     recorder = PollRecorder(db, metrics, settings.stats_flush_seconds)
     limiter = None

@@ -124,6 +124,7 @@ class CatalogStore:
         site_title: str,
         clock: Callable[[], datetime] = utc_now,
         watch: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.seeds_dir = Path(seeds_dir)
         # With `watch`, reloads list only the folders inotify reported (see watch.py).
@@ -133,6 +134,11 @@ class CatalogStore:
         self.max_file_bytes = max_file_bytes
         self.site_title = site_title
         self.clock = clock
+        # Reload timing and staleness go by this clock: the wall clock may be stepped
+        # (NTP, an operator) and would make a reload seem an hour old, or from the future.
+        self.monotonic = monotonic
+        self.reloading_since: float | None = None  # when the running reload started
+        self.last_completed: float | None = None  # when the last reload ended
         self._files: dict[str, _FileState] = {}
         # Which files hold each webUrl (a path, or a tuple of paths when several do: a set
         # per URL would cost 200 bytes each at 100,000 articles), which of them is served,
@@ -289,25 +295,34 @@ class CatalogStore:
     def reload(self) -> ReloadReport:
         """Bring the catalog up to date with the directory; never raises for bad content."""
         with self._lock:
-            started = self.clock()
-            clock_start = time.perf_counter()
+            self.reloading_since = self.monotonic()
             try:
-                with _collector_paused():
-                    report = self._reload(started, clock_start)
-            except OSError as error:
-                reason = f"seeds directory cannot be read: {error.strerror or error}"
-                report = ReloadReport(
-                    started, time.perf_counter() - clock_start, 0, 0, 0, 0, 0, (), False, reason
-                )
-                logger.error("reload failed, serving the last catalog: %s", reason)
-                self._partial_scans_left = 0  # events read for this reload are lost: scan all
-            self.last_report = report
-            for hook in self.after_reload:
-                try:
-                    hook(self, report)
-                except Exception:  # a hook's failure must not stop reloads
-                    logger.exception("after-reload hook failed")
-            return report
+                report = self._reload_and_report()
+                self.last_completed = self.monotonic()  # before the running mark goes
+                return report
+            finally:
+                self.reloading_since = None
+
+    def _reload_and_report(self) -> ReloadReport:
+        started = self.clock()
+        clock_start = time.perf_counter()
+        try:
+            with _collector_paused():
+                report = self._reload(started, clock_start)
+        except OSError as error:
+            reason = f"seeds directory cannot be read: {error.strerror or error}"
+            report = ReloadReport(
+                started, time.perf_counter() - clock_start, 0, 0, 0, 0, 0, (), False, reason
+            )
+            logger.error("reload failed, serving the last catalog: %s", reason)
+            self._partial_scans_left = 0  # events read for this reload are lost: scan all
+        self.last_report = report
+        for hook in self.after_reload:
+            try:
+                hook(self, report)
+            except Exception:  # a hook's failure must not stop reloads
+                logger.exception("after-reload hook failed")
+        return report
 
     def reuse(self, states: dict[str, _FileState]) -> None:
         """Offer file states kept from an earlier process (a snapshot) to the next reload,
@@ -343,8 +358,7 @@ class CatalogStore:
         misnamed_before = self._index.misnamed
         changes = self._index.scan(str(self.seeds_dir), only)
         now = self.clock()
-        release_due = self.catalog.next_release is not None and self.catalog.next_release <= now
-        rebuilt = bool(changes or release_due or self.last_report is None)
+        rebuilt = bool(changes or self._embargo_due(now) or self.last_report is None)
         changed = self._parse_changed(changes)  # (before, after) of each file
         changed += self._drop_removed(changes.removed)
         changed += self._take_unbuilt()
@@ -370,6 +384,12 @@ class CatalogStore:
         )
         self._log_report(report)
         return report
+
+    def _embargo_due(self, now: datetime) -> bool:
+        """Whether a scheduled article is due, or a shown one is dated after `now` (the clock
+        was ahead when it was released, and has gone back)."""
+        release = self.catalog.next_release
+        return (release is not None and release <= now) or self.catalog.everything.updated > now
 
     def _parse_changed(self, changes: Changes) -> list[_Swap]:
         """Parse the new and changed files and keep their states; what each served before

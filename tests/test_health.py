@@ -7,16 +7,19 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import apscheduler.schedulers.base
 import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from flask.testing import FlaskClient
 
 from feedserver import create_app
-from feedserver.health import MAX_LISTED, ProblemSummaries, is_trusted
+from feedserver.health import MAX_LISTED, ProblemSummaries, health, is_trusted
+from feedserver.scheduler import ClockSteps, follow_clock_steps
 from feedserver.store import CatalogStore
 
 from .conftest import TEST_BASE_URL
@@ -47,9 +50,7 @@ def background_app(seeds_dir: Path) -> Iterator[Callable[[int], Flask]]:
 
     yield make
     for app in apps:
-        scheduler = app.extensions["feedserver.scheduler"]._scheduler
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+        app.extensions["feedserver.scheduler"].stop()
 
 
 def wait_for(check: Callable[[], bool], what: str, deadline: float = 60.0) -> None:
@@ -153,13 +154,12 @@ def test_stale_when_no_reload_completed_for_three_intervals(
     client = app.test_client()
     store: CatalogStore = app.extensions["feedserver.store"]
     assert get(client).status_code == 200
-    report = store.last_report
-    assert report is not None
-    completed = report.started + timedelta(seconds=report.duration_seconds)
-    allowed = timedelta(seconds=3 * 60 + report.duration_seconds)
-    store.clock = lambda: completed + allowed - timedelta(seconds=1)  # still ok
+    report, completed = store.last_report, store.last_completed
+    assert report is not None and completed is not None
+    allowed = 3 * 60 + report.duration_seconds
+    store.monotonic = lambda: completed + allowed - 1  # still ok
     assert get(client).status_code == 200
-    store.clock = lambda: completed + allowed + timedelta(seconds=2)
+    store.monotonic = lambda: completed + allowed + 2
     response = get(client)
     assert response.status_code == 503
     data = response.get_json()
@@ -188,6 +188,163 @@ def test_stale_when_the_reload_thread_hangs(
     assert get(client).status_code == 503
     release.set()
     wait_for(lambda: get(client).status_code == 200, "ok again")
+
+
+class Clocks:
+    """A wall clock and a monotonic clock that tests move by hand; the wall clock may be
+    stepped either way, as NTP or an operator does."""
+
+    def __init__(self) -> None:
+        self.wall_offset = timedelta(0)
+        self.elapsed = 0.0
+        self._origin = time.monotonic()
+
+    def wall(self) -> datetime:
+        return datetime.now(UTC) + self.wall_offset
+
+    def monotonic(self) -> float:
+        return self._origin + self.elapsed
+
+
+def clocked_store(seeds: Path, clocks: Clocks) -> CatalogStore:
+    store = CatalogStore(seeds, 1 << 20, "Test", clock=clocks.wall, monotonic=clocks.monotonic)
+    store.reload()
+    return store
+
+
+def status(store: CatalogStore, interval: int = 60) -> tuple[str, dict[str, Any]]:
+    _, data = health(store, ProblemSummaries(), reload_interval=interval, trusted=True)
+    return data["status"], data
+
+
+def test_a_wall_clock_stepped_back_does_not_hide_that_reloads_stopped(seeds_dir: Path) -> None:
+    """The last reload ran while the clock was an hour ahead; the clock goes back and no
+    reload runs: stale after three intervals of real (monotonic) time, though by the wall
+    clock that reload is still an hour in the future."""
+    clocks = Clocks()
+    clocks.wall_offset = timedelta(hours=1)
+    store = clocked_store(seeds_dir, clocks)
+    clocks.wall_offset = timedelta(0)
+    clocks.elapsed = 3 * 60 - 1
+    assert status(store)[0] == "ok"
+    clocks.elapsed = 3 * 60 + 5
+    state, data = status(store)
+    assert state == "stale"
+    assert "no reload has completed for 18" in data["reason"]
+    # Shown as the wall time it ran at; only the staleness goes by the monotonic clock.
+    assert data["last_reload"] > datetime.now(UTC).isoformat()
+
+
+def test_a_wall_clock_stepped_ahead_does_not_make_a_fresh_reload_stale(seeds_dir: Path) -> None:
+    clocks = Clocks()
+    store = clocked_store(seeds_dir, clocks)
+    clocks.wall_offset = timedelta(days=1)
+    clocks.elapsed = 10
+    assert status(store)[0] == "ok"
+
+
+def test_a_running_reload_is_stale_only_once_it_has_run_too_long(seeds_dir: Path) -> None:
+    """A reload that started within the window is not overdue (the one before it may be
+    old); one hung for longer than the window is."""
+    clocks = Clocks()
+    store = clocked_store(seeds_dir, clocks)
+    clocks.elapsed = 10 * 60  # nothing reloaded for ten minutes
+    assert status(store)[0] == "stale"
+    release, entered = threading.Event(), threading.Event()
+    reload_for_real = store._reload
+
+    def hanging_reload(started: datetime, clock_start: float) -> Any:
+        entered.set()
+        release.wait(60)
+        return reload_for_real(started, clock_start)
+
+    store._reload = hanging_reload  # type: ignore[method-assign]
+    thread = threading.Thread(target=store.reload)
+    thread.start()
+    try:
+        assert entered.wait(30)
+        clocks.elapsed += 3 * 60 - 1  # running, and started within the window
+        assert status(store)[0] == "ok"
+        clocks.elapsed += 10
+        state, data = status(store)
+        assert state == "stale"
+        assert "a reload has been running for 18" in data["reason"]
+    finally:
+        release.set()
+        thread.join()
+    assert status(store)[0] == "ok"
+
+
+def count_reloads(store: CatalogStore) -> Callable[[], int]:
+    """How many reloads the store has completed since this was called."""
+    done: list[object] = []
+    store.after_reload.append(lambda _store, report: done.append(report))
+    return lambda: len(done)
+
+
+@pytest.mark.parametrize("step_hours", [-1, 1])
+def test_a_stepped_wall_clock_moves_each_next_run_by_the_step(step_hours: int) -> None:
+    """APScheduler keeps next runs as wall-clock times: stepped back an hour, the next reload
+    would be an hour away. The scheduler moves it by the step, keeping its monotonic pace."""
+    wall, monotonic = [1_000_000.0], [50.0]
+    steps = ClockSteps(lambda: wall[0], lambda: monotonic[0])
+    library = BackgroundScheduler(daemon=True)
+    library.start(paused=True)
+    try:
+        job = library.add_job(lambda: None, "interval", seconds=60, id="reload-seeds")
+        due = job.next_run_time
+        wall[0] += 0.5  # time passing, and a scheduler a little late: no step
+        monotonic[0] += 0.4
+        follow_clock_steps(library, steps)
+        assert library.get_job("reload-seeds").next_run_time == due
+        wall[0] += step_hours * 3600
+        follow_clock_steps(library, steps)
+        moved = library.get_job("reload-seeds").next_run_time
+        assert abs((moved - due) - timedelta(hours=step_hours, seconds=0.1)) < timedelta(seconds=1)
+        follow_clock_steps(library, steps)  # a step is followed once
+        assert library.get_job("reload-seeds").next_run_time == moved
+    finally:
+        library.shutdown(wait=False)
+
+
+def test_a_process_clock_an_hour_ahead_for_a_moment_does_not_stop_reloads(
+    background_app: Callable[[int], Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack of issue 19 with real time passing: every wall-clock reading of the process
+    (the store's, APScheduler's and the scheduler's check for steps) an hour ahead for a
+    moment, then back. Reloads go on at their interval, and a takedown made afterwards is
+    served (APScheduler alone would wait an hour)."""
+    clocks = Clocks()
+
+    class SteppedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + clocks.wall_offset
+
+    monkeypatch.setattr(apscheduler.schedulers.base, "datetime", SteppedDatetime)
+    app = background_app(1)
+    store: CatalogStore = app.extensions["feedserver.store"]
+    store.clock = clocks.wall
+    scheduler = app.extensions["feedserver.scheduler"]
+    scheduler.wall = lambda: time.time() + clocks.wall_offset.total_seconds()
+    reloads = count_reloads(store)
+    client = app.test_client()
+    get(client)  # starts the loop
+    clocks.wall_offset = timedelta(hours=1)
+    wait_for(lambda: reloads() >= 1, "a reload while the clock is ahead")
+    time.sleep(1.5)
+    clocks.wall_offset = timedelta(0)
+    after_the_step = reloads()
+    seed = next(
+        p for p in sorted(store.seeds_dir.rglob("*.txt")) if "published: true" in p.read_text()
+    )
+    seed.write_text(seed.read_text("utf-8").replace("published: true", "published: false"))
+    wait_for(lambda: reloads() >= after_the_step + 2, "reloads after the clock went back", 10)
+    data = get(client).get_json()
+    assert data["status"] == "ok"
+    assert data["articles"] == 1  # the takedown is served
+    last = datetime.fromisoformat(data["last_reload"].replace("Z", "+00:00"))
+    assert abs(last - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 def test_without_background_reloads_nothing_is_overdue(app: Flask) -> None:
@@ -244,3 +401,38 @@ def test_concurrent_checks_after_a_reload_build_one_summary(
         thread.join()
     assert statuses == [200] * 30
     assert summaries.builds == 1
+
+
+# --- the stats database, as it is at start -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["its folder is a file", "it is no database"])
+def test_a_stats_database_that_cannot_be_used_at_start_is_failing_at_once(
+    make_app: Callable[..., Flask], seeds_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    """Reported from the first request, not only after a first failed write; a write with
+    nothing to write does not make it ok; it is ok once the database can be used again."""
+    blocker = tmp_path / "blocker"
+    if kind == "its folder is a file":
+        blocker.write_text("x")
+        path = blocker / "stats.sqlite3"
+    else:
+        blocker.write_bytes(b"not SQLite at all " * 100)
+        path = blocker
+    app = make_app(seeds_dir, stats_db=str(path))
+    client = app.test_client()
+    assert get(client).get_json()["stats"] == "failing"
+    recorder = app.extensions["feedserver.polls"]
+    recorder.flush()  # /healthz polls are not counted: nothing to write
+    assert get(client).get_json()["stats"] == "failing"
+    assert client.get("/feed.rss").status_code == 200  # serving goes on
+    blocker.unlink()
+    recorder.flush()
+    assert get(client).get_json()["stats"] == "ok"
+
+
+def test_a_usable_stats_database_is_ok_at_start(
+    make_app: Callable[..., Flask], seeds_dir: Path, tmp_path: Path
+) -> None:
+    app = make_app(seeds_dir, stats_db=str(tmp_path / "stats.sqlite3"))
+    assert get(app.test_client()).get_json()["stats"] == "ok"

@@ -156,6 +156,63 @@ def test_time_passing_publishes_a_scheduled_article(store: CatalogStore, seeds: 
     assert "https://news.example.com/9" in urls(store)
 
 
+def test_an_article_released_by_a_clock_ahead_is_withheld_again_when_it_goes_back(
+    store: CatalogStore, seeds: Path
+) -> None:
+    """Embargo is decided from the current time at every reload, not once: a clock stepped an
+    hour ahead releases the article; stepped back, the next reload withholds it again, though
+    no file changed (and it is released for good once its time comes)."""
+    write(seeds, "future.txt", article(9, publishedDateTime=(NOW + timedelta(minutes=30))))
+    store.reload()
+    assert isinstance(store.clock, Clock)
+    future = "https://news.example.com/9"
+    assert future not in urls(store)
+    store.clock.now = NOW + timedelta(hours=1)
+    store.reload()
+    assert future in urls(store)
+    assert future in {a.url for a in store.catalog.topics["reload"].articles}
+    store.clock.now = NOW
+    report = store.reload()
+    assert report.parsed == 0 and report.rebuilt
+    assert future not in urls(store)
+    assert "reload" in store.catalog.topics and "news.example.com" in store.catalog.providers
+    assert future not in {a.url for a in store.catalog.topics["reload"].articles}
+    assert future not in {a.url for a in store.catalog.providers["news.example.com"].articles}
+    assert store.catalog.next_release == NOW + timedelta(minutes=30)
+    assert len(urls(store)) == 3
+    store.clock.now = NOW + timedelta(minutes=31)
+    store.reload()
+    assert future in urls(store)
+
+
+def test_a_withheld_again_feed_is_not_kept_by_a_cache_revalidating_by_date(
+    tmp_path: Path,
+) -> None:
+    """Last-Modified moves past the one sent with the released article, so a cache that
+    revalidates with If-Modified-Since alone gets the feed without it, not a 304."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    now = datetime.now(UTC)
+    write(seeds, "1.txt", article(1, publishedDateTime=(now - timedelta(days=1)).isoformat()))
+    write(seeds, "future.txt", article(9, publishedDateTime=(now + timedelta(minutes=30))))
+    app = create_app({"seeds_dir": str(seeds), "base_url": "http://feeds.test"})
+    store: CatalogStore = app.extensions["feedserver.store"]
+    client = app.test_client()
+    assert b"news.example.com/9" not in client.get("/feed.atom").data
+    store.clock = lambda: datetime.now(UTC) + timedelta(hours=1)
+    store.reload()
+    released = client.get("/feed.atom")
+    assert b"news.example.com/9" in released.data
+    store.clock = lambda: datetime.now(UTC)
+    store.reload()
+    revalidation = {"If-Modified-Since": released.headers["Last-Modified"]}
+    again = client.get("/feed.atom", headers=revalidation)
+    assert again.status_code == 200
+    assert b"news.example.com/9" not in again.data
+    for path in ("/topics/reload.atom", "/providers/news.example.com.rss", "/"):
+        assert b"news.example.com/9" not in client.get(path).data
+
+
 def test_a_feed_is_rendered_once_per_catalog(seeds: Path) -> None:
     app = create_app({"seeds_dir": str(seeds), "base_url": "http://feeds.test"})
     client = app.test_client()
