@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from feedserver.audience import DIRECT, feed_of, identify, is_feed_document
+from feedserver.audience import DIRECT, MAX_SUBSCRIBERS, feed_of, identify, is_feed_document
 from feedserver.chart import daily_chart
 from feedserver.polls import PollRecorder
 from feedserver.statsdb import Batch, StatsDB, StatsError, latest_by_feed
@@ -88,7 +88,7 @@ def test_readers_without_counts_are_direct_pollers(agent: str) -> None:
 
 
 def test_absurd_counts_are_capped_and_long_agents_cut() -> None:
-    assert identify("Feedly/1.0 (999999999999 subscribers)").subscribers == 100_000_000
+    assert identify("Feedly/1.0 (999999999999 subscribers)").subscribers == MAX_SUBSCRIBERS == 1_000_000
     assert identify("x" * 10_000 + " 5 subscribers") is DIRECT
 
 
