@@ -88,7 +88,11 @@ def test_readers_without_counts_are_direct_pollers(agent: str) -> None:
 
 
 def test_absurd_counts_are_capped_and_long_agents_cut() -> None:
-    assert identify("Feedly/1.0 (999999999999 subscribers)").subscribers == MAX_SUBSCRIBERS == 1_000_000
+    assert (
+        identify("Feedly/1.0 (999999999999 subscribers)").subscribers
+        == MAX_SUBSCRIBERS
+        == 1_000_000
+    )
     assert identify("x" * 10_000 + " 5 subscribers") is DIRECT
 
 
