@@ -212,10 +212,12 @@ class StatsDB:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # Made first (never through a symlink), then checked: a symlink or another
+            # user's file put there before is refused, not opened.
+            create_own_file(self.path)
             foreign = foreign_file(self.path)
             if foreign is not None:
                 raise StatsRefused(f"stats database refused: {foreign}")
-            create_own_file(self.path)
             connection = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
             )
