@@ -56,6 +56,8 @@ NEW_AGGREGATOR_MAX = 1_000
 # Short: a write that finds the database locked gives up soon and its counts wait, kept,
 # for the next flush (it runs off the event loop, see blocking.py, so serving never waits).
 BUSY_TIMEOUT_SECONDS = 0.5
+# At start-up, before serving, workers starting together may wait on each other longer.
+START_BUSY_TIMEOUT_SECONDS = 5.0
 # A pending batch keeps at most this many direct pollers and aggregator reports: a database
 # that stays locked or full for hours must not grow a worker's memory without bound.
 MAX_PENDING_POLLERS = 50_000
@@ -209,7 +211,7 @@ class StatsDB:
         self.retention_days = retention_days
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, timeout: float = BUSY_TIMEOUT_SECONDS) -> Iterator[sqlite3.Connection]:
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             # Made first (never through a symlink), then checked: a symlink or another
@@ -218,9 +220,7 @@ class StatsDB:
             foreign = foreign_file(self.path)
             if foreign is not None:
                 raise StatsRefused(f"stats database refused: {foreign}")
-            connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
-            )
+            connection = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
             raise StatsError(f"stats database {self.path} cannot be opened: {error}") from None
         with closing(connection):
@@ -231,7 +231,7 @@ class StatsDB:
 
     def initialize(self) -> None:
         """Create the tables (WAL mode) unless they exist; raises StatsError when it cannot."""
-        with self._connect() as db:
+        with self._connect(START_BUSY_TIMEOUT_SECONDS) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
             db.execute(

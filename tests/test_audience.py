@@ -15,6 +15,7 @@ from feedserver.chart import daily_chart
 from feedserver.polls import PollRecorder
 from feedserver.statsdb import (
     MAX_AGGREGATORS_PER_FEED,
+    MAX_PENDING_POLLERS,
     MAX_SUBSCRIPTIONS,
     NEW_AGGREGATOR_MAX,
     Batch,
@@ -313,3 +314,26 @@ def test_made_up_aggregators_are_bounded_and_the_known_ones_kept(
     with sqlite3.connect(tmp_path / "stats.sqlite3") as connection:
         stored = connection.execute("SELECT count(*) FROM aggregators").fetchone()[0]
     assert stored == 2 + MAX_SUBSCRIPTIONS + len(bots)
+
+
+def test_counts_a_locked_database_cannot_take_are_kept_bounded(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    recorder = PollRecorder(db, None, 5, clock=lambda: 1_795_400_000.0)  # 2026-11-23
+    recorder._thread = object()  # type: ignore[assignment]  # drained by hand below
+    locker = sqlite3.connect(tmp_path / "stats.sqlite3", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    polls = MAX_PENDING_POLLERS + 500
+    for number in range(polls):
+        recorder.note(_environ("/feed.rss", f"Reader/{number}"), "200")
+    recorder.flush()
+    assert recorder.error is not None and "locked" in recorder.error
+    recorder.note(_environ("/feed.rss", AGGREGATOR_AGENTS[0][0]), "200")
+    recorder.flush()  # still locked: merged with what is held
+    locker.execute("COMMIT")
+    locker.close()
+    recorder.flush()
+    assert recorder.error is None
+    (figures,) = db.read(date(2026, 11, 23))
+    assert figures.polls == polls + 1  # every poll, none dropped
+    assert figures.direct == MAX_PENDING_POLLERS  # the pollers held are bounded
+    assert figures.aggregators == {"Feedly": 123}
