@@ -332,8 +332,8 @@ def test_counts_a_locked_database_cannot_take_are_kept_bounded(tmp_path: Path) -
     locker.execute("COMMIT")
     locker.close()
     recorder.flush()
-    assert recorder.error is None
     (figures,) = db.read(date(2026, 11, 23))
     assert figures.polls == polls + 1  # every poll, none dropped
     assert figures.direct == MAX_PENDING_POLLERS  # the pollers held are bounded
     assert figures.aggregators == {"Feedly": 123}
+    assert recorder.error is None
