@@ -163,3 +163,44 @@ def test_a_stats_database_of_someone_else_is_refused(
     assert not target.exists()
     if kind == "other user's file":
         assert database.stat().st_size == 0  # never written to
+
+
+def test_a_full_disk_under_the_metrics_folder_stops_no_worker(
+    start_gunicorn: Callable[..., GunicornServer],
+    seeds_dir: Path,
+    small_disk: Path,
+    tmp_path: Path,
+) -> None:
+    metrics = small_disk / "metrics"
+    metrics.mkdir()
+    _fill(small_disk)
+    env = {
+        "FEEDSERVER_STATS_DB": str(tmp_path / "stats.sqlite3"),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+    }
+    server = start_gunicorn(seeds_dir, "-c", GUNICORN_CONF, env=env, workers=2)
+    workers = server.wait_workers(2)
+    for number in range(50):
+        assert _get(server, "/topics/ai.rss", f"Reader{number}/1.0")[0] == 200
+    assert _get(server, "/metrics")[0] == 200
+    time.sleep(1)
+    log = server.output()
+    assert server.workers() == workers
+    assert "SIGBUS" not in log and log.count("Booting worker") == 2
+    assert "figures stay in memory" in log
+
+
+def test_metrics_files_have_their_blocks(tmp_path: Path) -> None:
+    from feedserver.metric_files import INITIAL_BYTES, AllocatedMmapedDict
+
+    name = str(tmp_path / "counter_1.db")
+    values = AllocatedMmapedDict(name)
+    for number in range(30_000):  # past the first size: the file grows
+        values.write_value(f"key-{number:05d}-" + "x" * 40, float(number), 0.0)  # type: ignore[no-untyped-call]
+    values.close()  # type: ignore[no-untyped-call]
+    info = os.stat(name)
+    assert info.st_size > INITIAL_BYTES
+    assert info.st_blocks * 512 >= info.st_size  # no hole for a full disk to SIGBUS on
+    again = AllocatedMmapedDict(name)
+    assert again.read_value("key-29999-" + "x" * 40) == (29999.0, 0.0)  # type: ignore[no-untyped-call]
+    again.close()  # type: ignore[no-untyped-call]
