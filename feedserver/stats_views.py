@@ -227,7 +227,8 @@ def _subscribers_today(db: StatsDB) -> dict[str, int]:
         ((day.subscribers, feed) for feed, day in latest_by_feed(days).items()),
         key=lambda item: (-item[0], item[1]),
     )
-    counts = {feed: count for count, feed in ranked[:METRIC_FEEDS] if feed != OTHER_FEED}
+    named = [(count, feed) for count, feed in ranked if feed != OTHER_FEED][:METRIC_FEEDS]
+    counts = {feed: count for count, feed in named}
     rest = sum(count for count, feed in ranked if feed not in counts)
     if len(ranked) > len(counts):
         counts[OTHER_FEED] = rest
