@@ -146,6 +146,9 @@ def test_made_up_names_and_many_unions_leave_the_figures_bounded(
     assert small_labels == 5 and labels == METRIC_FEEDS + 1  # the rest as feed="other"
     assert size < 40 * small_size
     assert took < 5 * small_time + 0.05
+    page = _get(attacked.port, "/stats")[1].decode()
+    assert page.count('<td class="feed">') == FEEDS_PER_PAGE + 1  # the largest, and the rest
+    assert f"{len(rows) - FEEDS_PER_PAGE} more feeds, added up" in page
     data = json.loads(_get(attacked.port, "/stats.json")[1])
     assert len(data["feeds"]) == FEEDS_PER_PAGE and data["feed_count"] == len(rows)
     assert data["rest"]["feeds"] == len(rows) - FEEDS_PER_PAGE
