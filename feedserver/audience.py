@@ -28,12 +28,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
+from .combine import MAX_UNION, UNION_SEPARATOR
 from .urls import ALL_FEEDS, FEED_EXTENSIONS, HOME, KIND_PATHS
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 # Only this much of a User-Agent is read: the counts come early, and a client chooses the length.
 MAX_USER_AGENT = 512
-MAX_SUBSCRIBERS = 100_000_000
+# The most one claim counts: more than any one feed of a news site has, far less than the
+# 100,000,000 a made-up User-Agent claimed (statsdb also holds each to its history).
+MAX_SUBSCRIBERS = 1_000_000
 
 # (name, pattern that identifies it): the first match names the aggregator.
 AGGREGATORS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -111,6 +118,18 @@ def feed_of(path: str) -> str | None:
             if key and "/" not in key:
                 return f"{kind}:{key}"
     return None
+
+
+def is_served(catalog: Catalog, feed: str) -> bool:
+    """Whether a feed key names a feed this catalog serves under that very spelling: `all`,
+    a topic or provider, or a union of them in canonical (sorted, each once) order."""
+    if feed == ALL_FEED:
+        return True
+    kind, _, key = feed.partition(":")
+    parts = key.split(UNION_SEPARATOR)
+    if parts != sorted(set(parts)) or len(parts) > MAX_UNION:
+        return False
+    return all(catalog.collection(kind, part) is not None for part in parts)
 
 
 def is_feed_document(path: str) -> bool:

@@ -25,6 +25,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from . import metric_files
 from .audience import feed_of
 from .urls import FEED_EXTENSIONS, LISTINGS
 
@@ -59,6 +60,8 @@ class ServerMetrics:
 
     def __init__(self, subscribers: Callable[[], dict[str, int]] | None = None) -> None:
         self.directory = multiprocess_dir()
+        if self.directory is not None:
+            metric_files.install()  # before any value's file is made: no sparse mappings
         if self.directory is not None and not getattr(values.ValueClass, "_multiprocess", False):
             # prometheus_client chose its value class when first imported; the folder may
             # have been set up after that, in this same process.

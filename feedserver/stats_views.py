@@ -10,7 +10,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
-from .audience import ALL_FEED
+from .audience import ALL_FEED, is_served
+from .blocking import off_the_loop
 from .catalog import Catalog, Collection
 from .chart import daily_chart
 from .config import Settings, current_settings
@@ -21,7 +22,16 @@ from .politeness import AudienceMiddleware, polite_limiter
 from .polls import PollRecorder
 from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
 from .server_state import polling_table, stats_db_path
-from .statsdb import FeedDay, SiteDay, StatsDB, StatsError, latest_by_feed, site_days
+from .statsdb import (
+    OTHER_FEED,
+    FeedDay,
+    SiteDay,
+    StatsDB,
+    StatsError,
+    StatsRefused,
+    latest_by_feed,
+    site_days,
+)
 from .store import CatalogStore
 from .urls import METRICS, STATS, STATS_JSON, Urls
 
@@ -30,6 +40,11 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("stats", __name__)
 
 HISTORY_DAYS = 30
+# Feeds listed per page of /stats and /stats.json (the rest are added up), and feeds with a
+# label of their own in /metrics (the rest are feed="other"): however many feeds a day
+# holds, a page and a scrape stay small.
+FEEDS_PER_PAGE = 100
+METRIC_FEEDS = 50
 NO_STORE_HEADERS = dict([("Cache-Control", NO_STORE), NOSNIFF])
 
 
@@ -51,8 +66,9 @@ def _read_days(days: int) -> tuple[list[FeedDay], list[SiteDay]]:
         abort(404, description="stats are off: the stats_db setting is empty")
     since = datetime.now(UTC).date() - timedelta(days=days - 1)
     try:
-        feed_days = db.read(since)
-        return feed_days, site_days(feed_days, db.read_direct_readers(since))
+        # Off the event loop: a database locked by another process must not stall serving.
+        feed_days, readers = off_the_loop(lambda: (db.read(since), db.read_direct_readers(since)))
+        return feed_days, site_days(feed_days, readers)
     except StatsError as error:
         logger.error("%s", error)
         abort(503, description="the stats database cannot be read; see the server's log")
@@ -68,18 +84,28 @@ def _collection(catalog: Catalog, feed: str) -> Collection | None:
 def _feed_name(feed: str, collection: Collection | None) -> str:
     if feed == ALL_FEED:
         return "All articles"
+    if feed == OTHER_FEED:
+        return "Other feeds (past the day's bounds)"
     return collection.name if collection else feed.partition(":")[2]
 
 
 def stats_data(
-    days: list[FeedDay], site: list[SiteDay], catalog: Catalog, urls: Urls
+    days: list[FeedDay], site: list[SiteDay], catalog: Catalog, urls: Urls, page: int = 1
 ) -> dict[str, Any]:
-    """The figures of `/stats.json`: per feed today, and per day for all feeds (each reader
-    counted once, see statsdb.site_days)."""
+    """The figures of `/stats.json`: one page of feeds (most subscribers first) with their
+    history, the rest added up, and per day for all feeds (each reader counted once, see
+    statsdb.site_days)."""
+    ranked = sorted(latest_by_feed(days).items(), key=lambda item: (-item[1].subscribers, item[0]))
+    pages = max(1, -(-len(ranked) // FEEDS_PER_PAGE))
+    shown = ranked[(page - 1) * FEEDS_PER_PAGE : page * FEEDS_PER_PAGE]
+    names = {feed for feed, _ in shown}
+    histories: dict[str, list[dict[str, Any]]] = {feed: [] for feed in names}
+    for d in days:  # one pass: a feed's history is not looked up among every feed's days
+        if d.feed in names:
+            histories[d.feed].append({"day": d.day, "subscribers": d.subscribers, "polls": d.polls})
+    rest = [latest for feed, latest in ranked if feed not in names]
     feeds = []
-    for feed, latest in sorted(
-        latest_by_feed(days).items(), key=lambda item: (-item[1].subscribers, item[0])
-    ):
+    for feed, latest in shown:
         collection = _collection(catalog, feed)
         feeds.append(
             {
@@ -93,16 +119,22 @@ def stats_data(
                 "aggregators": dict(sorted(latest.aggregators.items())),
                 "polls": latest.polls,
                 "limited": latest.limited,
-                "history": [
-                    {"day": d.day, "subscribers": d.subscribers, "polls": d.polls}
-                    for d in days
-                    if d.feed == feed
-                ],
+                "history": histories[feed],
             }
         )
     return {
         "generated": utc_time(datetime.now(UTC)),
+        "page": page,
+        "pages": pages,
+        "feed_count": len(ranked),
         "feeds": feeds,
+        # The feeds of every other page, added up (each feed's newest day).
+        "rest": {
+            "feeds": len(rest),
+            "subscribers": sum(d.subscribers for d in rest),
+            "polls": sum(d.polls for d in rest),
+            "limited": sum(d.limited for d in rest),
+        },
         "days": [
             {
                 "day": d.day,
@@ -126,11 +158,21 @@ def _urls() -> Urls:
     return Urls(site_base(request.environ, current_settings().base_url))
 
 
+def _page_asked() -> int:
+    text = request.args.get("page", "1")
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        abort(400, description="page must be a whole number from 1")
+    return int(text)
+
+
 @bp.get(STATS_JSON)
 def stats_json() -> Response:
-    """Subscribers and polls per feed, today and per day."""
+    """Subscribers and polls per feed, today and per day; FEEDS_PER_PAGE feeds a page."""
     _refuse_unless_allowed(current_settings().stats_public)
-    data = stats_data(*_read_days(HISTORY_DAYS), _store().catalog, _urls())
+    page = _page_asked()
+    data = stats_data(*_read_days(HISTORY_DAYS), _store().catalog, _urls(), page)
+    if page > data["pages"]:
+        abort(404, description=f"page {page} does not exist; the last page is {data['pages']}")
     body = json_bytes(data)
     return Response(body, content_type=CONTENT_TYPES["api"], headers=NO_STORE_HEADERS)
 
@@ -175,22 +217,54 @@ def metrics() -> Response:
 
 
 def _subscribers_today(db: StatsDB) -> dict[str, int]:
+    """Today's subscribers of the METRIC_FEEDS feeds with most, the rest as `other`."""
     try:
-        days = db.read(datetime.now(UTC).date())
+        days = off_the_loop(lambda: db.read(datetime.now(UTC).date()))
     except StatsError as error:
         logger.error("%s", error)
         return {}
-    return {feed: day.subscribers for feed, day in latest_by_feed(days).items()}
+    ranked = sorted(
+        ((day.subscribers, feed) for feed, day in latest_by_feed(days).items()),
+        key=lambda item: (-item[0], item[1]),
+    )
+    named = [(count, feed) for count, feed in ranked if feed != OTHER_FEED][:METRIC_FEEDS]
+    counts = {feed: count for count, feed in named}
+    rest = sum(count for count, feed in ranked if feed not in counts)
+    if len(ranked) > len(counts):
+        counts[OTHER_FEED] = rest
+    return counts
+
+
+def _app_store(app: Flask) -> CatalogStore:
+    store: CatalogStore = app.extensions["feedserver.store"]
+    return store
 
 
 def init_app(app: Flask, settings: Settings) -> PollRecorder:
     """Count polls, enforce polite polling and serve the figures; returns the recorder."""
     db = None
+    problem = None
     if settings.stats_db:
         # The recorder creates its tables now and reports a failure on /healthz at once.
         db = StatsDB(stats_db_path(settings.stats_db), settings.stats_retention_days)
+        try:
+            db.initialize()
+        except StatsRefused as error:
+            # One line, and counting stays off until the file is the server's own again.
+            logger.error("%s; polls are not counted, serving goes on", error)
+            problem = str(error)
+        except StatsError as error:
+            logger.error("%s; serving without counting polls", error)
+            problem = str(error)
     metrics = ServerMetrics((lambda: _subscribers_today(db)) if db is not None else None)
-    recorder = PollRecorder(db, metrics, settings.stats_flush_seconds)
+    store = _app_store(app)
+    recorder = PollRecorder(
+        db,
+        metrics,
+        settings.stats_flush_seconds,
+        is_served=lambda feed: is_served(store.catalog, feed),
+        error=problem,
+    )
     limiter = None
     if settings.polite_polling:
         limiter = polite_limiter(polling_table(), settings.reload_interval)

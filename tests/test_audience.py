@@ -10,10 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from feedserver.audience import DIRECT, feed_of, identify, is_feed_document
+from feedserver.audience import DIRECT, MAX_SUBSCRIBERS, feed_of, identify, is_feed_document
 from feedserver.chart import daily_chart
 from feedserver.polls import PollRecorder
-from feedserver.statsdb import Batch, StatsDB, StatsError, latest_by_feed
+from feedserver.statsdb import (
+    MAX_AGGREGATORS_PER_FEED,
+    MAX_PENDING_POLLERS,
+    MAX_SUBSCRIPTIONS,
+    NEW_AGGREGATOR_MAX,
+    Batch,
+    StatsDB,
+    StatsError,
+    latest_by_feed,
+)
 
 # Real User-Agent strings, as each service documents or sends them.
 AGGREGATOR_AGENTS = [
@@ -88,7 +97,11 @@ def test_readers_without_counts_are_direct_pollers(agent: str) -> None:
 
 
 def test_absurd_counts_are_capped_and_long_agents_cut() -> None:
-    assert identify("Feedly/1.0 (999999999999 subscribers)").subscribers == 100_000_000
+    assert (
+        identify("Feedly/1.0 (999999999999 subscribers)").subscribers
+        == MAX_SUBSCRIBERS
+        == 1_000_000
+    )
     assert identify("x" * 10_000 + " 5 subscribers") is DIRECT
 
 
@@ -242,3 +255,85 @@ def test_chart_is_an_accessible_inline_svg() -> None:
     assert svg.startswith("<svg") and 'role="img"' in svg
     assert "Subscribers &lt;per&gt; day" in svg and "<script" not in svg and "style=" not in svg
     assert svg.count("<rect") == 7 and "2026-11-07: 14" in svg
+
+
+def _report(db: StatsDB, day: date, agent: str, feed: str = "topic:ai", moment: float = 0) -> None:
+    poller = identify(agent)
+    batch = Batch(polls=Counter({feed: 1}))
+    subscription = poller.feed_id or "/topics/ai.rss"
+    batch.note_report((feed, poller.aggregator, subscription), poller.subscribers, moment)
+    db.write(day, batch)
+
+
+def _aggregators(db: StatsDB, day: date, feed: str = "topic:ai") -> dict[str, int]:
+    return next(d.aggregators for d in db.read(day) if d.day == day.isoformat() and d.feed == feed)
+
+
+def test_a_claim_far_from_an_aggregators_history_is_held_to_it(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    first = date(2026, 11, 20)
+    feedly = "Feedly/1.0 (+http://www.feedly.com/fetcher.html; {} subscribers; )"
+    _report(db, first, feedly.format(900))
+    _report(db, first + timedelta(days=1), feedly.format(5_000))  # within ten times: taken
+    assert _aggregators(db, first + timedelta(days=1)) == {"Feedly": 5_000}
+    third = first + timedelta(days=2)
+    _report(db, third, feedly.format(5_000), moment=1)
+    _report(db, third, feedly.format(0), moment=2)  # anyone can send Feedly's User-Agent
+    assert _aggregators(db, third) == {"Feedly": 500}
+    _report(db, third, feedly.format(90_000_000), moment=3)
+    assert _aggregators(db, third) == {"Feedly": 50_000}
+    # An aggregator never seen before starts small, whatever it claims.
+    _report(db, third, "Bot/1 (+https://bot.example; 100000000 subscribers)", moment=4)
+    assert _aggregators(db, third)["Bot"] == 1_000
+
+
+def test_made_up_aggregators_are_bounded_and_the_known_ones_kept(
+    tmp_path: Path,
+) -> None:
+    db = _db(tmp_path)
+    today = date(2026, 11, 23)
+    _report(db, today, AGGREGATOR_AGENTS[0][0])  # Feedly, 123
+    _report(db, today, AGGREGATOR_AGENTS[1][0])  # Inoreader, 12
+    recorder = PollRecorder(db, None, 5, clock=lambda: 1_795_400_000.0)  # 2026-11-23
+    recorder._thread = object()  # type: ignore[assignment]  # drained by hand below
+    for number in range(400):
+        agent = f"Bot{number}/1 (100000000 subscribers)"
+        recorder.note(_environ("/topics/ai.rss", agent), "200")
+    for number in range(200):  # one aggregator, many made-up subscriptions
+        agent = f"Feedbin feed-id:{number} - 5 subscribers"
+        recorder.note(_environ("/topics/ai.rss", agent), "200")
+    recorder.flush()
+    aggregators = _aggregators(db, today)
+    assert len(aggregators) == MAX_AGGREGATORS_PER_FEED
+    assert aggregators["Feedly"] == 123 and aggregators["Inoreader"] == 12
+    assert aggregators["Feedbin"] == MAX_SUBSCRIPTIONS * 5
+    bots = [count for name, count in aggregators.items() if name.startswith("Bot")]
+    assert len(bots) == MAX_AGGREGATORS_PER_FEED - 3 and max(bots) == NEW_AGGREGATOR_MAX
+    (figures,) = db.read(today)
+    assert figures.subscribers <= 123 + 12 + 250 + 17 * 1_000  # not 4e10
+    with sqlite3.connect(tmp_path / "stats.sqlite3") as connection:
+        stored = connection.execute("SELECT count(*) FROM aggregators").fetchone()[0]
+    assert stored == 2 + MAX_SUBSCRIPTIONS + len(bots)
+
+
+def test_counts_a_locked_database_cannot_take_are_kept_bounded(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    recorder = PollRecorder(db, None, 5, clock=lambda: 1_795_400_000.0)  # 2026-11-23
+    recorder._thread = object()  # type: ignore[assignment]  # drained by hand below
+    locker = sqlite3.connect(tmp_path / "stats.sqlite3", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    polls = MAX_PENDING_POLLERS + 500
+    for number in range(polls):
+        recorder.note(_environ("/feed.rss", f"Reader/{number}"), "200")
+    recorder.flush()
+    assert recorder.error is not None and "locked" in recorder.error
+    recorder.note(_environ("/feed.rss", AGGREGATOR_AGENTS[0][0]), "200")
+    recorder.flush()  # still locked: merged with what is held
+    locker.execute("COMMIT")
+    locker.close()
+    recorder.flush()
+    (figures,) = db.read(date(2026, 11, 23))
+    assert figures.polls == polls + 1  # every poll, none dropped
+    assert figures.direct == MAX_PENDING_POLLERS  # the pollers held are bounded
+    assert figures.aggregators == {"Feedly": 123}
+    assert recorder.error is None
