@@ -16,6 +16,7 @@ from feedserver.gunicorn_hooks import (  # noqa: F401 - gunicorn reads these nam
     gunicorn_bind,
     on_exit,
     on_starting,
+    own_control_socket,
     post_worker_init,
     prepare_metrics_dir,
     prepare_server,
@@ -37,3 +38,7 @@ graceful_timeout = _serving["graceful_timeout"]
 prepare_metrics_dir()
 # Read in the master before a --preload app loads, and again on each reload (HUP).
 prepare_server(gunicorn_bind(bind))
+# gunicorn's control socket (gunicornc) named after the server too, where gunicorn has one.
+_control_socket = own_control_socket(gunicorn_bind(bind))
+if _control_socket is not None:
+    control_socket = _control_socket

@@ -52,6 +52,9 @@ def serve(args: argparse.Namespace) -> int:
             for name, value in gunicorn_settings().items():
                 self.cfg.set(name, value)
             self.cfg.set("bind", f"{args.host}:{args.port}")
+            socket_path = gunicorn_hooks.own_control_socket(f"{args.host}:{args.port}")
+            if socket_path is not None:
+                self.cfg.set("control_socket", socket_path)
             self.cfg.set("workers", args.workers)
             self.cfg.set("preload_app", args.preload)
             self.cfg.set("accesslog", "-")

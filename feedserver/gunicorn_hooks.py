@@ -61,6 +61,17 @@ def prepare_server(address: str) -> None:
     belong_to(address)
 
 
+def own_control_socket(address: str) -> str | None:
+    """The control socket of the server on `address` (gunicorn 25.1 and later have one),
+    or None where gunicorn has none."""
+    from gunicorn.config import Config
+
+    from .server_state import control_socket
+
+    setting = Config().settings.get("control_socket")
+    return None if setting is None else control_socket(address, str(setting.default))
+
+
 def gunicorn_bind(configured: str) -> str:
     """The address gunicorn will bind, as it decides it: its command line's --bind, else
     GUNICORN_CMD_ARGS', else the config file's (`configured`). For config/gunicorn.conf.py,

@@ -54,6 +54,17 @@ def stats_db_path(setting: str) -> str:
         return setting
     if _address is None:
         return str(UNNAMED_STATS_DB)
-    # 127.0.0.1:8000 -> stats-127.0.0.1-8000, [::1]:8000 -> stats-1-8000
-    name = _UNSAFE.sub("-", _address.removeprefix("tcp://")).strip("-")
-    return str(STATS_FOLDER / f"stats-{name}.sqlite3")
+    return str(STATS_FOLDER / f"stats-{server_name(_address)}.sqlite3")
+
+
+def server_name(address: str) -> str:
+    """A file-name part naming the server that listens on an address:
+    127.0.0.1:8000 -> 127.0.0.1-8000, [::1]:8000 -> 1-8000."""
+    return _UNSAFE.sub("-", address.removeprefix("tcp://")).strip("-")
+
+
+def control_socket(address: str, default: str) -> str:
+    """This server's gunicorn control socket: gunicorn's default folder, but a file named
+    after the address, so that a second server of the same user does not take over (and,
+    stopping, remove) the first one's socket."""
+    return str(Path(default).parent / f"gunicorn-{server_name(address)}.ctl")

@@ -222,6 +222,14 @@ def _start_in(folder: Path, seeds: Path, how: str, logs: Path) -> GunicornServer
     return server
 
 
+def _control_socket(server: GunicornServer) -> str:
+    """The control socket path a server's gunicorn said it listens at."""
+    for line in server.output().splitlines():
+        if "Control socket listening at " in line:
+            return line.rsplit(" ", 1)[-1]
+    pytest.skip("this gunicorn has no control socket")
+
+
 def _figures(server: GunicornServer) -> dict[str, dict[str, int]]:
     status, _, body = fetch(server.url + "/stats.json")
     assert status == 200, body
@@ -263,6 +271,12 @@ def test_two_servers_of_one_folder_keep_their_limits_and_figures_apart(
             assert f"stats-127.0.0.1-{second.port}.sqlite3" in names
             assert not any(name.startswith("stats.sqlite3") for name in names), names
             assert not any("polling" in name for name in names), names
+            # gunicorn's control socket (gunicornc) is each server's own as well.
+            sockets = [_control_socket(server) for server in (first, second)]
+            assert sockets[0] != sockets[1]
+            assert all(
+                f"-{s.port}.ctl" in path for s, path in zip((first, second), sockets, strict=True)
+            )
         finally:
             second.stop()
     finally:
