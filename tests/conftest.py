@@ -6,9 +6,11 @@ neither the developer's environment nor the repository's config/feedserver.yaml 
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -228,3 +230,18 @@ def start_gunicorn(tmp_path: Path) -> Iterator[Callable[..., GunicornServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+def timed_get(
+    port: int, path: str, agent: str = "curl/8.5.0", timeout: float = 60
+) -> tuple[int, bytes, float]:
+    """One GET on a fresh connection to a local server: status, body and seconds taken."""
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"User-Agent": agent})
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    return response.status, body, time.perf_counter() - started

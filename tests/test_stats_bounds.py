@@ -5,7 +5,6 @@ feeds. Under a real gunicorn, side by side with a server that saw a few readers 
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import json
 import re
@@ -30,7 +29,7 @@ from feedserver.statsdb import (
     StatsDB,
 )
 
-from .conftest import ROOT, GunicornServer, seed_fields
+from .conftest import ROOT, GunicornServer, seed_fields, timed_get
 
 GUNICORN_CONF = str(ROOT / "config" / "gunicorn.conf.py")
 TOPICS = 30  # 435 unions of two: more than a day keeps
@@ -39,15 +38,7 @@ REFUSED_NAMES = 300  # of them, polled past the burst: 429s of feeds that do not
 
 
 def _get(port: int, path: str, agent: str = "curl/8.5.0") -> tuple[int, bytes, float]:
-    started = time.perf_counter()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        connection.request("GET", path, headers={"User-Agent": agent})
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    return response.status, body, time.perf_counter() - started
+    return timed_get(port, path, agent)
 
 
 def _seeds(folder: Path) -> Path:

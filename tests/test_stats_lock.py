@@ -5,14 +5,13 @@ written once the lock is gone."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import ROOT, GunicornServer
+from .conftest import ROOT, GunicornServer, timed_get
 
 GUNICORN_CONF = str(ROOT / "config" / "gunicorn.conf.py")
 LOCK_SECONDS = 6.0
@@ -22,15 +21,9 @@ MOST_MS = 100.0
 
 
 def _get(server: GunicornServer, path: str, agent: str) -> tuple[int, bytes, float]:
-    started = time.perf_counter()
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        connection.request("GET", path, headers={"User-Agent": agent})
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    return response.status, body, (time.perf_counter() - started) * 1000
+    """Status, body and milliseconds taken."""
+    status, body, seconds = timed_get(server.port, path, agent, timeout=30)
+    return status, body, seconds * 1000
 
 
 def _direct(server: GunicornServer) -> int:
