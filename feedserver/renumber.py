@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Sequence
-from itertools import compress
+from itertools import compress, groupby, repeat
+from operator import ge, not_, sub
 
 from .models import Article
 
@@ -26,28 +27,32 @@ class Renumbering:
     """The article numbers of `old` (a catalog's articles) in `new` (its successor's)."""
 
     def __init__(self, old: Sequence[Article], new: Sequence[Article]) -> None:
-        position = {id(article): number for number, article in enumerate(new)}
+        # Done by C-level iterators: this runs over every article on every reload.
+        position = dict(zip(map(id, new), range(len(new)), strict=True))
         # Each survivor's new number; -1 for an article that went. What `position` keeps
         # after the pops is the articles that came.
-        self.new_of = array("i", [position.pop(id(article), -1) for article in old])
+        self.new_of = array("i", map(position.pop, map(id, old), repeat(-1)))
         self.arrived = sorted(position.values())
-        self.gone = [number for number, moved in enumerate(self.new_of) if moved < 0]
         self.old_size, self.new_size = len(old), len(new)
+        # One byte per old number: 1 when that article survives.
+        self.kept = bytes(map(ge, self.new_of, repeat(0)))
+        self.gone = list(compress(range(self.old_size), map(not_, self.kept)))
         self.gone_bits = _bits(self.gone, self.old_size)
-        self._kept = bytes(moved >= 0 for moved in self.new_of)
+        survivors = list(compress(range(self.old_size), self.kept))
+        shifts = list(map(sub, compress(self.new_of, self.kept), survivors))
+        self.identity = not any(shifts)
         # Runs (first, past the last, shift) of old numbers whose survivors all move by the
-        # same shift; a run may span numbers that went (their bits are cleared first).
+        # same shift, up to MAX_RUNS + 1 of them; a run may span numbers that went (their
+        # bits are cleared first).
         self.runs: list[tuple[int, int, int]] = []
-        shift = None
-        for number, moved in enumerate(self.new_of):
-            if moved < 0:
-                continue
-            if moved - number != shift:
-                shift = moved - number
-                self.runs.append((number, number + 1, shift))
-            else:
-                self.runs[-1] = (self.runs[-1][0], number + 1, shift)
-        self.identity = all(shift == 0 for _, _, shift in self.runs)
+        if not self.identity:
+            index = 0
+            for shift, group in groupby(shifts):
+                length = sum(1 for _ in group)
+                first, index = survivors[index], index + length
+                self.runs.append((first, survivors[index - 1] + 1, shift))
+                if len(self.runs) > MAX_RUNS:
+                    break
 
     def bits(self, bits: int, touched: bool) -> int:
         """A bit set of old numbers as one of new numbers, the articles that went left out
@@ -67,7 +72,7 @@ class Renumbering:
         """Renumber a bit set (holding no article that went) as a string of binary digits,
         digit n for article n: keep the survivors' digits, put a 0 where each article came."""
         digits = format(bits, "b")[::-1].ljust(self.old_size, "0")
-        kept = "".join(compress(digits, self._kept))
+        kept = "".join(compress(digits, self.kept))
         pieces: list[str] = []
         last = 0
         for before, number in enumerate(self.arrived):
@@ -80,12 +85,14 @@ class Renumbering:
     def numbers(self, numbers: array[int], touched: bool) -> array[int]:
         """Ascending old numbers as new ones, the articles that went left out (`touched`
         as for `bits`); the very same array when nothing about it changes."""
-        if self.identity and not (touched and self.gone):
-            return numbers
-        mapped = list(map(self.new_of.__getitem__, numbers))
+        kept: Iterable[int] = numbers
         if touched and self.gone:
-            return array("I", compress(mapped, [moved >= 0 for moved in mapped]))
-        return array("I", mapped)
+            kept = compress(numbers, map(self.kept.__getitem__, numbers))
+        elif self.identity:
+            return numbers
+        if self.identity:
+            return array("I", kept)
+        return array("I", map(self.new_of.__getitem__, kept))
 
 
 def _bits(numbers: Iterable[int], size: int) -> int:

@@ -237,13 +237,11 @@ class _Order:
         """The order of `after`, made from that of the articles before: the survivors keep
         their order (renumbering keeps ties in date order), the articles that came are put
         in at their places."""
-        if moves.identity and not moves.gone:
-            order, keys = array("I", old.order), array("d", old.keys)
-        else:
-            mapped = list(map(moves.new_of.__getitem__, old.order))
-            kept = [number >= 0 for number in mapped]
-            order = array("I", compress(mapped, kept))
-            keys = array("d", compress(old.keys, kept))
+        kept = bytes(map(moves.kept.__getitem__, old.order))
+        order = moves.numbers(old.order, True)  # stays in this order: renumbering is monotone
+        if order is old.order:
+            order = array("I", order)  # never change the old index
+        keys = array("d", compress(old.keys, kept))
         value_of = attrgetter(field)
         for number in moves.arrived:
             value = value_of(after[number])
