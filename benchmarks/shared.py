@@ -21,7 +21,9 @@ from . import restart, servers, trees
 
 WORKERS = 4
 RELOAD_INTERVAL = 5
-CONF = str(Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py")
+CONFIG = Path(__file__).resolve().parent.parent / "config"
+CONF = str(CONFIG / "gunicorn.conf.py")
+SHARED_CONF = str(CONFIG / "gunicorn-shared.conf.py")
 _RELOAD_LINE = re.compile(r"\[(\d+)\].*reload: files=(\d+) parsed=(\d+)")
 _SETTLE = 2.0  # seconds the workers must stay the same before a figure is taken
 
@@ -57,14 +59,16 @@ def _served_by_all(server: servers.GunicornServer) -> dict[str, int]:
     return restart.total_memory({server.pid, *server.workers()})
 
 
-def measure(seeds: str, changed: list[str], logs: str, extra: list[str]) -> dict[str, Any]:
+def measure(
+    seeds: str, changed: list[str], logs: str, extra: list[str], conf: str = CONF
+) -> dict[str, Any]:
     """PSS of the server on `seeds` after start, and after a reload of the `changed` files
     (edited here; the caller puts them back). `extra`: more gunicorn options."""
     server = servers.start(
         "wsgi:app",
         Path(logs),
         "-c",
-        CONF,
+        conf,
         "--workers",
         str(WORKERS),
         *extra,
@@ -96,16 +100,18 @@ def measure(seeds: str, changed: list[str], logs: str, extra: list[str]) -> dict
     return {"before": before, "after": after, "reached": reached}
 
 
-def side_by_side(tree: trees.SeedTree, logs: Path, extra: list[str]) -> dict[str, Any]:
+def side_by_side(
+    tree: trees.SeedTree, logs: Path, extra: list[str], conf: str = CONF
+) -> dict[str, Any]:
     """The server on the tree and on one article, taken in turn."""
     changed = trees.sample_paths(tree.root, tree.seed, 0.01)
     one = Path(tempfile.mkdtemp(prefix="feedserver-one-"))
     try:
         first = trees.seed_paths(tree.root)[0]
         (one / "one.md").write_bytes((tree.root / first).read_bytes())
-        small = measure(str(one), ["one.md"], str(logs), extra)
+        small = measure(str(one), ["one.md"], str(logs), extra, conf)
         with trees.editing(tree, changed):
-            big = measure(str(tree.root), changed, str(logs), extra)
+            big = measure(str(tree.root), changed, str(logs), extra, conf)
     finally:
         shutil.rmtree(one, ignore_errors=True)
     return {"one": small, "tree": big, "changed": len(changed)}
