@@ -14,6 +14,8 @@ reload. Used by config/gunicorn-shared.conf.py.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import gc
 import logging
@@ -82,6 +84,7 @@ class MasterReloads:
         if self.store.last_report is not None:
             self.heartbeat.beat(self.store.last_report)
         self._share(self.store.catalog)
+        self._served, self._error = self.store.catalog, self.store.degraded_reason
         self.store.after_reload.append(self._after_reload)
         self.scheduler.ensure_started()
         logger.info("the master reloads for its workers, which share its catalog")
@@ -91,6 +94,7 @@ class MasterReloads:
         catalog.search.prepare()
         gc.collect()
         gc.freeze()
+        _trim()
 
     def _after_reload(self, store: CatalogStore, report: ReloadReport) -> None:
         self.heartbeat.beat(report)
@@ -118,6 +122,17 @@ class MasterReloads:
         logger.info(
             "workers replaced to serve the new catalog in %.3fs", time.monotonic() - started
         )
+
+
+def _trim() -> None:
+    """Give the C heap's free pages back to the system (what a load or a reload freed: big
+    strings and containers live there, not in Python's own arenas), so that the workers
+    forked next do not inherit them, and do not copy them when they allocate there."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def in_worker(app: Any) -> bool:
