@@ -5,7 +5,8 @@ Everything config/gunicorn.conf.py sets, and: the master loads the seeds (preloa
 reloads them for every worker; after a reload that changed what is served it replaces the
 workers by new ones forked from it, which share its catalog copy-on-write (see
 feedserver/shared_reload.py and the README's deployment section). Four workers then hold
-about one catalog in all rather than one each.
+about one catalog in all, plus what each allocates, rather than one each. Restart rather
+than HUP (a HUP reloads the app without moving the reload job to it).
 """
 
 import runpy
