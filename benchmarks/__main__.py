@@ -2,7 +2,7 @@
 
     python -m benchmarks [--sizes 1000,10000,100000]
                          [--only cold,reload,watch,serve,flat,filtered,memory,startup,
-                                 restart,slow,stall]
+                                 restart,slow,stall,index,shared]
                          [--workdir DIR] [--markdown FILE]
 
 For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
@@ -36,6 +36,8 @@ GROUPS = (
     "restart",
     "slow",
     "stall",
+    "index",
+    "shared",
 )
 BASELINE_SIZE = 1000
 
@@ -135,6 +137,16 @@ STEPS: tuple[tuple[str, str, Step], ...] = (
         "stall",
         "a cached feed during a 1% reload",
         lambda tree, options, _: targets.reload_stall(tree, options),
+    ),
+    (
+        "index",
+        "the search index after a 1% reload vs a whole build",
+        lambda tree, _, __: targets.index_follow(tree),
+    ),
+    (
+        "shared",
+        "-w 4 memory in all, above one article, before and after a 1% reload",
+        lambda tree, options, _: targets.shared_memory(tree, options),
     ),
 )
 

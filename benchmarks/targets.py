@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import filtered, flat, fresh, restart, serving, slow, startup, trees
+from . import filtered, flat, fresh, restart, serving, shared, slow, startup, trees
 from .report import INFO, Figure, judged, megabytes, ratio, ratio_at_most, seconds
 
 COLD_TARGET = 1.25
@@ -33,6 +33,11 @@ SLOW_SUCCESS_TARGET = 0.99  # probe success under slow clients, against none
 SLOW_P99_TARGET = 3.0  # probe p99 under slow clients, against none
 SLOW_PROBE_SECONDS = 10.0
 STALL_LIMIT = 0.050  # a cached feed's p99 while a 1%-changed reload runs
+INDEX_FOLLOW_TARGET = 0.25  # a 1% reload's index, made from the one before, vs a whole build
+INDEX_FOLLOW_SIZE = 100_000
+SHARED_TARGET = 2.0  # -w 4 in all, above the same server on one article, vs the seeds
+SHARED_SIZE = 10_000
+SHARED_COMPARED_BELOW = 100_000  # four workers each loading 100,000 files take minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,4 +503,85 @@ def filtered_cost(tree: trees.SeedTree, baseline: trees.SeedTree) -> list[Figure
             f"{seconds(max(result['first'].values()))}",
         )
     )
+    return figures
+
+
+def index_follow(tree: trees.SeedTree) -> list[Figure]:
+    """Target 20.4: a 1%-changed reload's search index, made from the index before, against
+    a whole build of the same catalog's index; in one fresh process, taken in turns. Also
+    the same with every edited article moved a day (every one changes place)."""
+    changed = trees.sample_paths(tree.root, tree.seed, CHANGED_FRACTION)
+    figures = []
+    for move in (False, True):
+        with trees.editing(tree, changed):
+            result = fresh.run(
+                "index_follow:follow_vs_build",
+                root=str(tree.root),
+                seed=tree.seed,
+                fraction=CHANGED_FRACTION,
+                move=move,
+            )
+        runs = result["runs"]
+        follow, whole = _best(runs, "follow"), _best(runs, "whole")
+        share = follow["wall"] / whole["wall"]
+        applies = tree.count >= INDEX_FOLLOW_SIZE
+        figures.append(
+            Figure(
+                "20.4 index after a 1% reload" + (", articles moved" if move else ""),
+                seconds(follow["wall"]),
+                f"{seconds(whole['wall'])} whole build",
+                ratio(share),
+                f"<= {INDEX_FOLLOW_TARGET:.2f}x"
+                + ("" if applies else f" at {INDEX_FOLLOW_SIZE // 1000}k"),
+                judged(share <= INDEX_FOLLOW_TARGET, applies and not move),
+                f"{len(changed):,} files edited ({'titles and dates' if move else 'titles'}),"
+                f" parsed {runs[0]['parsed']:,}; made from the index before in every round: "
+                f"{all(run['followed'] for run in runs)}; {result['articles']:,} articles, "
+                f"{result['bytes'] // 1024:,} KB; best of {len(runs)} each, taken in turns; "
+                + _cpu_note(follow, whole),
+            )
+        )
+    return figures
+
+
+def shared_memory(tree: trees.SeedTree, options: Options) -> list[Figure]:
+    """Target 20.3: what four workers hold in all (PSS of the master and its workers), above
+    the same server on one article, against the seed bytes, before and after a reload that
+    changed 1% of the files: with config/gunicorn-shared.conf.py (the master reloads, the
+    workers share its catalog), and below 100,000 files also with config/gunicorn.conf.py
+    (each worker reloads on its own), for comparison."""
+    confs = [("", shared.SHARED_CONF)]
+    if tree.count < SHARED_COMPARED_BELOW:
+        confs.append((", each worker reloading", shared.CONF))
+    applies = tree.count >= SHARED_SIZE
+    figures = []
+    for name, conf in confs:
+        result = shared.side_by_side(tree, options.logs, [], conf)
+        one, big = result["one"], result["tree"]
+        for when in ("before", "after"):
+            above = big[when]["pss"] - one[when]["pss"]
+            share = above / tree.total_bytes
+            figures.append(
+                Figure(
+                    f"20.3 memory, -w {shared.WORKERS} above one article"
+                    + (", at start" if when == "before" else ", after a 1% reload")
+                    + name,
+                    megabytes(above),
+                    f"{megabytes(tree.total_bytes)} seeds",
+                    ratio(share),
+                    f"<= {SHARED_TARGET:.2f}x"
+                    + ("" if applies else f" at {SHARED_SIZE // 1000}k+"),
+                    judged(share <= SHARED_TARGET, applies and not name),
+                    f"{Path(conf).name}: PSS of the master and {shared.WORKERS} workers once "
+                    f"every worker served feeds, {megabytes(big[when]['pss'])} on the seeds, "
+                    f"{megabytes(one[when]['pss'])} on one article; RSS summed "
+                    f"{megabytes(big[when]['rss'])}"
+                    + (
+                        f"; {result['changed']:,} files edited, the reload reached every "
+                        f"reloading process in {seconds(big['reached'])}"
+                        if when == "after"
+                        else ""
+                    ),
+                )
+            )
     return figures

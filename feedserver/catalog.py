@@ -274,7 +274,7 @@ def update_catalog(
         changes.get((ALL, ""), EPOCH),
         False,
     )
-    return Catalog(
+    catalog = Catalog(
         everything=everything,
         topics=_revise_index(old.topics, TOPIC, touched, departures, arrivals, changes),
         providers=_revise_index(old.providers, PROVIDER, touched, departures, arrivals, changes),
@@ -282,6 +282,9 @@ def update_catalog(
         files=files,
         scheduled=scheduled,
     )
+    # The search index follows too: made from the old one's, for what came and went.
+    catalog.search.follow(old.search)
+    return catalog
 
 
 def empty_catalog(site_title: str) -> Catalog:

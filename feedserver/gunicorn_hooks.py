@@ -143,10 +143,25 @@ def serving_app(load_settings: SettingsLoader | None = None) -> Flask:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start the worker's reload job (and WebSub publishing) as soon as the worker is up."""
+    """Start the worker's reload job (and WebSub publishing) as soon as the worker is up;
+    in a worker whose master reloads for it, follow the master's heartbeat instead."""
     from .scheduler import start_in_worker
+    from .shared_reload import in_worker
 
-    start_in_worker(worker.wsgi)
+    if not in_worker(worker.wsgi):
+        start_in_worker(worker.wsgi)
+
+
+def share_reloads(server: Any) -> None:
+    """In the master, before the first workers fork (gunicorn's when_ready): reload here for
+    every worker and replace the workers after each change (config/gunicorn-shared.conf.py).
+    Needs the app loaded in the master (--preload); without it, each worker reloads."""
+    from .shared_reload import MasterReloads
+
+    if not server.cfg.preload_app:
+        server.log.warning("workers reload on their own: sharing reloads needs --preload")
+        return
+    MasterReloads(server.app.wsgi(), server).start()
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -156,6 +156,8 @@ class ReloadScheduler:
         # produced a new catalog (with the old and the new one).
         self.on_start: list[Callable[[], object]] = []
         self.listeners: list[Callable[[Catalog, Catalog], None]] = []
+        # Set in a worker whose master reloads for it (shared_reload.py): no job of its own.
+        self.parent_reloads = False
 
     def running(self) -> bool:
         """Whether this process has a live scheduler."""
@@ -163,7 +165,7 @@ class ReloadScheduler:
 
     def ensure_started(self) -> None:
         """Start the job in this process unless it already runs here."""
-        if self.running():
+        if self.running() or self.parent_reloads:
             return
         with self._lock:
             if self.running():

@@ -6,7 +6,10 @@ Articles are numbered by their position in the catalog's all-articles collection
 first, ties by URL: the order of every collection), and a set of articles is a Python int
 used as a bit set, so that intersecting and counting tens of thousands of articles takes
 microseconds. Each part is built on its first use and kept for the catalog's life (a catalog
-never changes); `prepare()` builds them all ahead of the first request.
+never changes); `prepare()` builds them all ahead of the first request. The index of a
+catalog that follows another (a reload) is made from the whole index of the one before:
+its postings, orders and members renumbered (see renumber.py), and only the articles that
+went or came taken out or put in, instead of reading every article again.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import math
 import re
 import sys
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import compress
+from operator import attrgetter
 
 from .models import Article
+from .renumber import Renumbering
 
 CollectionKey = tuple[str, str]
 # A token's posting is kept as a bit set once that is smaller than its list of numbers.
@@ -69,27 +75,80 @@ class _Words:
         numbers: dict[str, int] = {}
         lists: list[array[int]] = []
         for number, article in enumerate(articles):
-            # The very text FeedQuery.matches searches: a query word has no whitespace, so it
-            # occurs in this text exactly when it occurs in one of its tokens.
-            text = f"{article.title}\n{article.excerpt}".casefold()
-            for token in set(text.split()):
+            for token in _tokens(article):
                 index = numbers.get(token)
                 if index is None:
                     index = numbers[token] = len(lists)
                     lists.append(array("I"))
                 lists[index].append(number)
         size = len(articles)
-        self.size = size
-        self.text = "\n".join(numbers)  # tokens never hold "\n": it is whitespace
-        self.starts = array("I")
-        offset = 0
-        for token in numbers:
-            self.starts.append(offset)
-            offset += len(token) + 1
+        self._set_tokens(list(numbers), size)
         self.counts = array("I", (len(found) for found in lists))
         self.postings: list[int | array[int]] = [
             bit_set(found, size) if len(found) * _DENSE_SHARE >= size else found for found in lists
         ]
+
+    def _set_tokens(self, tokens: list[str], size: int) -> None:
+        self.size = size
+        self.tokens = tokens
+        self.text = "\n".join(tokens)  # tokens never hold "\n": it is whitespace
+        self.starts = array("I")
+        offset = 0
+        for token in tokens:
+            self.starts.append(offset)
+            offset += len(token) + 1
+
+    @classmethod
+    def following(
+        cls, old: _Words, moves: Renumbering, before: Sequence[Article], after: Sequence[Article]
+    ) -> _Words:
+        """The word index of `after`, made from that of `before`: every posting renumbered,
+        the articles that went taken out of their tokens' postings, those that came put in."""
+        gone: dict[int, list[int]] = {}  # token: old numbers that went
+        came: dict[str, list[int]] = {}  # token: new numbers that came
+        index_of = {token: index for index, token in enumerate(old.tokens)}
+        for number in moves.gone:
+            for token in _tokens(before[number]):
+                gone.setdefault(index_of[token], []).append(number)
+        for number in moves.arrived:
+            for token in _tokens(after[number]):
+                came.setdefault(token, []).append(number)
+        size = moves.new_size
+        tokens: list[str] = []
+        counts: list[int] = []
+        postings: list[int | array[int]] = []
+        for index, token in enumerate(old.tokens):
+            posting = old.postings[index]
+            touched = index in gone
+            count = old.counts[index] - len(gone.get(index, ()))
+            added = came.pop(token, [])
+            count += len(added)
+            if not count:
+                continue
+            if isinstance(posting, int):
+                posting = moves.bits(posting, touched)
+            else:
+                posting = moves.numbers(posting, touched)
+            postings.append(_posting(posting, added, count, size))
+            tokens.append(token)
+            counts.append(count)
+        for token, added in came.items():  # tokens no article held before
+            postings.append(_posting(array("I"), added, len(added), size))
+            tokens.append(token)
+            counts.append(len(added))
+        words = cls.__new__(cls)
+        if tokens == old.tokens:
+            words.size, words.tokens, words.text, words.starts = (
+                size,
+                old.tokens,
+                old.text,
+                old.starts,
+            )
+        else:
+            words._set_tokens(tokens, size)
+        words.counts = array("I", counts)
+        words.postings = postings
+        return words
 
     def tokens_holding(self, word: str) -> list[int]:
         """The tokens that hold `word` (which has no whitespace) anywhere in them."""
@@ -132,6 +191,31 @@ class _Words:
         )
 
 
+def _tokens(article: Article) -> set[str]:
+    """The distinct tokens of an article: of the very text FeedQuery.matches searches (a
+    query word has no whitespace, so it occurs in this text exactly when it occurs in one of
+    its tokens)."""
+    return set(f"{article.title}\n{article.excerpt}".casefold().split())
+
+
+def _posting(
+    posting: int | array[int], added: list[int], count: int, size: int
+) -> int | array[int]:
+    """A renumbered posting with the articles that came (`added`, ascending) put in, in the
+    form a fresh build gives a posting of `count` articles out of `size`."""
+    dense = count * _DENSE_SHARE >= size
+    if isinstance(posting, int):
+        if added:
+            posting |= bit_set(added, size)
+        return posting if dense else array("I", members(posting, size))
+    if added:
+        merged = list(posting)
+        merged += added
+        merged.sort()
+        posting = array("I", merged)
+    return bit_set(posting, size) if dense else posting
+
+
 class _Order:
     """Article numbers sorted by heat or quality, highest first, articles without a value
     last, ties by date then URL: the order `sort=` asks for."""
@@ -145,6 +229,34 @@ class _Order:
         for position, number in enumerate(self.order):
             self.rank[number] = position
         self.keys = array("d", (keys[number] for number in self.order))
+
+    @classmethod
+    def following(
+        cls, old: _Order, moves: Renumbering, after: Sequence[Article], field: str
+    ) -> _Order:
+        """The order of `after`, made from that of the articles before: the survivors keep
+        their order (renumbering keeps ties in date order), the articles that came are put
+        in at their places."""
+        kept = bytes(map(moves.kept.__getitem__, old.order))
+        order = moves.numbers(old.order, True)  # stays in this order: renumbering is monotone
+        if order is old.order:
+            order = array("I", order)  # never change the old index
+        keys = array("d", compress(old.keys, kept))
+        value_of = attrgetter(field)
+        for number in moves.arrived:
+            value = value_of(after[number])
+            key = -value if value is not None else math.inf
+            # Among equal keys, numbers ascend: find the tie block, then the place in it.
+            low, high = bisect_left(keys, key), bisect_right(keys, key)
+            place = bisect_left(order, number, low, high)
+            order.insert(place, number)
+            keys.insert(place, key)
+        made = cls.__new__(cls)
+        made.order, made.keys = order, keys
+        made.rank = array("I", [0]) * len(order)
+        for position, number in enumerate(order):
+            made.rank[number] = position
+        return made
 
     def nbytes(self) -> int:
         """Bytes held."""
@@ -196,9 +308,64 @@ class SearchIndex:
         self._dense_collections: dict[CollectionKey, int] = {}
         self._orders: dict[str, _Order] = {}
         self._at_least: _AtLeast | None = None
+        # The whole index of the catalog before this one, until this one is made from it.
+        self._previous: SearchIndex | None = None
+
+    def follow(self, previous: SearchIndex) -> None:
+        """Make this index, when first used, from `previous` (the index of the catalog this
+        one's catalog replaces) if that one is whole by then; else build it afresh."""
+        if previous.ready:
+            self._previous = previous
+
+    def _inherit(self) -> None:
+        """Make every part from the previous index, once (two callers at the same time each
+        make whole parts, the same; either result is kept)."""
+        previous = self._previous
+        if previous is None:
+            return
+        before, after = previous.articles, self.articles
+        moves = Renumbering(before, after)
+        old_words, old_members = previous._words, previous._members
+        if old_words is None or old_members is None:
+            self._previous = None
+            return
+        words = _Words.following(old_words, moves, before, after)
+        orders = {
+            field: _Order.following(order, moves, after, field)
+            for field, order in previous._orders.items()
+        }
+        found = self._members_following(old_members, moves, before)
+        if self._words is None:
+            self._words = words
+        for field, order in orders.items():
+            self._orders.setdefault(field, order)
+        if self._members is None:
+            self._members = found
+        self._previous = None
+
+    def _members_following(
+        self,
+        old: dict[CollectionKey, array[int]],
+        moves: Renumbering,
+        before: Sequence[Article],
+    ) -> dict[CollectionKey, array[int]]:
+        """Each collection's members renumbered, those that went out, those that came in."""
+        touched = {key for number in moves.gone for key in self._collection_keys(before[number])}
+        found = {key: moves.numbers(numbers, key in touched) for key, numbers in old.items()}
+        for number in moves.arrived:
+            for key in self._collection_keys(self.articles[number]):
+                numbers = found.get(key)
+                if numbers is None:
+                    numbers = found[key] = array("I")
+                elif numbers is old.get(key):
+                    numbers = found[key] = array("I", numbers)  # never change the old one
+                insort(numbers, number)
+        return {key: numbers for key, numbers in found.items() if numbers}
 
     def words(self) -> _Words:
         """The word index, built on first use."""
+        if self._previous is not None:
+            self._inherit()
         words = self._words
         if words is None:
             words = self._words = _Words(self.articles)
@@ -206,6 +373,8 @@ class SearchIndex:
 
     def order(self, field: str) -> _Order:
         """The order by heat or quality, built on first use."""
+        if self._previous is not None:
+            self._inherit()
         order = self._orders.get(field)
         if order is None:
             order = self._orders[field] = _Order(self.articles, field)
@@ -219,6 +388,8 @@ class SearchIndex:
         return at_least
 
     def _collection_members(self) -> dict[CollectionKey, array[int]]:
+        if self._previous is not None:
+            self._inherit()
         found = self._members
         if found is None:
             found = {}

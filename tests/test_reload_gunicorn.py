@@ -103,12 +103,20 @@ def touch_later(path: Path, seconds: int) -> None:
 
 
 GUNICORN_CONF = str(Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py")
+# The master reloads for its workers and replaces them after each change.
+SHARED_CONF = str(Path(GUNICORN_CONF).with_name("gunicorn-shared.conf.py"))
 
 
 @pytest.mark.parametrize(
     "args",
-    [(), ("--preload",), ("-c", GUNICORN_CONF), ("-c", GUNICORN_CONF, "--preload")],
-    ids=["workers-load", "preload", "gevent", "gevent-preload"],
+    [
+        (),
+        ("--preload",),
+        ("-c", GUNICORN_CONF),
+        ("-c", GUNICORN_CONF, "--preload"),
+        ("-c", SHARED_CONF),
+    ],
+    ids=["workers-load", "preload", "gevent", "gevent-preload", "gevent-shared"],
 )
 def test_every_worker_serves_each_change(
     args: tuple[str, ...],

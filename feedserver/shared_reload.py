@@ -1,0 +1,159 @@
+"""Workers that share one catalog: the gunicorn master loads the seeds (--preload) and reloads
+them for every worker; after a reload that changed what is served it builds the new
+catalog's search index, freezes its heap (gc.freeze) and replaces its workers by new ones
+forked from it, so the workers share the master's catalog copy-on-write. (A worker that
+reloaded on its own would touch every object of the catalog it inherited, which copies the
+pages under them: four workers held four catalogs, plus the master's.)
+
+Workers then never reload. Each follows the master's heartbeat (when its last reload
+completed, in shared memory) so that its /healthz still says `stale` when the master's
+reloads stop, and it is replaced whenever what the master serves or whether it can read
+the seeds directory changes: a takedown reaches every worker with the master's next
+reload. Used by config/gunicorn-shared.conf.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import dataclasses
+import gc
+import logging
+import mmap
+import struct
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from .catalog import Catalog
+from .scheduler import ReloadScheduler
+from .store import CatalogStore, ReloadReport
+
+logger = logging.getLogger(__name__)
+
+_BEAT = struct.Struct("dd")  # the last completed reload: its start (POSIX time), duration
+# How long the new workers have to boot before the old ones are asked to leave.
+BOOT_SECONDS = 60.0
+# How often a worker reads the master's heartbeat.
+FOLLOW_SECONDS = 1.0
+
+
+class Heartbeat:
+    """The master's last completed reload, in anonymous shared memory its forks inherit."""
+
+    def __init__(self) -> None:
+        self._memory = mmap.mmap(-1, _BEAT.size)
+
+    def beat(self, report: ReloadReport) -> None:
+        """Record a completed reload."""
+        self._memory[:] = _BEAT.pack(report.started.timestamp(), report.duration_seconds)
+
+    def last(self) -> tuple[datetime, float] | None:
+        """When the master's last reload started and how long it took; None before one."""
+        started, duration = _BEAT.unpack(self._memory[:])
+        if not started:
+            return None
+        return datetime.fromtimestamp(started, UTC), duration
+
+
+_heartbeat: Heartbeat | None = None  # set in a master that reloads for its workers
+
+
+def _parts(app: Any) -> tuple[CatalogStore, ReloadScheduler]:
+    store = app.extensions["feedserver.store"]
+    scheduler = app.extensions["feedserver.scheduler"]
+    return store, scheduler
+
+
+class MasterReloads:
+    """In the gunicorn master: the reload job, and the workers replaced after a change."""
+
+    def __init__(self, app: Any, arbiter: Any) -> None:
+        self.store, self.scheduler = _parts(app)
+        self.arbiter = arbiter
+        self.heartbeat = Heartbeat()
+        # What the live workers were forked with.
+        self._served: Catalog = self.store.catalog
+        self._error: str | None = self.store.degraded_reason
+
+    def start(self) -> None:
+        """Before the first workers fork: the whole index, a frozen heap, the reload job."""
+        global _heartbeat
+        _heartbeat = self.heartbeat
+        if self.store.last_report is not None:
+            self.heartbeat.beat(self.store.last_report)
+        self._share(self.store.catalog)
+        self._served, self._error = self.store.catalog, self.store.degraded_reason
+        self.store.after_reload.append(self._after_reload)
+        self.scheduler.ensure_started()
+        logger.info("the master reloads for its workers, which share its catalog")
+
+    def _share(self, catalog: Catalog) -> None:
+        """Make the catalog whole and keep the collector off it: forks then share its pages."""
+        catalog.search.prepare()
+        gc.collect()
+        gc.freeze()
+        _trim()
+
+    def _after_reload(self, store: CatalogStore, report: ReloadReport) -> None:
+        self.heartbeat.beat(report)
+        if store.catalog is self._served and report.error == self._error:
+            return
+        self._share(store.catalog)
+        self._served, self._error = store.catalog, report.error
+        self._replace_workers()
+
+    def _replace_workers(self) -> None:
+        """Fork as many new workers as there are, then retire the old ones (gracefully, the
+        oldest first: gunicorn's own rule when there are too many)."""
+        arbiter = self.arbiter
+        wanted = arbiter.num_workers
+        old = set(arbiter.WORKERS.copy())  # the main loop changes it; copy() is atomic
+        started = time.monotonic()
+        arbiter.num_workers = wanted * 2
+        arbiter.wakeup()
+        while time.monotonic() - started < BOOT_SECONDS:
+            if len(set(arbiter.WORKERS.copy()) - old) >= wanted:
+                break
+            time.sleep(0.05)
+        arbiter.num_workers = wanted
+        arbiter.wakeup()
+        logger.info(
+            "workers replaced to serve the new catalog in %.3fs", time.monotonic() - started
+        )
+
+
+def _trim() -> None:
+    """Give the C heap's free pages back to the system (what a load or a reload freed: big
+    strings and containers live there, not in Python's own arenas), so that the workers
+    forked next do not inherit them, and do not copy them when they allocate there."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+def in_worker(app: Any) -> bool:
+    """In a worker forked by a master that reloads for it: follow the master's heartbeat
+    instead of reloading (True), or not such a worker (False)."""
+    heartbeat = _heartbeat
+    if heartbeat is None:
+        return False
+    store, scheduler = _parts(app)
+    scheduler.parent_reloads = True
+    threading.Thread(target=_follow, args=(store, heartbeat), daemon=True).start()
+    return True
+
+
+def _follow(store: CatalogStore, heartbeat: Heartbeat) -> None:
+    """Keep the worker's last report dated by the master's last reload, for /healthz."""
+    while True:
+        time.sleep(FOLLOW_SECONDS)
+        beat = heartbeat.last()
+        report = store.last_report
+        if beat is None or report is None or beat[0] <= report.started:
+            continue
+        started, duration = beat
+        store.last_report = dataclasses.replace(report, started=started, duration_seconds=duration)
