@@ -32,7 +32,9 @@ from .store import CatalogStore, ReloadReport
 
 logger = logging.getLogger(__name__)
 
-_BEAT = struct.Struct("dd")  # the last completed reload: its start (POSIX time), duration
+# The last completed reload: its start (POSIX time), its duration, and when it completed on
+# the monotonic clock (one clock for every process of the machine), which health reads.
+_BEAT = struct.Struct("ddd")
 # How long the new workers have to boot before the old ones are asked to leave.
 BOOT_SECONDS = 60.0
 # How often a worker reads the master's heartbeat.
@@ -45,16 +47,18 @@ class Heartbeat:
     def __init__(self) -> None:
         self._memory = mmap.mmap(-1, _BEAT.size)
 
-    def beat(self, report: ReloadReport) -> None:
-        """Record a completed reload."""
-        self._memory[:] = _BEAT.pack(report.started.timestamp(), report.duration_seconds)
+    def beat(self, report: ReloadReport, completed: float) -> None:
+        """Record a completed reload (`completed`: the master store's monotonic time)."""
+        started = report.started.timestamp()
+        self._memory[:] = _BEAT.pack(started, report.duration_seconds, completed)
 
-    def last(self) -> tuple[datetime, float] | None:
-        """When the master's last reload started and how long it took; None before one."""
-        started, duration = _BEAT.unpack(self._memory[:])
+    def last(self) -> tuple[datetime, float, float] | None:
+        """When the master's last reload started, how long it took and when it completed on
+        the monotonic clock; None before one."""
+        started, duration, completed = _BEAT.unpack(self._memory[:])
         if not started:
             return None
-        return datetime.fromtimestamp(started, UTC), duration
+        return datetime.fromtimestamp(started, UTC), duration, completed
 
 
 _heartbeat: Heartbeat | None = None  # set in a master that reloads for its workers
@@ -82,12 +86,17 @@ class MasterReloads:
         global _heartbeat
         _heartbeat = self.heartbeat
         if self.store.last_report is not None:
-            self.heartbeat.beat(self.store.last_report)
+            self.heartbeat.beat(self.store.last_report, self._completed())
         self._share(self.store.catalog)
         self._served, self._error = self.store.catalog, self.store.degraded_reason
         self.store.after_reload.append(self._after_reload)
         self.scheduler.ensure_started()
         logger.info("the master reloads for its workers, which share its catalog")
+
+    def _completed(self) -> float:
+        """When the master's last reload completed, on the monotonic clock."""
+        completed = self.store.last_completed
+        return self.store.monotonic() if completed is None else completed
 
     def _share(self, catalog: Catalog) -> None:
         """Make the catalog whole and keep the collector off it: forks then share its pages."""
@@ -97,7 +106,7 @@ class MasterReloads:
         _trim()
 
     def _after_reload(self, store: CatalogStore, report: ReloadReport) -> None:
-        self.heartbeat.beat(report)
+        self.heartbeat.beat(report, self._completed())
         if store.catalog is self._served and report.error == self._error:
             return
         self._share(store.catalog)
@@ -155,5 +164,6 @@ def _follow(store: CatalogStore, heartbeat: Heartbeat) -> None:
         report = store.last_report
         if beat is None or report is None or beat[0] <= report.started:
             continue
-        started, duration = beat
+        started, duration, completed = beat
         store.last_report = dataclasses.replace(report, started=started, duration_seconds=duration)
+        store.last_completed = completed
