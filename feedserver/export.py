@@ -28,6 +28,7 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
+from . import fragments
 from .catalog import PROVIDER, TOPIC, Catalog
 from .redirects import FEED_ALIASES
 from .store import CatalogStore
@@ -330,6 +331,7 @@ def build_site(app: Flask, outdir: Path, allow_empty: bool = False) -> BuildRepo
     check_build(app, outdir, allow_empty)
     store: CatalogStore = app.extensions["feedserver.store"]
     previous = _read_manifest(outdir)
+    fragments.install(app)  # each article's entries and card rendered once per catalog
     client = app.test_client()
     try:
         outdir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from . import redirects
+from . import fragments, redirects
 from .catalog import PROVIDER, TOPIC, Catalog, Collection
 from .config import current_settings
 from .models import Article
@@ -60,6 +60,13 @@ def site_links() -> dict[str, Any]:
     # An error page for a request with a bad Host header links by path alone.
     base = base_url() if current_settings().base_url or valid_host(request.host) else ""
     return {"urls": Urls(base), "paths": PATHS}
+
+
+@bp.app_template_global("article_card")
+def article_card(article: Article, macro: Any, names: object, urls: Urls) -> Any:
+    """An article's card on a page or a feed's preview, rendered once per catalog where the
+    export keeps a memo (fragments.py)."""
+    return fragments.card(article, macro, names, urls)
 
 
 @bp.app_context_processor

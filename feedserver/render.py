@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 
 from .catalog import PROVIDER, TOPIC, Names
+from .fragments import FragmentMemo
 from .freshness import Freshness
 from .jsontext import json_bytes, utc_time
 from .models import Article, Related
@@ -47,6 +48,9 @@ class FeedDocument:
     image_size: int = 0  # its width and height in pixels (square); 0 when unknown
     # The catalog's names of topics and providers: one spelling each, whatever the article's.
     names: Names = field(default_factory=Names)
+    # Where each entry's rendered bytes are kept for the other feeds of the same catalog
+    # (the export's; none in a serving process): the same bytes either way.
+    memo: FragmentMemo | None = None
 
     def provider_feed_url(self, article: Article, extension: str) -> str | None:
         """The URL of the feed of the article's provider, or None when it has none."""
@@ -86,6 +90,17 @@ def entry_html(article: Article, names: Names) -> str:
         )
         parts.append(f"<p>Related coverage:</p><ul>{items}</ul>")
     return "".join(parts)
+
+
+def _entry_html(document: FeedDocument, article: Article) -> str:
+    """entry_html, made once per catalog where the document has a memo."""
+    if document.memo is None:
+        return entry_html(article, document.names)
+    key = ("html", document.urls.base)
+    made: str = document.memo.get(
+        document.names, key, article, lambda: entry_html(article, document.names)
+    )
+    return made
 
 
 def _escape(text: str) -> str:
@@ -209,7 +224,7 @@ def _add_entry(
         # Readers take an RSS description as HTML: escaped, the excerpt shows as the text it
         # is. Atom's summary says so with type="html".
         entry.summary(html.escape(article.excerpt, quote=False), type="html")
-    content = entry_html(article, document.names)
+    content = _entry_html(document, article)
     if content:
         entry.content(content, type="CDATA" if rss else "html")
     for topic in article.topics:
@@ -237,9 +252,59 @@ def _add_entry(
         entry.media.thumbnail({"url": image.url, **size}, group=None)
 
 
+def _serialized(document: FeedDocument, rss: bool) -> bytes:
+    """feedgen's pretty-printed feed; with a memo, the feed without entries and each entry's
+    bytes (from the memo, or rendered now in one batch), joined where feedgen puts them."""
+    if document.memo is None or not document.entries:
+        return _feedgen_bytes(document, rss)
+    pieces = _entry_pieces(document, rss, document.memo)
+    if pieces is None:
+        return _feedgen_bytes(document, rss)
+    skeleton = _feedgen_bytes(replace(document, entries=()), rss)
+    at = skeleton.rfind(_CLOSE[rss])
+    return skeleton[:at] + b"".join(pieces) + skeleton[at:]
+
+
+def _feedgen_bytes(document: FeedDocument, rss: bool) -> bytes:
+    generator = _feed_generator(document, rss)
+    return bytes(generator.rss_str(pretty=True) if rss else generator.atom_str(pretty=True))
+
+
+# Pretty-printed, an RSS item is indented under <channel>, an Atom entry under <feed>; the
+# entries are the last children of either.
+_CLOSE = {True: b"  </channel>", False: b"</feed>"}
+_ENTRY_END = {True: b"    </item>\n", False: b"  </entry>\n"}
+_ENTRY_START = {True: b"    <item>\n", False: b"  <entry>\n"}
+
+
+def _entry_pieces(document: FeedDocument, rss: bool, memo: FragmentMemo) -> list[bytes] | None:
+    """Each entry's bytes as they stand in a pretty-printed feed, or None when a batch does
+    not split into exactly its entries (then the caller renders the feed whole)."""
+    key = ("rss" if rss else "atom", document.urls.base)
+    owner = document.names
+    found = [memo.lookup(owner, key, article) for article in document.entries]
+    missing = [a for a, piece in zip(document.entries, found, strict=True) if piece is None]
+    if missing:
+        batch = _feedgen_bytes(replace(document, entries=tuple(missing)), rss)
+        start = batch.find(_ENTRY_START[rss])
+        if start < 0:
+            return None
+        region = batch[start : batch.rfind(_CLOSE[rss])]
+        parts = region.split(_ENTRY_END[rss])
+        if len(parts) != len(missing) + 1 or parts[-1]:
+            return None  # an entry's own text holds the marker: no safe split
+        made = {id(a): part + _ENTRY_END[rss] for a, part in zip(missing, parts, strict=False)}
+        if not all(piece.startswith(_ENTRY_START[rss]) for piece in made.values()):
+            return None
+        for article in missing:
+            memo.put(owner, key, article, made[id(article)])
+        found = [memo.lookup(owner, key, article) for article in document.entries]
+    return found
+
+
 def render_rss(document: FeedDocument) -> bytes:
     """The document as RSS 2.0 bytes."""
-    body = bytes(_feed_generator(document, rss=True).rss_str(pretty=True))
+    body = _serialized(document, rss=True)
     return b"".join(
         part if part.startswith(b"<![CDATA[") else _hex_references(part)
         for part in _CDATA.split(body)
@@ -257,7 +322,7 @@ def _hex_references(xml: bytes) -> bytes:
 
 def render_atom(document: FeedDocument) -> bytes:
     """The document as Atom 1.0 bytes."""
-    return bytes(_feed_generator(document, rss=False).atom_str(pretty=True))
+    return _serialized(document, rss=False)
 
 
 def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
@@ -265,7 +330,7 @@ def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
         "id": article.url,
         "url": article.url,
         "title": article.title,
-        "content_html": entry_html(article, document.names),
+        "content_html": _entry_html(document, article),
         "date_published": utc_time(article.published_at),
     }
     if article.excerpt:
@@ -279,6 +344,17 @@ def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
         if article.provider.domain:
             author["url"] = f"https://{article.provider.domain}"
         item["authors"] = [author]
+    return item
+
+
+def _cached_json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
+    """_json_item, made once per catalog where the document has a memo (never changed)."""
+    if document.memo is None:
+        return _json_item(document, article)
+    key = ("json", document.urls.base)
+    item: dict[str, Any] = document.memo.get(
+        document.names, key, article, lambda: _json_item(document, article)
+    )
     return item
 
 
@@ -299,7 +375,7 @@ def render_json(document: FeedDocument) -> bytes:
         feed["next_url"] = document.links["next"]
     if "hub" in document.links:
         feed["hubs"] = [{"type": "WebSub", "url": document.links["hub"]}]
-    feed["items"] = [_json_item(document, article) for article in document.entries]
+    feed["items"] = [_cached_json_item(document, article) for article in document.entries]
     return json_bytes(feed)
 
 
