@@ -15,7 +15,6 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 
-
 EXTENSION = "feedserver.fragments"
 
 
