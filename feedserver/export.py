@@ -18,6 +18,7 @@ symbolic link below OUTDIR is followed to write, read or remove a file."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -411,6 +412,7 @@ def _make_all(outdir: Path, jobs: list[_Job], workers: int) -> list[_Outcome]:
     mine = [job for job in jobs if job.source not in theirs]
     shared = [job for job in jobs if job.source in theirs]
     reader, writer = os.pipe()
+    gc.freeze()  # the child's collections then touch none of the catalog: no copied pages
     child = os.fork()
     if child == 0:  # pragma: no cover - the child's coverage is not collected
         code = 1
@@ -427,6 +429,7 @@ def _make_all(outdir: Path, jobs: list[_Job], workers: int) -> list[_Outcome]:
     with os.fdopen(reader, "rb") as pipe:
         data = pipe.read()
     _, status = os.waitpid(child, 0)
+    gc.unfreeze()  # a --watch process's old catalogs must stay collectable
     try:
         theirs_done = [tuple(outcome) for outcome in json.loads(data)] if status == 0 else []
     except ValueError:
