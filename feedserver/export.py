@@ -454,7 +454,8 @@ def build_site(
     store: CatalogStore = app.extensions["feedserver.store"]
     catalog = store.catalog
     previous = _read_entries(outdir)
-    fragments.install(app)  # each article's entries and card rendered once per catalog
+    # Each article's entries and card rendered once, for every feed and page that shows it.
+    fragments.install(app).prune(catalog.everything.articles)
     requests = SelfRequests(app)
     try:
         outdir.mkdir(parents=True, exist_ok=True)

@@ -4,59 +4,62 @@ feeds and pages, so the static export renders each once per catalog and reuses t
 
 A memo is kept only where it is installed (the export, see export.py): a serving process
 renders as before, and a response is the same bytes either way. A piece depends on the
-article, the site's base URL and the catalog's display names: the memo is bound to one
-catalog's `Names` (new with every catalog) and empties itself when another one asks."""
+article, the site's base URL and the display names of the article's topics and provider
+(Catalog.names), which its key holds; so a piece outlives its catalog, and a --watch
+rebuild renders again only the entries of articles that changed. `prune` forgets the
+articles a catalog no longer shows."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
+
+from .catalog import Names
+from .models import Article
 
 EXTENSION = "feedserver.fragments"
 
 
 class FragmentMemo:
-    """Pieces by (kind, base URL, article): each value is kept with its article, so that
-    the article's id is not reused while the memo holds it."""
+    """Pieces by (kind, base URL, article, its names): each value is kept with its article,
+    so that the article's id is not reused while the memo holds it."""
 
     def __init__(self) -> None:
-        self.owner: object = None
-        self._pieces: dict[Hashable, tuple[object, Any]] = {}
-        self._lock = threading.Lock()
+        self._pieces: dict[Hashable, tuple[Article, Any]] = {}
         self.made = 0  # pieces rendered, for tests and benchmarks
 
-    def bound(self, owner: object) -> dict[Hashable, tuple[object, Any]]:
-        """The pieces made under this catalog's names (none when they are new)."""
-        with self._lock:
-            if owner is not self.owner:
-                self.owner = owner
-                self._pieces = {}
-            return self._pieces
+    def _key(self, names: Names, key: Hashable, article: Article) -> Hashable:
+        provider = article.provider
+        named = tuple(names.topic(topic) for topic in article.topics)
+        return (key, id(article), names.provider(provider) if provider else None, named)
 
-    def get(self, owner: object, key: Hashable, article: object, make: Callable[[], Any]) -> Any:
-        """The piece for key and article under owner, made on the first call."""
-        pieces = self.bound(owner)
-        full_key = (key, id(article))
-        found = pieces.get(full_key)
+    def get(self, names: Names, key: Hashable, article: Article, make: Callable[[], Any]) -> Any:
+        """The piece for key and article under these names, made on the first call."""
+        full_key = self._key(names, key, article)
+        found = self._pieces.get(full_key)
         if found is not None and found[0] is article:
             return found[1]
         value = make()
-        pieces[full_key] = (article, value)
+        self._pieces[full_key] = (article, value)
         self.made += 1
         return value
 
-    def lookup(self, owner: object, key: Hashable, article: object) -> Any:
+    def lookup(self, names: Names, key: Hashable, article: Article) -> Any:
         """The piece if it was made, else None."""
-        found = self.bound(owner).get((key, id(article)))
+        found = self._pieces.get(self._key(names, key, article))
         return found[1] if found is not None and found[0] is article else None
 
-    def put(self, owner: object, key: Hashable, article: object, value: Any) -> None:
+    def put(self, names: Names, key: Hashable, article: Article, value: Any) -> None:
         """Keep a piece made elsewhere (in a batch)."""
-        self.bound(owner)[(key, id(article))] = (article, value)
+        self._pieces[self._key(names, key, article)] = (article, value)
         self.made += 1
+
+    def prune(self, articles: Iterable[Article]) -> None:
+        """Forget the pieces of every article but these (those a new catalog shows)."""
+        shown = set(map(id, articles))
+        self._pieces = {key: piece for key, piece in self._pieces.items() if id(piece[0]) in shown}
 
 
 def install(app: Flask) -> FragmentMemo:
@@ -73,7 +76,7 @@ def current() -> FragmentMemo | None:
     return memo
 
 
-def card(article: Any, macro: Callable[[Any], Any], names: object, urls: Any) -> Any:
+def card(article: Article, macro: Callable[[Article], Any], names: Names, urls: Any) -> Any:
     """An article's HTML card (the `article_item` macro's output), from the memo when one is
     installed: the same Markup either way."""
     memo = current()

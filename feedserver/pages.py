@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, request
 
 from . import fragments, redirects
-from .catalog import PROVIDER, TOPIC, Catalog, Collection
+from .catalog import PROVIDER, TOPIC, Catalog, Collection, Names
 from .config import current_settings
 from .models import Article
 from .preview import html, plural
@@ -63,7 +63,7 @@ def site_links() -> dict[str, Any]:
 
 
 @bp.app_template_global("article_card")
-def article_card(article: Article, macro: Any, names: object, urls: Urls) -> Any:
+def article_card(article: Article, macro: Any, names: Names, urls: Urls) -> Any:
     """An article's card on a page or a feed's preview, rendered once per catalog where the
     export keeps a memo (fragments.py)."""
     return fragments.card(article, macro, names, urls)

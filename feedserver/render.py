@@ -282,8 +282,8 @@ def _entry_pieces(document: FeedDocument, rss: bool, memo: FragmentMemo) -> list
     """Each entry's bytes as they stand in a pretty-printed feed, or None when a batch does
     not split into exactly its entries (then the caller renders the feed whole)."""
     key = ("rss" if rss else "atom", document.urls.base)
-    owner = document.names
-    found = [memo.lookup(owner, key, article) for article in document.entries]
+    names = document.names
+    found = [memo.lookup(names, key, article) for article in document.entries]
     missing = [a for a, piece in zip(document.entries, found, strict=True) if piece is None]
     if missing:
         batch = _feedgen_bytes(replace(document, entries=tuple(missing)), rss)
@@ -298,8 +298,8 @@ def _entry_pieces(document: FeedDocument, rss: bool, memo: FragmentMemo) -> list
         if not all(piece.startswith(_ENTRY_START[rss]) for piece in made.values()):
             return None
         for article in missing:
-            memo.put(owner, key, article, made[id(article)])
-        found = [memo.lookup(owner, key, article) for article in document.entries]
+            memo.put(names, key, article, made[id(article)])
+        found = [memo.lookup(names, key, article) for article in document.entries]
     return found
 
 
