@@ -2,7 +2,7 @@
 
     python -m benchmarks [--sizes 1000,10000,100000]
                          [--only cold,reload,watch,serve,flat,filtered,memory,startup,
-                                 restart,slow,stall]
+                                 restart,slow,stall,export]
                          [--workdir DIR] [--markdown FILE]
 
 For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import fresh, loadgen, report, targets, trees
+from . import exporting, fresh, loadgen, report, targets, trees
 
 GROUPS = (
     "cold",
@@ -36,6 +36,7 @@ GROUPS = (
     "restart",
     "slow",
     "stall",
+    "export",
 )
 BASELINE_SIZE = 1000
 
@@ -104,6 +105,16 @@ def _restart(
     return figures + targets.workers(tree, options, _snapshots(state))
 
 
+def _export(
+    tree: trees.SeedTree, options: targets.Options, state: dict[str, Any]
+) -> list[report.Figure]:
+    # The corpus of the same size (hundreds of topics and providers), not this tree.
+    workdir, seed = Path(state["workdir"]), state["seed"]
+    figures = exporting.versus_hugo(workdir, tree.count, seed)
+    _progress(f"N={tree.count:,}: incremental rebuilds vs a full build")
+    return figures + exporting.incremental(workdir, tree.count, seed)
+
+
 Step = Callable[[trees.SeedTree, targets.Options, dict[str, Any]], list[report.Figure]]
 # After the cold load and reloads: each group, what the progress line says, how to measure it.
 STEPS: tuple[tuple[str, str, Step], ...] = (
@@ -136,6 +147,7 @@ STEPS: tuple[tuple[str, str, Step], ...] = (
         "a cached feed during a 1% reload",
         lambda tree, options, _: targets.reload_stall(tree, options),
     ),
+    ("export", "static export vs Hugo (cold, in turns)", _export),
 )
 
 
