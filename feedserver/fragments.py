@@ -28,12 +28,23 @@ class FragmentMemo:
 
     def __init__(self) -> None:
         self._pieces: dict[Hashable, tuple[Article, Any]] = {}
+        # The display names each article shows under the current catalog's names.
+        self._names: Names | None = None
+        self._named: dict[int, tuple[Article, tuple[str | None, ...]]] = {}
         self.made = 0  # pieces rendered, for tests and benchmarks
 
     def _key(self, names: Names, key: Hashable, article: Article) -> Hashable:
-        provider = article.provider
-        named = tuple(names.topic(topic) for topic in article.topics)
-        return (key, id(article), names.provider(provider) if provider else None, named)
+        if names is not self._names:  # a new catalog: its names may differ
+            self._names, self._named = names, {}
+        found = self._named.get(id(article))
+        if found is None or found[0] is not article:
+            provider = article.provider
+            named = (
+                names.provider(provider) if provider else None,
+                *(names.topic(topic) for topic in article.topics),
+            )
+            found = self._named[id(article)] = (article, named)
+        return (key, id(article), found[1])
 
     def get(self, names: Names, key: Hashable, article: Article, make: Callable[[], Any]) -> Any:
         """The piece for key and article under these names, made on the first call."""
