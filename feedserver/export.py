@@ -413,7 +413,14 @@ def _make_all(outdir: Path, jobs: list[_Job], workers: int) -> list[_Outcome]:
     shared = [job for job in jobs if job.source in theirs]
     reader, writer = os.pipe()
     gc.freeze()  # the child's collections then touch none of the catalog: no copied pages
-    child = os.fork()
+    try:
+        child = os.fork()
+    except OSError as error:  # no process to be had: this one makes them all
+        logger.warning("build: cannot fork a worker (%s); rendering in one process", error)
+        gc.unfreeze()
+        os.close(reader)
+        os.close(writer)
+        return [_make(outdir, job) for job in jobs]
     if child == 0:  # pragma: no cover - the child's coverage is not collected
         code = 1
         try:

@@ -28,7 +28,13 @@ def parse_in_two(root: Path, files: Sequence[SeedFile], max_bytes: int) -> Itera
     middle = len(files) // 2
     theirs = files[middle:]
     reader, writer = os.pipe()
-    child = os.fork()
+    try:
+        child = os.fork()
+    except OSError as error:  # no process to be had: parse them all here
+        logger.warning("parsing: cannot fork (%s); parsing in one process", error)
+        os.close(reader)
+        os.close(writer)
+        return store.parse_serially(root, files, max_bytes)
     if child == 0:  # pragma: no cover - the child's coverage is not collected
         code = 1
         try:

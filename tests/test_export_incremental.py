@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 
 from benchmarks.generate import generate
-from feedserver import export
+from feedserver import export, forkparse, store
 from feedserver.export import MANIFEST, build_site
 
 from .conftest import TEST_BASE_URL
@@ -147,3 +147,33 @@ def test_a_damaged_file_or_new_settings_are_rendered_again(
     report = build_site(retitled, site)
     assert report.skipped == 0  # settings are an input of every file
     assert b"Another title" in (site / "feed.rss").read_bytes()
+
+
+def test_parsing_in_two_processes_serves_what_one_does(
+    tmp_path: Path, make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeds = tmp_path / "seeds"
+    generate(seeds, 40, seed=3, topics=5, providers=3)
+    (seeds / "000" / "broken.txt").write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    cold = {"base_url": TEST_BASE_URL, "cache_dir": ""}  # no snapshot: both parse every file
+    alone = make_app(seeds, **cold).extensions["feedserver.store"]
+    monkeypatch.setattr(forkparse, "SHARED_FILES", 1)
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted_fork() -> int:
+        child = fork()
+        if child:
+            forks.append(child)
+        return child
+
+    monkeypatch.setattr(os, "fork", counted_fork)
+    with forkparse.shared():
+        shared = make_app(seeds, **cold).extensions["feedserver.store"]
+    assert len(forks) == 1
+    assert store.parse_files is store.parse_serially  # only inside the block
+    assert shared.articles_read() == alone.articles_read()
+    assert shared.catalog.problems == alone.catalog.problems
+    assert [a.url for a in shared.catalog.everything.articles] == [
+        a.url for a in alone.catalog.everything.articles
+    ]
