@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
+from markupsafe import Markup
 
 from . import fragments, redirects
 from .catalog import PROVIDER, TOPIC, Catalog, Collection, Names
@@ -62,11 +63,13 @@ def site_links() -> dict[str, Any]:
     return {"urls": Urls(base), "paths": PATHS}
 
 
-@bp.app_template_global("article_card")
-def article_card(article: Article, macro: Any, names: Names, urls: Urls) -> Any:
-    """An article's card on a page or a feed's preview, rendered once per catalog where the
-    export keeps a memo (fragments.py)."""
-    return fragments.card(article, macro, names, urls)
+@bp.app_template_global("article_cards")
+def article_cards(articles: Sequence[Article], macro: Any, names: Names, urls: Urls) -> Markup:
+    """The cards of a page's or a feed preview's articles, each on its own line, each
+    rendered once per catalog where the export keeps a memo (fragments.py)."""
+    return Markup(
+        "".join(f"\n{fragments.card(article, macro, names, urls)}\n" for article in articles)
+    )
 
 
 @bp.app_context_processor
