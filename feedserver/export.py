@@ -384,7 +384,7 @@ def _still_built(outdir: Path, name: str, recorded: str | None, built_from: str)
     if digest != built_from:
         return False
     try:
-        found = os.lstat(outdir / name)
+        found = os.lstat(os.path.join(outdir, name))
     except OSError:
         return False
     return stat.S_ISREG(found.st_mode) and str(found.st_size) == size

@@ -31,11 +31,8 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def _digest(parts: Iterable[str]) -> str:
-    hashed = hashlib.blake2b(digest_size=12)
-    for part in parts:
-        hashed.update(part.encode("utf-8", "surrogateescape"))
-        hashed.update(b"\0")
-    return hashed.hexdigest()
+    joined = "\0".join(parts).encode("utf-8", "surrogateescape")
+    return hashlib.blake2b(joined, digest_size=12).hexdigest()
 
 
 @cache
@@ -69,35 +66,37 @@ class InputDigests:
             if seed.article is not None:
                 self._files[id(seed.article)] = "\1".join(map(str, seed.file))
         self._collections: dict[str, str] = {}
+        self._articles: dict[int, str] = {}  # of the catalog's own (living) articles
 
     def _article(self, article: Article) -> str:
-        found = self._files.get(id(article))
-        return found if found is not None else repr(article)  # not from a file: its content
+        """An article as its routes show it: its seed file, and the names it shows."""
+        found = self._articles.get(id(article))
+        if found is None:
+            names = self.catalog.names
+            source = self._files.get(id(article))
+            shown = [source if source is not None else repr(article)]  # not from a file
+            if article.provider is not None:
+                shown.append(names.provider(article.provider))
+            shown += (names.topic(topic) for topic in article.topics)
+            found = self._articles[id(article)] = "\1".join(shown)
+        return found
 
     def collection(self, collection: Collection) -> str:
         """What every route of this collection is built from."""
         source = f"{collection.kind}:{collection.key}"
         found = self._collections.get(source)
-        if found is not None:
-            return found
-        names = self.catalog.names
-        named: set[str] = set()
-        for article in collection.articles:
-            named.update(f"t\1{names.topic(topic)}" for topic in article.topics)
-            if article.provider is not None:
-                named.add(f"p\1{names.provider(article.provider)}")
-        made = _digest(
-            (
-                collection.kind,
-                collection.key,
-                collection.name,
-                collection.changed_at.isoformat(),
-                *map(self._article, collection.articles),
-                *sorted(named),
+        if found is None:
+            found = _digest(
+                (
+                    collection.kind,
+                    collection.key,
+                    collection.name,
+                    collection.changed_at.isoformat(),
+                    *map(self._article, collection.articles),
+                )
             )
-        )
-        self._collections[source] = made
-        return made
+            self._collections[source] = found
+        return found
 
     def whole(self) -> str:
         """What the catalog-wide routes are built from: every collection's digest."""
