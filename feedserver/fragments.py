@@ -31,6 +31,9 @@ class FragmentMemo:
         # The display names each article shows under the current catalog's names.
         self._names: Names | None = None
         self._named: dict[int, tuple[Article, tuple[str | None, ...]]] = {}
+        # Feeds without entries, used by this build, and by the one before.
+        self._used_shells: dict[Hashable, bytes] = {}
+        self._shells: dict[Hashable, bytes] = {}
         self.made = 0  # pieces rendered, for tests and benchmarks
 
     def _key(self, names: Names, key: Hashable, article: Article) -> Hashable:
@@ -68,9 +71,22 @@ class FragmentMemo:
         self.made += 1
 
     def prune(self, articles: Iterable[Article]) -> None:
-        """Forget the pieces of every article but these (those a new catalog shows)."""
+        """Forget the pieces of every article but these (those a new catalog shows), and
+        the feeds' shells that the build before last did not use."""
         shown = set(map(id, articles))
         self._pieces = {key: piece for key, piece in self._pieces.items() if id(piece[0]) in shown}
+        self._shells, self._used_shells = self._used_shells, {}
+
+    def shell(self, key: Hashable, make: Callable[[], bytes]) -> bytes:
+        """A feed without its entries, by every feed-level field it shows (key): an edit of
+        an entry leaves it as it was, so a rebuild reuses it."""
+        found = self._used_shells.get(key)
+        if found is None:
+            found = self._shells.get(key)
+            if found is None:
+                found = make()
+            self._used_shells[key] = found
+        return found
 
 
 def install(app: Flask) -> FragmentMemo:

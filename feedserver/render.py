@@ -261,9 +261,30 @@ def _serialized(document: FeedDocument, rss: bool) -> bytes:
     pieces = _entry_pieces(document, rss, document.memo)
     if pieces is None:
         return _feedgen_bytes(document, rss)
-    skeleton = _feedgen_bytes(replace(document, entries=()), rss)
+    skeleton = document.memo.shell(
+        _shell_key(document, rss), lambda: _feedgen_bytes(replace(document, entries=()), rss)
+    )
     at = skeleton.rfind(_CLOSE[rss])
     return skeleton[:at] + b"".join(pieces) + skeleton[at:]
+
+
+def _shell_key(document: FeedDocument, rss: bool) -> tuple[object, ...]:
+    """Every field of a document that its feed shows outside the entries."""
+    return (
+        rss,
+        document.title,
+        document.description,
+        document.html_url,
+        document.self_url,
+        document.feed_id,
+        document.language,
+        document.updated,
+        document.freshness,
+        document.publisher,
+        tuple(document.links.items()),
+        document.image_url,
+        document.image_size,
+    )
 
 
 def _feedgen_bytes(document: FeedDocument, rss: bool) -> bytes:
