@@ -458,6 +458,18 @@ def build_site(
 
     Raises BuildRefused, having changed nothing, when the build would damage the site."""
     check_build(app, outdir, allow_empty)
+    # A build makes few cycles but many objects: the collector's passes over the catalog
+    # (and the memo) would cost more than they free.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(app, outdir, workers)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
     store: CatalogStore = app.extensions["feedserver.store"]
     catalog = store.catalog
     previous = _read_entries(outdir)
