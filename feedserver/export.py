@@ -18,6 +18,7 @@ symbolic link below OUTDIR is followed to write, read or remove a file."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -154,7 +155,9 @@ def _open_folders(outdir: Path, parts: list[str], create: bool) -> list[int]:
                     raise
                 where = "/".join(parts[: depth + 1])
                 raise LinkInside(error.errno, f"{where} is a symbolic link; not followed") from None
-            os.mkdir(part, 0o755, dir_fd=descriptors[-1])
+            # A build's second process may make the same folder at the same moment.
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=descriptors[-1])
             descriptors.append(os.open(part, _OPEN_FOLDER, dir_fd=descriptors[-1]))
     except BaseException:
         _close(descriptors)
