@@ -2,7 +2,7 @@
 
     python -m benchmarks [--sizes 1000,10000,100000]
                          [--only cold,reload,watch,serve,flat,filtered,memory,startup,
-                                 restart,slow,stall,index,shared]
+                                 restart,slow,stall,index,shared,export]
                          [--workdir DIR] [--markdown FILE]
 
 For each size it prints one table: figure, measured, floor, ratio, target, MET/MISSED (or
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import fresh, loadgen, report, targets, trees
+from . import exporting, fresh, loadgen, report, targets, trees
 
 GROUPS = (
     "cold",
@@ -38,8 +38,12 @@ GROUPS = (
     "stall",
     "index",
     "shared",
+    "export",
 )
 BASELINE_SIZE = 1000
+# The static export's figures are the at 10,000 files; a full run stops there (a
+# cold export and Hugo at 100,000 files take minutes each, four times over).
+EXPORT_SIZE = 10_000
 
 
 def _progress(message: str) -> None:
@@ -106,6 +110,19 @@ def _restart(
     return figures + targets.workers(tree, options, _snapshots(state))
 
 
+def _export(
+    tree: trees.SeedTree, options: targets.Options, state: dict[str, Any]
+) -> list[report.Figure]:
+    # The corpus of the same size (hundreds of topics and providers), not this tree.
+    workdir, seed = Path(state["workdir"]), state["seed"]
+    if tree.count > EXPORT_SIZE and state["with_others"]:
+        note = f"measured up to {EXPORT_SIZE:,} files in a full run; alone: --only export"
+        return [report.Figure("static export", "-", "-", "-", "-", report.INFO, note)]
+    figures = exporting.versus_hugo(workdir, tree.count, seed)
+    _progress(f"N={tree.count:,}: incremental rebuilds vs a full build")
+    return figures + exporting.incremental(workdir, tree.count, seed)
+
+
 Step = Callable[[trees.SeedTree, targets.Options, dict[str, Any]], list[report.Figure]]
 # After the cold load and reloads: each group, what the progress line says, how to measure it.
 STEPS: tuple[tuple[str, str, Step], ...] = (
@@ -148,6 +165,7 @@ STEPS: tuple[tuple[str, str, Step], ...] = (
         "-w 4 memory in all, above one article, before and after a 1% reload",
         lambda tree, options, _: targets.shared_memory(tree, options),
     ),
+    ("export", "static export vs Hugo (cold, in turns)", _export),
 )
 
 
@@ -222,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "idle": None,
         "workdir": workdir,
         "seed": args.seed,
+        "with_others": len(args.only) > 1,
     }
     if "flat" in args.only or "filtered" in args.only:
         state["baseline"] = trees.seed_tree(workdir, BASELINE_SIZE, args.seed)

@@ -164,7 +164,7 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
 
 def build(args: argparse.Namespace) -> int:
     """Write every feed and page as static files under OUTDIR; with --watch, keep doing so."""
-    from . import create_app
+    from . import create_app, forkparse
     from .export import BuildRefused, build_site, unreadable_seeds, watch
 
     # The build's own requests are no readers: nothing is counted or limited.
@@ -182,7 +182,8 @@ def build(args: argparse.Namespace) -> int:
     if problem:
         print(f"feedserver: build: {problem}; nothing written to {outdir}", file=sys.stderr)
         return 1
-    app = create_app(settings)
+    with forkparse.shared():  # a cold load's files parsed in two processes
+        app = create_app(settings)
     try:
         report = build_site(app, outdir, args.allow_empty)
     except BuildRefused as refusal:
@@ -191,7 +192,8 @@ def build(args: argparse.Namespace) -> int:
     for failure in report.failed:
         print(f"feedserver: build: {failure}", file=sys.stderr)
     print(
-        f"{report.files} files: {report.written} written, {report.unchanged} unchanged, "
+        f"{report.files} files: {report.written} written, {report.unchanged} unchanged "
+        f"({report.skipped} not rendered again: same inputs), "
         f"{report.removed} removed, {len(report.failed)} failed"
     )
     if args.watch:

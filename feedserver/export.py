@@ -1,10 +1,14 @@
 """Static export: every route the server answers without a query, written as files at the
 same paths, so that a CDN, an object store or any web server can carry the traffic.
 
-The bytes come from the app itself (through Flask's test client), so a file is identical to
-what the server returns for the same catalog and base_url. A build is incremental and
-atomic: a file is rewritten only when its bytes change, each by a temporary file renamed
-into place, and files of topics or providers that no longer exist are removed.
+The bytes come from the app itself (its WSGI stack, called in-process: selfrequest.py), so
+a file is identical to what the server returns for the same catalog and base_url. A build
+is incremental and atomic: a file whose inputs (inputs.py: the settings, the code and the
+collection it shows) are those the manifest recorded for it, and which is still there at
+its size, is not rendered again; a rendered file is rewritten only when its bytes change,
+each by a temporary file renamed into place; files of topics or providers that no longer
+exist are removed. The files to render are split between two processes where there are
+two cores (forked once the catalog is loaded).
 
 A build never destroys a good site: it refuses (changing nothing) when the seeds directory
 cannot be read or when it would remove every article of the previous build; a route that
@@ -14,6 +18,8 @@ symbolic link below OUTDIR is followed to write, read or remove a file."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import os
@@ -26,10 +32,12 @@ from functools import partial
 from pathlib import Path
 
 from flask import Flask
-from flask.testing import FlaskClient
 
-from .catalog import PROVIDER, TOPIC, Catalog
+from . import fragments, inputs
+from .catalog import ALL, PROVIDER, TOPIC, Catalog
+from .config import SETTINGS_EXTENSION
 from .redirects import FEED_ALIASES
+from .selfrequest import RouteFailed, SelfRequests
 from .store import CatalogStore
 from .urls import FAVICON, FEED_EXTENSIONS, LISTINGS, PATHS
 
@@ -59,6 +67,8 @@ class Route:
     path: str
     name: str
     headers: dict[str, str] = field(default_factory=dict)
+    # What the file is built from (inputs.py): a collection's `kind:key`, or the catalog.
+    source: str = inputs.CATALOG
 
     @property
     def label(self) -> str:
@@ -79,6 +89,7 @@ class BuildReport:
     unchanged: int
     removed: int
     failed: tuple[str, ...] = ()
+    skipped: int = 0  # of the unchanged, those not rendered again: their inputs were the same
 
 
 def routes(catalog: Catalog) -> Iterator[Route]:
@@ -87,18 +98,23 @@ def routes(catalog: Catalog) -> Iterator[Route]:
     and the feed names other software uses (`rss.xml`, `atom.xml`, ...) copies of the feed."""
     for collection in (catalog.everything, *catalog.topics.values(), *catalog.providers.values()):
         page = PATHS.page(collection)
-        yield Route(page, _index_file(page))
+        source = f"{collection.kind}:{collection.key}"
+        if collection is not catalog.everything:  # the home page shows the largest topics too
+            yield Route(page, _index_file(page), source=source)
         for extension in FEED_EXTENSIONS:
             path = PATHS.feed(collection, extension)
-            yield Route(path, path.lstrip("/"))
-            yield Route(path, path.lstrip("/") + PREVIEW_SUFFIX, BROWSER)
+            yield Route(path, path.lstrip("/"), source=source)
+            yield Route(path, path.lstrip("/") + PREVIEW_SUFFIX, BROWSER, source)
+    yield Route(PATHS.page(catalog.everything), _index_file(PATHS.page(catalog.everything)))
     for page in PAGES:
         yield Route(page, _index_file(page))
-    for path in (*LISTINGS, *STATIC):
+    for path in LISTINGS:
         yield Route(path, path.lstrip("/"))
+    for path in STATIC:
+        yield Route(path, path.lstrip("/"), source=inputs.SITE)
     for alias, target in FEED_ALIASES.items():
         if "." in alias:  # a file name a static host can serve as it is
-            yield Route(target, alias.lstrip("/"))
+            yield Route(target, alias.lstrip("/"), source=f"{ALL}:")
 
 
 def _index_file(page: str) -> str:
@@ -139,7 +155,9 @@ def _open_folders(outdir: Path, parts: list[str], create: bool) -> list[int]:
                     raise
                 where = "/".join(parts[: depth + 1])
                 raise LinkInside(error.errno, f"{where} is a symbolic link; not followed") from None
-            os.mkdir(part, 0o755, dir_fd=descriptors[-1])
+            # A build's second process may make the same folder at the same moment.
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=descriptors[-1])
             descriptors.append(os.open(part, _OPEN_FOLDER, dir_fd=descriptors[-1]))
     except BaseException:
         _close(descriptors)
@@ -203,20 +221,33 @@ def plain_relative(name: str) -> bool:
 
 
 def _read_manifest(outdir: Path) -> set[str]:
-    """The files the previous build wrote, leaving out (and logging) any entry that is not a
-    plain relative path: a tampered manifest can make a build delete nothing outside."""
+    """The files the previous build wrote (see _read_entries)."""
+    return set(_read_entries(outdir))
+
+
+def _read_entries(outdir: Path) -> dict[str, str]:
+    """The files the previous build wrote, each with what it was built from (`digest<TAB>
+    size`, empty when unknown), leaving out (and logging) any entry that is not a plain
+    relative path: a tampered manifest can make a build delete nothing outside."""
     try:
         text = _read_inside(outdir, MANIFEST).decode("utf-8", "replace")
     except FileNotFoundError:
-        return set()
+        return {}
     except OSError as error:
         logger.warning("build: %s cannot be read (%s); nothing is removed", MANIFEST, error)
-        return set()
-    names = set(text.split("\n")) - {""}
-    ignored = {name for name in names if not plain_relative(name) or "\ufffd" in name}
-    for name in sorted(ignored):
-        logger.warning("build: %s: ignoring entry %r, not a plain relative path", MANIFEST, name)
-    return names - ignored
+        return {}
+    entries: dict[str, str] = {}
+    for line in text.split("\n"):
+        name, _, built_from = line.partition("\t")
+        if not name:
+            continue
+        if not plain_relative(name) or "\ufffd" in name:
+            logger.warning(
+                "build: %s: ignoring entry %r, not a plain relative path", MANIFEST, name
+            )
+            continue
+        entries[name] = built_from
+    return entries
 
 
 def _remove(outdir: Path, name: str) -> bool:
@@ -301,15 +332,8 @@ def check_build(app: Flask, outdir: Path, allow_empty: bool = False) -> None:
         )
 
 
-class RouteFailed(Exception):
-    """A route did not answer 200; the message says what it answered."""
-
-
-def _fetch(client: FlaskClient, route: Route) -> bytes:
-    response = client.get(route.path, headers=route.headers)
-    if response.status_code != 200:
-        raise RouteFailed(f"answered {response.status_code}")
-    return response.get_data()
+def _fetch(requests: SelfRequests, route: Route) -> bytes:
+    return requests.get(route.path, route.headers)
 
 
 def _place(outdir: Path, name: str, body: bytes) -> bool:
@@ -323,59 +347,195 @@ def _place(outdir: Path, name: str, body: bytes) -> bool:
     return same
 
 
-def build_site(app: Flask, outdir: Path, allow_empty: bool = False) -> BuildReport:
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One file to make: how the report names it, its name, its bytes, what it is built from."""
+
+    label: str
+    name: str
+    make: Callable[[], bytes]
+    built_from: str
+    source: str
+
+
+# What making one file came to: (name, same bytes as before, size, problem or "").
+_Outcome = tuple[str, bool, int, str]
+
+
+def _make(outdir: Path, job: _Job) -> _Outcome:
+    try:
+        body = job.make()
+        same = _place(outdir, job.name, body)
+    except RouteFailed as failure:
+        problem = str(failure)
+    except OSError as error:
+        problem = f"cannot write {job.name}: {error.strerror or error}"
+    except Exception as error:  # one route's failure must not stop the others
+        problem = f"failed: {type(error).__name__}: {error}"
+    else:
+        return (job.name, same, len(body), "")
+    logger.error("build: %s: %s", job.label, problem)
+    return (job.name, False, 0, f"{job.label}: {problem}")
+
+
+def _still_built(outdir: Path, name: str, recorded: str | None, built_from: str) -> bool:
+    """Whether the file the last build made from these very inputs is still there, a regular
+    file of the size it had: then it need not be rendered again."""
+    if not recorded:
+        return False
+    digest, _, size = recorded.partition("\t")
+    if digest != built_from:
+        return False
+    try:
+        found = os.lstat(os.path.join(outdir, name))
+    except OSError:
+        return False
+    return stat.S_ISREG(found.st_mode) and str(found.st_size) == size
+
+
+# Below this many files to make, a second process costs more than it saves.
+PARALLEL_FILES = 200
+
+
+def build_workers() -> int:
+    """How many processes render a build's files: one per core, two at most (the routes of
+    a catalog share little beyond it, and the parent's copy of it is shared by fork)."""
+    if not hasattr(os, "fork"):
+        return 1
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+
+
+def _make_all(outdir: Path, jobs: list[_Job], workers: int) -> list[_Outcome]:
+    """Make every job's file; with workers > 1, a forked child makes a share of them (the
+    routes of a collection kept together, since they render the same entries)."""
+    if workers < 2 or len(jobs) < PARALLEL_FILES:
+        return [_make(outdir, job) for job in jobs]
+    sources = sorted({job.source for job in jobs})
+    theirs = set(sources[1::2])
+    mine = [job for job in jobs if job.source not in theirs]
+    shared = [job for job in jobs if job.source in theirs]
+    reader, writer = os.pipe()
+    gc.freeze()  # the child's collections then touch none of the catalog: no copied pages
+    try:
+        child = os.fork()
+    except OSError as error:  # no process to be had: this one makes them all
+        logger.warning("build: cannot fork a worker (%s); rendering in one process", error)
+        gc.unfreeze()
+        os.close(reader)
+        os.close(writer)
+        return [_make(outdir, job) for job in jobs]
+    if child == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            os.close(reader)
+            outcomes = [_make(outdir, job) for job in shared]
+            with os.fdopen(writer, "wb") as pipe:
+                pipe.write(json.dumps(outcomes).encode("utf-8"))
+            code = 0
+        finally:
+            os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+    os.close(writer)
+    results = [_make(outdir, job) for job in mine]
+    with os.fdopen(reader, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(child, 0)
+    gc.unfreeze()  # a --watch process's old catalogs must stay collectable
+    try:
+        theirs_done = [tuple(outcome) for outcome in json.loads(data)] if status == 0 else []
+    except ValueError:
+        theirs_done = []
+    if len(theirs_done) != len(shared):
+        logger.error("build: a worker process failed (status %s); its files are reported", status)
+        theirs_done = [
+            (job.name, False, 0, f"{job.label}: worker process failed") for job in shared
+        ]
+    return results + [(str(n), bool(same), int(size), str(p)) for n, same, size, p in theirs_done]
+
+
+def build_site(
+    app: Flask, outdir: Path, allow_empty: bool = False, workers: int | None = None
+) -> BuildReport:
     """Write every route of the app's current catalog under outdir; see the module's doc.
+    A file whose inputs did not change since the last build (by its manifest) is not
+    rendered again; the others are rendered by `workers` processes (default build_workers).
 
     Raises BuildRefused, having changed nothing, when the build would damage the site."""
     check_build(app, outdir, allow_empty)
+    # A build makes few cycles but many objects: the collector's passes over the catalog
+    # (and the memo) would cost more than they free.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(app, outdir, workers)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
     store: CatalogStore = app.extensions["feedserver.store"]
-    previous = _read_manifest(outdir)
-    client = app.test_client()
+    catalog = store.catalog
+    previous = _read_entries(outdir)
+    # Each article's entries and card rendered once, for every feed and page that shows it.
+    fragments.install(app).prune(catalog.everything.articles)
+    requests = SelfRequests(app)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BuildRefused(f"{outdir} cannot be made: {error.strerror or error}") from None
+    site = inputs.site_digest(app.extensions[SETTINGS_EXTENSION])
+    digests = inputs.InputDigests(store, catalog)
+    jobs = [
+        _Job(
+            route.label,
+            route.name,
+            partial(_fetch, requests, route),
+            f"{site}.{digests.of(route.source)}",
+            route.source,
+        )
+        for route in routes(catalog)
+    ]
+    jobs.append(_Job(REDIRECTS_FILE, REDIRECTS_FILE, redirects_file, site, inputs.SITE))
+    built: dict[str, str] = {}  # name -> what it was built from, for the manifest
+    todo = []
+    for job in jobs:
+        if _still_built(outdir, job.name, previous.get(job.name), job.built_from):
+            built[job.name] = previous[job.name]
+        else:
+            todo.append(job)
+    skipped = len(built)
     written = unchanged = 0
-    names: list[str] = []
     failed: list[str] = []
     kept: set[str] = set()  # files of failed routes: the last good copy stays
-    files: list[tuple[str, str, Callable[[], bytes]]] = [
-        (route.label, route.name, partial(_fetch, client, route)) for route in routes(store.catalog)
-    ]
-    files.append((REDIRECTS_FILE, REDIRECTS_FILE, redirects_file))
-    for label, name, make in files:  # one body in memory at a time
-        try:
-            same = _place(outdir, name, make())
-        except RouteFailed as failure:
-            problem = str(failure)
-        except OSError as error:
-            problem = f"cannot write {name}: {error.strerror or error}"
-        except Exception as error:  # one route's failure must not stop the others
-            problem = f"failed: {type(error).__name__}: {error}"
-        else:
-            names.append(name)
-            unchanged += same
-            written += not same
+    by_name = {job.name: job for job in todo}
+    for name, same, size, problem in _make_all(outdir, todo, workers or build_workers()):
+        if problem:
+            failed.append(problem)
+            if name in previous:
+                kept.add(name)
             continue
-        failed.append(f"{label}: {problem}")
-        logger.error("build: %s: %s", label, problem)
-        if name in previous:
-            kept.add(name)
-    stale = previous - set(names) - kept
+        built[name] = f"{by_name[name].built_from}\t{size}"
+        unchanged += same
+        written += not same
+    stale = set(previous) - set(built) - kept
     removed = sum(_remove(outdir, name) for name in sorted(stale))
-    # Stale entries that could not be removed stay listed, so a later build tries again.
-    listed = set(names) | kept | {name for name in stale if (outdir / name).exists()}
+    # Stale entries that could not be removed stay listed, so a later build tries again;
+    # they and the files of failed routes are listed without inputs, to be made next time.
+    listed = dict.fromkeys(kept | {name for name in stale if (outdir / name).exists()}, "")
+    listed.update(built)
+    lines = (f"{name}\t{listed[name]}" if listed[name] else name for name in sorted(listed))
     try:
-        _write_atomically(outdir, MANIFEST, ("\n".join(sorted(listed)) + "\n").encode("utf-8"))
+        _write_atomically(outdir, MANIFEST, ("\n".join(lines) + "\n").encode("utf-8"))
     except OSError as error:
         failed.append(f"{MANIFEST}: cannot write: {error.strerror or error}")
         logger.error("build: %s", failed[-1])
-    report = BuildReport(len(names), written, unchanged, removed, tuple(failed))
+    report = BuildReport(len(built), written, unchanged + skipped, removed, tuple(failed), skipped)
     logger.info(
-        "build: files=%d written=%d unchanged=%d removed=%d failed=%d",
+        "build: files=%d written=%d unchanged=%d (not rendered again: %d) removed=%d failed=%d",
         report.files,
         report.written,
         report.unchanged,
+        report.skipped,
         report.removed,
         len(report.failed),
     )

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
+from markupsafe import Markup
 
-from . import redirects
-from .catalog import PROVIDER, TOPIC, Catalog, Collection
+from . import fragments, redirects
+from .catalog import PROVIDER, TOPIC, Catalog, Collection, Names
 from .config import current_settings
 from .models import Article
 from .preview import html, plural
@@ -60,6 +61,15 @@ def site_links() -> dict[str, Any]:
     # An error page for a request with a bad Host header links by path alone.
     base = base_url() if current_settings().base_url or valid_host(request.host) else ""
     return {"urls": Urls(base), "paths": PATHS}
+
+
+@bp.app_template_global("article_cards")
+def article_cards(articles: Sequence[Article], macro: Any, names: Names, urls: Urls) -> Markup:
+    """The cards of a page's or a feed preview's articles, each on its own line, each
+    rendered once per catalog where the export keeps a memo (fragments.py)."""
+    return Markup(
+        "".join(f"\n{fragments.card(article, macro, names, urls)}\n" for article in articles)
+    )
 
 
 @bp.app_context_processor

@@ -6,9 +6,10 @@ bytes in every process, so every date feedgen would default to now() is set expl
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 
 from .catalog import PROVIDER, TOPIC, Names
+from .fragments import FragmentMemo
 from .freshness import Freshness
 from .jsontext import json_bytes, utc_time
 from .models import Article, Related
@@ -47,6 +49,9 @@ class FeedDocument:
     image_size: int = 0  # its width and height in pixels (square); 0 when unknown
     # The catalog's names of topics and providers: one spelling each, whatever the article's.
     names: Names = field(default_factory=Names)
+    # Where each entry's rendered bytes are kept for the other feeds of the same catalog
+    # (the export's; none in a serving process): the same bytes either way.
+    memo: FragmentMemo | None = None
 
     def provider_feed_url(self, article: Article, extension: str) -> str | None:
         """The URL of the feed of the article's provider, or None when it has none."""
@@ -86,6 +91,17 @@ def entry_html(article: Article, names: Names) -> str:
         )
         parts.append(f"<p>Related coverage:</p><ul>{items}</ul>")
     return "".join(parts)
+
+
+def _entry_html(document: FeedDocument, article: Article) -> str:
+    """entry_html, made once per catalog where the document has a memo."""
+    if document.memo is None:
+        return entry_html(article, document.names)
+    key = ("html", document.urls.base)
+    made: str = document.memo.get(
+        document.names, key, article, lambda: entry_html(article, document.names)
+    )
+    return made
 
 
 def _escape(text: str) -> str:
@@ -209,7 +225,7 @@ def _add_entry(
         # Readers take an RSS description as HTML: escaped, the excerpt shows as the text it
         # is. Atom's summary says so with type="html".
         entry.summary(html.escape(article.excerpt, quote=False), type="html")
-    content = entry_html(article, document.names)
+    content = _entry_html(document, article)
     if content:
         entry.content(content, type="CDATA" if rss else "html")
     for topic in article.topics:
@@ -237,9 +253,80 @@ def _add_entry(
         entry.media.thumbnail({"url": image.url, **size}, group=None)
 
 
+def _serialized(document: FeedDocument, rss: bool) -> bytes:
+    """feedgen's pretty-printed feed; with a memo, the feed without entries and each entry's
+    bytes (from the memo, or rendered now in one batch), joined where feedgen puts them."""
+    if document.memo is None or not document.entries:
+        return _feedgen_bytes(document, rss)
+    pieces = _entry_pieces(document, rss, document.memo)
+    if pieces is None:
+        return _feedgen_bytes(document, rss)
+    skeleton = document.memo.shell(
+        _shell_key(document, rss), lambda: _feedgen_bytes(replace(document, entries=()), rss)
+    )
+    at = skeleton.rfind(_CLOSE[rss])
+    return skeleton[:at] + b"".join(pieces) + skeleton[at:]
+
+
+def _shell_key(document: FeedDocument, rss: bool) -> tuple[object, ...]:
+    """Every field of a document that its feed shows outside the entries."""
+    return (
+        rss,
+        document.title,
+        document.description,
+        document.html_url,
+        document.self_url,
+        document.feed_id,
+        document.language,
+        document.updated,
+        document.freshness,
+        document.publisher,
+        tuple(document.links.items()),
+        document.image_url,
+        document.image_size,
+    )
+
+
+def _feedgen_bytes(document: FeedDocument, rss: bool) -> bytes:
+    generator = _feed_generator(document, rss)
+    return bytes(generator.rss_str(pretty=True) if rss else generator.atom_str(pretty=True))
+
+
+# Pretty-printed, an RSS item is indented under <channel>, an Atom entry under <feed>; the
+# entries are the last children of either.
+_CLOSE = {True: b"  </channel>", False: b"</feed>"}
+_ENTRY_END = {True: b"    </item>\n", False: b"  </entry>\n"}
+_ENTRY_START = {True: b"    <item>\n", False: b"  <entry>\n"}
+
+
+def _entry_pieces(document: FeedDocument, rss: bool, memo: FragmentMemo) -> list[bytes] | None:
+    """Each entry's bytes as they stand in a pretty-printed feed, or None when a batch does
+    not split into exactly its entries (then the caller renders the feed whole)."""
+    key = ("rss" if rss else "atom", document.urls.base)
+    names = document.names
+    found = [memo.lookup(names, key, article) for article in document.entries]
+    missing = [a for a, piece in zip(document.entries, found, strict=True) if piece is None]
+    if missing:
+        batch = _feedgen_bytes(replace(document, entries=tuple(missing)), rss)
+        start = batch.find(_ENTRY_START[rss])
+        if start < 0:
+            return None
+        region = batch[start : batch.rfind(_CLOSE[rss])]
+        parts = region.split(_ENTRY_END[rss])
+        if len(parts) != len(missing) + 1 or parts[-1]:
+            return None  # an entry's own text holds the marker: no safe split
+        made = {id(a): part + _ENTRY_END[rss] for a, part in zip(missing, parts, strict=False)}
+        if not all(piece.startswith(_ENTRY_START[rss]) for piece in made.values()):
+            return None
+        for article in missing:
+            memo.put(names, key, article, made[id(article)])
+        found = [memo.lookup(names, key, article) for article in document.entries]
+    return found
+
+
 def render_rss(document: FeedDocument) -> bytes:
     """The document as RSS 2.0 bytes."""
-    body = bytes(_feed_generator(document, rss=True).rss_str(pretty=True))
+    body = _serialized(document, rss=True)
     return b"".join(
         part if part.startswith(b"<![CDATA[") else _hex_references(part)
         for part in _CDATA.split(body)
@@ -257,7 +344,7 @@ def _hex_references(xml: bytes) -> bytes:
 
 def render_atom(document: FeedDocument) -> bytes:
     """The document as Atom 1.0 bytes."""
-    return bytes(_feed_generator(document, rss=False).atom_str(pretty=True))
+    return _serialized(document, rss=False)
 
 
 def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
@@ -265,7 +352,7 @@ def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
         "id": article.url,
         "url": article.url,
         "title": article.title,
-        "content_html": entry_html(article, document.names),
+        "content_html": _entry_html(document, article),
         "date_published": utc_time(article.published_at),
     }
     if article.excerpt:
@@ -280,6 +367,24 @@ def _json_item(document: FeedDocument, article: Article) -> dict[str, Any]:
             author["url"] = f"https://{article.provider.domain}"
         item["authors"] = [author]
     return item
+
+
+def _json_item_text(document: FeedDocument, article: Article) -> str:
+    """An item as it stands in the feed's indented JSON (json_bytes: two spaces a level, the
+    items two levels deep), made once per catalog: the pure-Python encoder that indenting
+    takes is most of a JSON feed's cost."""
+    assert document.memo is not None
+
+    def make() -> str:
+        text = json.dumps(_json_item(document, article), ensure_ascii=False, indent=2)
+        return _ITEM_INDENT + text.replace("\n", "\n" + _ITEM_INDENT)
+
+    made: str = document.memo.get(document.names, ("json", document.urls.base), article, make)
+    return made
+
+
+_ITEM_INDENT = "    "
+_NO_ITEMS = '"items": []\n}'
 
 
 def render_json(document: FeedDocument) -> bytes:
@@ -299,8 +404,16 @@ def render_json(document: FeedDocument) -> bytes:
         feed["next_url"] = document.links["next"]
     if "hub" in document.links:
         feed["hubs"] = [{"type": "WebSub", "url": document.links["hub"]}]
-    feed["items"] = [_json_item(document, article) for article in document.entries]
-    return json_bytes(feed)
+    if document.memo is None or not document.entries:
+        feed["items"] = [_json_item(document, article) for article in document.entries]
+        return json_bytes(feed)
+    # The same text json_bytes gives, the items' own taken from the memo.
+    feed["items"] = []
+    head = json_bytes(feed).decode("utf-8")
+    assert head.endswith(_NO_ITEMS + "\n")
+    items = ",\n".join(_json_item_text(document, article) for article in document.entries)
+    body = head[: -len("[]\n}\n")] + "[\n" + items + "\n  ]\n}\n"
+    return body.encode("utf-8")
 
 
 RENDERERS = {"rss": render_rss, "atom": render_atom, "json": render_json}

@@ -11,7 +11,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +20,7 @@ from pathlib import Path
 from .catalog import Catalog, ChangeTimes, Problem, empty_catalog, update_catalog
 from .matching import choose_winner, file_time, note_change, seed_problems, withheld_copies
 from .models import Article
-from .seeds import ParsedSeed, parse_seed_file
+from .seeds import ParsedSeed, SeedFile, parse_seed_file
 from .tree import Changes, TreeIndex
 from .watch import FULL_SCAN_EVERY, FolderWatcher
 
@@ -112,6 +112,17 @@ def _next_state(state: _FileState | None, result: ParsedSeed) -> _FileState:
     was_shown = good is not None and good.article is not None and good.article.published
     url = good.article.url if good is not None and good.article is not None else state.withheld_url
     return _FileState(result, None, state.withheld or was_shown, url)
+
+
+def parse_serially(root: Path, files: Sequence[SeedFile], max_bytes: int) -> Iterator[ParsedSeed]:
+    """Each file parsed in turn, in this process."""
+    for seed_file in files:
+        yield parse_seed_file(root, seed_file, max_bytes)
+
+
+# How a reload parses its changed files, in their order: one by one here. The static export,
+# which loads once with a core to spare, swaps in one that shares them (forkparse.py).
+parse_files: Callable[[Path, Sequence[SeedFile], int], Iterable[ParsedSeed]] = parse_serially
 
 
 class CatalogStore:
@@ -395,10 +406,10 @@ class CatalogStore:
         """Parse the new and changed files and keep their states; what each served before
         (None when it was not in the catalog) and serves now."""
         changed: list[_Swap] = []
-        for seed_file in changes.changed:
+        results = parse_files(self.seeds_dir, changes.changed, self.max_file_bytes)
+        for seed_file, result in zip(changes.changed, results, strict=True):
             path = seed_file.path
             state = self._files.get(path)
-            result = parse_seed_file(self.seeds_dir, seed_file, self.max_file_bytes)
             new_state = _next_state(state, result)
             if result.file is not seed_file:
                 changes.keep(result.file)

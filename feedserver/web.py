@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from . import combine, health, opml, redirects
+from . import combine, fragments, health, opml, redirects
 from .cache import RenderCache
 from .catalog import ALL, PROVIDER, TOPIC, Catalog, Collection
 from .config import current_settings
@@ -213,6 +213,7 @@ def _render_feed(
         image_url=image_url,
         image_size=image_size,
         names=catalog.names,
+        memo=fragments.current(),
     )
     if preview:
         formats = _feed_links(collection)
