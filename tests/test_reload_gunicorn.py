@@ -34,10 +34,22 @@ _numbers = itertools.count(1)
 Check = Callable[[int, bytes], bool]
 
 
+WORKERS = 2  # what start_gunicorn starts unless told otherwise
+
+
 def live_workers(server: GunicornServer) -> set[str]:
     """The pids of the workers gunicorn booted and that have not exited."""
     log = server.output()
     return set(_BOOTED.findall(log)) - set(_EXITED.findall(log))
+
+
+def wait_for_workers(server: GunicornServer, count: int, deadline: float = 60.0) -> None:
+    """Wait until `count` workers have booted: the first may answer requests before the
+    others have said so in the log, and every_worker asks only the live ones."""
+    stop = time.monotonic() + deadline
+    while len(live_workers(server)) < count:
+        assert time.monotonic() < stop, f"{count} workers did not boot within {deadline} s"
+        time.sleep(0.1)
 
 
 def every_worker(server: GunicornServer, path: str, check: Check) -> None:
@@ -130,6 +142,7 @@ def test_every_worker_serves_each_change(
     )
     first = "https://example.com/articles/first"
     new = "https://example.com/articles/second"
+    wait_for_workers(server, WORKERS)
     every_worker(server, "/feed.rss", feed_has(first))  # every worker is up and serving
 
     write_seed("second.txt")

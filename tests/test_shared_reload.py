@@ -12,10 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import GunicornServer
-from .test_reload_gunicorn import ACCESS_LOG, SHARED_CONF, every_worker, feed_has, live_workers
+from .test_reload_gunicorn import (
+    ACCESS_LOG,
+    SHARED_CONF,
+    WORKERS,
+    every_worker,
+    feed_has,
+    live_workers,
+    wait_for_workers,
+)
 
 INTERVAL = 1
-WORKERS = 2  # start_gunicorn's
 _RELOADED = re.compile(r"\[(\d+)\] INFO feedserver\.store: reload: files=\d+ parsed=(\d+) ")
 
 
@@ -28,11 +35,7 @@ def test_the_master_reloads_and_replaces_its_workers(
     server = start_gunicorn(
         tmp_seeds, "-c", SHARED_CONF, *ACCESS_LOG, env={"FEEDSERVER_RELOAD_INTERVAL": "1"}
     )
-    # Both workers booted (the first may answer before the second has said so in the log).
-    deadline = time.monotonic() + 60
-    while len(live_workers(server)) < WORKERS:
-        assert time.monotonic() < deadline, "the workers did not boot"
-        time.sleep(0.1)
+    wait_for_workers(server, WORKERS)
     every_worker(server, "/feed.rss", feed_has("https://example.com/articles/first"))
     before = live_workers(server)
     # Nothing changes for more than the staleness limit (three intervals): the same
