@@ -178,6 +178,17 @@ def write_release(folder: Path, release: int) -> None:
         )
 
 
+def watched_release(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CatalogStore, ScanSpy]:
+    """A watching store over release 0 in root, past its first reloads (as in `watched`:
+    every folder watched and listed once)."""
+    write_release(root, 0)
+    spy = ScanSpy(monkeypatch)
+    store = CatalogStore(root, 1 << 20, "Test", watch=True)
+    for _ in range(3):
+        store.reload()
+    return store, spy
+
+
 def titles(store: CatalogStore) -> set[str]:
     return {article.title for article in store.catalog.everything.articles}
 
@@ -186,11 +197,7 @@ def test_a_seeds_folder_swapped_by_rename_is_watched_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "seeds"
-    write_release(root, 0)
-    spy = ScanSpy(monkeypatch)
-    store = CatalogStore(root, 1 << 20, "Test", watch=True)
-    for _ in range(3):  # as in `watched`: every folder watched and listed once
-        store.reload()
+    store, spy = watched_release(root, monkeypatch)
     for release in (1, 2):
         write_release(tmp_path / "seeds.new", release)
         os.rename(root, tmp_path / f"seeds.old{release}")
@@ -221,11 +228,7 @@ def test_a_subfolder_swapped_by_rename_is_listed_and_watched_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "seeds"
-    write_release(root, 0)
-    spy = ScanSpy(monkeypatch)
-    store = CatalogStore(root, 1 << 20, "Test", watch=True)
-    for _ in range(3):
-        store.reload()
+    store, spy = watched_release(root, monkeypatch)
     write_release(tmp_path / "next", 1)
     os.rename(tmp_path / "next" / "sub", root / ".sub.new")  # hidden until it is swapped in
     os.rename(root / "sub", tmp_path / "sub.old")
