@@ -79,27 +79,25 @@ def declared_distributions() -> set[str]:
     return {key.partition("[")[0] for key in seen}
 
 
-def test_every_module_the_product_imports_is_declared() -> None:
+def imports_outside(distributions: set[str]) -> list[str]:
+    """Each import of the code a server runs whose module no distribution of these brings."""
     providers = importlib.metadata.packages_distributions()
-    declared = declared_distributions()
-    missing = [
+    return [
         f"{source} imports {module}"
         for source, module in third_party_imports()
-        if not {canonicalize_name(d) for d in providers.get(module, [])} & declared
+        if not {canonicalize_name(d) for d in providers.get(module, [])} & distributions
     ]
+
+
+def test_every_module_the_product_imports_is_declared() -> None:
+    missing = imports_outside(declared_distributions())
     assert not missing, missing
 
 
 def test_modules_imported_directly_are_direct_requirements() -> None:
     """A module the product imports itself is named in pyproject.toml, not left to arrive
     with another package (Flask could stop bringing MarkupSafe)."""
-    providers = importlib.metadata.packages_distributions()
-    direct = {canonicalize_name(r.name) for r in requirements()}
-    indirect = [
-        f"{source} imports {module}"
-        for source, module in third_party_imports()
-        if not {canonicalize_name(d) for d in providers.get(module, [])} & direct
-    ]
+    indirect = imports_outside({canonicalize_name(r.name) for r in requirements()})
     assert not indirect, indirect
 
 
