@@ -23,7 +23,6 @@ WORKERS = 4
 RELOAD_INTERVAL = 5
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 CONF = str(CONFIG / "gunicorn.conf.py")
-SHARED_CONF = str(CONFIG / "gunicorn-shared.conf.py")
 _RELOAD_LINE = re.compile(r"\[(\d+)\].*reload: files=(\d+) parsed=(\d+)")
 _SETTLE = 2.0  # seconds the workers must stay the same before a figure is taken
 

@@ -37,7 +37,6 @@ INDEX_FOLLOW_TARGET = 0.25  # a 1% reload's index, made from the one before, vs 
 INDEX_FOLLOW_SIZE = 100_000
 SHARED_TARGET = 2.0  # -w 4 in all, above the same server on one article, vs the seeds
 SHARED_SIZE = 10_000
-SHARED_COMPARED_BELOW = 100_000  # four workers each loading 100,000 files take minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,41 +546,34 @@ def index_follow(tree: trees.SeedTree) -> list[Figure]:
 def shared_memory(tree: trees.SeedTree, options: Options) -> list[Figure]:
     """Target 20.3: what four workers hold in all (PSS of the master and its workers), above
     the same server on one article, against the seed bytes, before and after a reload that
-    changed 1% of the files: with config/gunicorn-shared.conf.py (the master reloads, the
-    workers share its catalog), and below 100,000 files also with config/gunicorn.conf.py
-    (each worker reloads on its own), for comparison."""
-    confs = [("", shared.SHARED_CONF)]
-    if tree.count < SHARED_COMPARED_BELOW:
-        confs.append((", each worker reloading", shared.CONF))
+    changed 1% of the files, with config/gunicorn.conf.py (the master reloads, the workers
+    share its catalog)."""
     applies = tree.count >= SHARED_SIZE
     figures = []
-    for name, conf in confs:
-        result = shared.side_by_side(tree, options.logs, [], conf)
-        one, big = result["one"], result["tree"]
-        for when in ("before", "after"):
-            above = big[when]["pss"] - one[when]["pss"]
-            share = above / tree.total_bytes
-            figures.append(
-                Figure(
-                    f"20.3 memory, -w {shared.WORKERS} above one article"
-                    + (", at start" if when == "before" else ", after a 1% reload")
-                    + name,
-                    megabytes(above),
-                    f"{megabytes(tree.total_bytes)} seeds",
-                    ratio(share),
-                    f"<= {SHARED_TARGET:.2f}x"
-                    + ("" if applies else f" at {SHARED_SIZE // 1000}k+"),
-                    judged(share <= SHARED_TARGET, applies and not name),
-                    f"{Path(conf).name}: PSS of the master and {shared.WORKERS} workers once "
-                    f"every worker served feeds, {megabytes(big[when]['pss'])} on the seeds, "
-                    f"{megabytes(one[when]['pss'])} on one article; RSS summed "
-                    f"{megabytes(big[when]['rss'])}"
-                    + (
-                        f"; {result['changed']:,} files edited, the reload reached every "
-                        f"reloading process in {seconds(big['reached'])}"
-                        if when == "after"
-                        else ""
-                    ),
-                )
+    result = shared.side_by_side(tree, options.logs, [])
+    one, big = result["one"], result["tree"]
+    for when in ("before", "after"):
+        above = big[when]["pss"] - one[when]["pss"]
+        share = above / tree.total_bytes
+        figures.append(
+            Figure(
+                f"20.3 memory, -w {shared.WORKERS} above one article"
+                + (", at start" if when == "before" else ", after a 1% reload"),
+                megabytes(above),
+                f"{megabytes(tree.total_bytes)} seeds",
+                ratio(share),
+                f"<= {SHARED_TARGET:.2f}x" + ("" if applies else f" at {SHARED_SIZE // 1000}k+"),
+                judged(share <= SHARED_TARGET, applies),
+                f"{Path(shared.CONF).name}: PSS of the master and {shared.WORKERS} workers once "
+                f"every worker served feeds, {megabytes(big[when]['pss'])} on the seeds, "
+                f"{megabytes(one[when]['pss'])} on one article; RSS summed "
+                f"{megabytes(big[when]['rss'])}"
+                + (
+                    f"; {result['changed']:,} files edited, the reload reached every "
+                    f"reloading process in {seconds(big['reached'])}"
+                    if when == "after"
+                    else ""
+                ),
             )
+        )
     return figures

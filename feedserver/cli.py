@@ -40,10 +40,10 @@ def serve(args: argparse.Namespace) -> int:
 
     # Fail with one clear line before gunicorn starts.
     check_seeds_dir(command_line_settings(args).seeds_dir)
-    # Whoever loads the app (each worker, or the master with --preload) loads the settings
-    # again, as under `gunicorn wsgi:app`, so that a HUP reads the config file anew. gunicorn
-    # forks its workers from this process: this loader and its arguments reach them as they
-    # are, with no need of the environment.
+    # The master loads the app (as config/gunicorn.conf.py has it: it reloads for every
+    # worker, and the workers share its catalog), with the settings loaded again, as under
+    # `gunicorn wsgi:app`. gunicorn forks its workers from this process: this loader and its
+    # arguments reach them as they are, with no need of the environment.
     load_settings = functools.partial(command_line_settings, args)
 
     class Server(BaseApplication):  # type: ignore[misc]
@@ -56,11 +56,13 @@ def serve(args: argparse.Namespace) -> int:
             if socket_path is not None:
                 self.cfg.set("control_socket", socket_path)
             self.cfg.set("workers", args.workers)
-            self.cfg.set("preload_app", args.preload)
+            # Always, --preload or not (the flag is kept for the commands that pass it).
+            self.cfg.set("preload_app", True)
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", gunicorn_hooks.ACCESS_LOG_FORMAT)
             for hook in ("post_worker_init", "worker_exit", "child_exit", "on_exit"):
                 self.cfg.set(hook, getattr(gunicorn_hooks, hook))
+            self.cfg.set("when_ready", gunicorn_hooks.share_reloads)
             self.cfg.set("loglevel", args.log_level)
             # config/gunicorn.conf.py's on_starting, with this command's settings.
             self.cfg.set(
@@ -71,7 +73,7 @@ def serve(args: argparse.Namespace) -> int:
         def load(self) -> Any:
             return gunicorn_hooks.serving_app(load_settings)
 
-    # Chosen before the app may be loaded (--preload loads it before any hook runs).
+    # Chosen before the app is loaded (in the master, before any hook runs).
     gunicorn_hooks.prepare_metrics_dir()
     gunicorn_hooks.prepare_server(f"{args.host}:{args.port}")
     Server().run()
@@ -241,10 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=2,
         metavar="N",
-        help="worker processes, each with its own catalog",
+        help="worker processes, which share the master's catalog",
     )
     serve_command.add_argument(
-        "--preload", action="store_true", help="load the seeds once in the master, then fork"
+        "--preload",
+        action="store_true",
+        help="accepted for older commands: the master always loads the seeds, then forks",
     )
     serve_command.add_argument(
         "--log-level",

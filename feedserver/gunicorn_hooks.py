@@ -154,8 +154,9 @@ def post_worker_init(worker: Any) -> None:
 
 def share_reloads(server: Any) -> None:
     """In the master, before the first workers fork (gunicorn's when_ready): reload here for
-    every worker and replace the workers after each change (config/gunicorn-shared.conf.py).
-    Needs the app loaded in the master (--preload); without it, each worker reloads."""
+    every worker and replace the workers after each change (config/gunicorn.conf.py and
+    `feedserver serve`). Needs the app loaded in the master (preload_app, which both set);
+    without it, each worker reloads."""
     from .shared_reload import MasterReloads
 
     if not server.cfg.preload_app:

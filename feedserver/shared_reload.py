@@ -9,7 +9,7 @@ Workers then never reload. Each follows the master's heartbeat (when its last re
 completed, in shared memory) so that its /healthz still says `stale` when the master's
 reloads stop, and it is replaced whenever what the master serves or whether it can read
 the seeds directory changes: a takedown reaches every worker with the master's next
-reload. Used by config/gunicorn-shared.conf.py.
+reload. Used by config/gunicorn.conf.py and `feedserver serve`.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class MasterReloads:
         _heartbeat = self.heartbeat
         if self.store.last_report is not None:
             self.heartbeat.beat(self.store.last_report, self._completed())
-        self._share(self.store.catalog)
+        self._share()
         self._served, self._error = self.store.catalog, self.store.degraded_reason
         self.store.after_reload.append(self._after_reload)
         self.scheduler.ensure_started()
@@ -98,9 +98,13 @@ class MasterReloads:
         completed = self.store.last_completed
         return self.store.monotonic() if completed is None else completed
 
-    def _share(self, catalog: Catalog) -> None:
-        """Make the catalog whole and keep the collector off it: forks then share its pages."""
-        catalog.search.prepare()
+    def _share(self) -> None:
+        """Make the catalog whole and keep the collector off it: forks then share its pages.
+
+        Unfrozen first: what the last fork froze and has since become garbage (the previous
+        catalog's cycles) is collected only then, and trimmed away before the next fork."""
+        self.store.catalog.search.prepare()
+        gc.unfreeze()
         gc.collect()
         gc.freeze()
         _trim()
@@ -109,8 +113,9 @@ class MasterReloads:
         self.heartbeat.beat(report, self._completed())
         if store.catalog is self._served and report.error == self._error:
             return
-        self._share(store.catalog)
+        # The previous catalog let go of before the collection, so that it is freed first.
         self._served, self._error = store.catalog, report.error
+        self._share()
         self._replace_workers()
 
     def _replace_workers(self) -> None:
