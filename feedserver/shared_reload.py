@@ -20,6 +20,7 @@ import dataclasses
 import gc
 import logging
 import mmap
+import os
 import struct
 import threading
 import time
@@ -62,6 +63,10 @@ class Heartbeat:
 
 
 _heartbeat: Heartbeat | None = None  # set in a master that reloads for its workers
+# How many times the master has replaced its workers: the first workers say they are up at
+# INFO, as a worker's reload job does; their replacements only at DEBUG (the master's
+# reload line says what changed).
+_replacements = 0
 
 
 def _parts(app: Any) -> tuple[CatalogStore, ReloadScheduler]:
@@ -121,6 +126,8 @@ class MasterReloads:
     def _replace_workers(self) -> None:
         """Fork as many new workers as there are, then retire the old ones (gracefully, the
         oldest first: gunicorn's own rule when there are too many)."""
+        global _replacements
+        _replacements += 1
         arbiter = self.arbiter
         wanted = arbiter.num_workers
         old = set(arbiter.WORKERS.copy())  # the main loop changes it; copy() is atomic
@@ -133,7 +140,8 @@ class MasterReloads:
             time.sleep(0.05)
         arbiter.num_workers = wanted
         arbiter.wakeup()
-        logger.info(
+        # DEBUG: the reload line that caused it is the one line a change logs.
+        logger.debug(
             "workers replaced to serve the new catalog in %.3fs", time.monotonic() - started
         )
 
@@ -158,6 +166,11 @@ def in_worker(app: Any) -> bool:
     store, scheduler = _parts(app)
     scheduler.parent_reloads = True
     threading.Thread(target=_follow, args=(store, heartbeat), daemon=True).start()
+    logger.log(
+        logging.DEBUG if _replacements else logging.INFO,
+        "worker %d serves the master's catalog and follows its reloads",
+        os.getpid(),
+    )
     return True
 
 

@@ -1,4 +1,4 @@
-"""Workers that share the master's catalog (config/gunicorn-shared.conf.py): the master alone
+"""Workers that share the master's catalog (config/gunicorn.conf.py): the master alone
 reloads; a change replaces every worker by one forked with the new catalog; with nothing
 changing the workers stay, and their /healthz stays `ok` past the staleness limit because
 they follow the master's heartbeat."""
@@ -14,7 +14,7 @@ from pathlib import Path
 from .conftest import GunicornServer
 from .test_reload_gunicorn import (
     ACCESS_LOG,
-    SHARED_CONF,
+    GUNICORN_CONF,
     WORKERS,
     every_worker,
     feed_has,
@@ -33,7 +33,7 @@ def test_the_master_reloads_and_replaces_its_workers(
 ) -> None:
     write_seed("first.txt")
     server = start_gunicorn(
-        tmp_seeds, "-c", SHARED_CONF, *ACCESS_LOG, env={"FEEDSERVER_RELOAD_INTERVAL": "1"}
+        tmp_seeds, "-c", GUNICORN_CONF, *ACCESS_LOG, env={"FEEDSERVER_RELOAD_INTERVAL": "1"}
     )
     wait_for_workers(server, WORKERS)
     every_worker(server, "/feed.rss", feed_has("https://example.com/articles/first"))
