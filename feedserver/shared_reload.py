@@ -21,7 +21,10 @@ import gc
 import logging
 import mmap
 import os
+import re
 import struct
+import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -109,8 +112,10 @@ class MasterReloads:
         Unfrozen first: what the last fork froze and has since become garbage (the previous
         catalog's cycles) is collected only then, and trimmed away before the next fork."""
         self.store.catalog.search.prepare()
+        _fillers.clear()
         gc.unfreeze()
         gc.collect()
+        _fill_holes()
         gc.freeze()
         _trim()
 
@@ -144,6 +149,53 @@ class MasterReloads:
         logger.debug(
             "workers replaced to serve the new catalog in %.3fs", time.monotonic() - started
         )
+
+
+# Objects that fill the free blocks of Python's allocator before a fork (see _fill_holes).
+_fillers: list[object] = []
+_SIZE_CLASS = re.compile(rb"^\s*\d+\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s*$", re.MULTILINE)
+_UNUSED_POOLS = re.compile(rb"^(\d+) unused pools \* (\d+) bytes", re.MULTILINE)
+_BYTES_HEAD = sys.getsizeof(b"")  # a bytes object of n bytes asks for _BYTES_HEAD + n
+_LARGEST_BLOCK = 512  # the allocator's largest size class; bigger objects go to malloc
+
+
+def _fill_holes() -> None:
+    """Fill the free blocks a reload left all over Python's allocator (the previous
+    catalog's, between the objects the new one kept) with inert objects the master keeps.
+    Else the workers' first allocations land in those holes, in pages they share with the
+    master, and each worker copies every such page; filled, they allocate in fresh pages of
+    their own, as they would anyway. (The free blocks of each size class are known only from
+    the allocator's debugging report.)"""
+    stats = _allocator_stats()
+    if stats is None:
+        return
+    for size, free in _SIZE_CLASS.findall(stats):
+        length = int(size) - _BYTES_HEAD
+        if length >= 2:  # shorter bytes objects are shared singletons, not allocations
+            _fillers.extend(bytes(length) for _ in range(int(free)))
+    found = _UNUSED_POOLS.search(stats)
+    if found:  # the free pools of arenas in use, in blocks of the largest size class
+        pools, pool_bytes = int(found[1]), int(found[2])
+        blocks = pools * (pool_bytes // _LARGEST_BLOCK - 1)  # less each pool's header
+        _fillers.extend(bytes(_LARGEST_BLOCK - _BYTES_HEAD) for _ in range(blocks))
+
+
+def _allocator_stats() -> bytes | None:
+    """What sys._debugmallocstats() writes (to the C stderr), or None where it says nothing."""
+    try:
+        with tempfile.TemporaryFile() as captured:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            try:
+                os.dup2(captured.fileno(), 2)
+                sys._debugmallocstats()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            captured.seek(0)
+            return captured.read()
+    except (OSError, AttributeError):
+        return None
 
 
 def _trim() -> None:
