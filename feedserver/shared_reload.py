@@ -181,7 +181,8 @@ def _fill_holes() -> None:
 
 
 def _allocator_stats() -> bytes | None:
-    """What sys._debugmallocstats() writes (to the C stderr), or None where it says nothing."""
+    """What sys._debugmallocstats() writes (to the C stderr), or None where it says nothing.
+    (For the millisecond this takes, what another thread writes to stderr goes there too.)"""
     try:
         with tempfile.TemporaryFile() as captured:
             sys.stderr.flush()

@@ -56,3 +56,15 @@ def test_the_master_reloads_and_replaces_its_workers(
     reloaders = {pid for pid, _ in _RELOADED.findall(server.output())}
     assert reloaders == {str(server.pid)}, reloaders  # only the master reloads
     assert "Traceback" not in server.output()
+
+
+def test_the_master_fills_the_allocators_free_blocks() -> None:
+    from feedserver import shared_reload
+
+    stats = shared_reload._allocator_stats()
+    assert stats is not None and shared_reload._SIZE_CLASS.findall(stats), stats
+    try:
+        shared_reload._fill_holes()
+        assert shared_reload._fillers
+    finally:
+        shared_reload._fillers.clear()
