@@ -9,7 +9,9 @@ reading its response, or trickles a request body), which gunicorn leaves unbound
 
 from __future__ import annotations
 
+import contextlib
 import resource
+import socket
 from typing import Any
 
 from gunicorn.workers.ggevent import GeventWorker
@@ -71,4 +73,35 @@ class SlowClientSafeWorker(GeventWorker):  # type: ignore[misc]
         """Serve one connection; a read or write stalled past SOCKET_TIMEOUT ends it."""
         # gunicorn's own handle() puts the socket in blocking mode with no timeout at all.
         client.settimeout(SOCKET_TIMEOUT)
-        super(GeventWorker, self).handle(listener, client, addr)
+        self._idle_connections().add(client)
+        try:
+            super(GeventWorker, self).handle(listener, client, addr)
+        finally:
+            self._idle_connections().discard(client)
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        """Serve one request; the connection is idle again after it."""
+        idle = self._idle_connections()
+        idle.discard(sock)
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            if self.alive:
+                idle.add(sock)
+
+    def handle_exit(self, sig: Any, frame: Any) -> None:
+        """Leave (SIGTERM, as the master sends when it replaces its workers after a reload):
+        close the kept-alive connections that wait for a request now, so that a proxy's
+        next request goes to a current worker rather than get one more answer from this
+        worker's catalog; requests under way finish as usual."""
+        super().handle_exit(sig, frame)
+        for client in list(self._idle_connections()):
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+
+    def _idle_connections(self) -> set[Any]:
+        """The connections between two requests (or before their first)."""
+        idle: set[Any] | None = self.__dict__.get("_idle")
+        if idle is None:
+            idle = self.__dict__["_idle"] = set()
+        return idle
