@@ -80,11 +80,14 @@ def slow_clients(server: GunicornServer) -> Iterator[SlowClients]:
 
 def test_the_readme_command_runs_the_gevent_worker(server: GunicornServer) -> None:
     assert f"Using worker: {WORKER_CLASS}" in server.output()
-    # Reloads leave the event loop: each worker's job runs them in gevent's thread pool.
+    # Reloads never run on a worker's event loop: the master reloads for every worker (in a
+    # thread of its own), and each worker follows it.
     deadline = time.monotonic() + 30
-    while server.output().count("gevent: reloads run in a thread of its pool") < 2:
+    while server.output().count("serves the master's catalog and follows its reloads") < 2:
         assert time.monotonic() < deadline, server.output()
         time.sleep(0.1)
+    assert "reload scheduler started in process" in server.output()
+    assert "gevent: reloads run in a thread of its pool" not in server.output()
 
 
 def test_probe_is_served_while_slow_clients_hold_connections(
