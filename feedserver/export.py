@@ -33,13 +33,13 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import fragments, inputs
+from . import fragments, inputs, prerender
 from .catalog import ALL, PROVIDER, TOPIC, Catalog
 from .config import SETTINGS_EXTENSION
 from .redirects import FEED_ALIASES
 from .selfrequest import RouteFailed, SelfRequests
 from .store import CatalogStore
-from .urls import FAVICON, FEED_EXTENSIONS, LISTINGS, PATHS
+from .urls import FAVICON, FEED_EXTENSIONS, LISTINGS, PATHS, Urls
 
 logger = logging.getLogger(__name__)
 
@@ -504,11 +504,13 @@ def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
         else:
             todo.append(job)
     skipped = len(built)
+    workers = workers or build_workers()
+    _render_entries_ahead(app, requests, catalog, todo, workers)
     written = unchanged = 0
     failed: list[str] = []
     kept: set[str] = set()  # files of failed routes: the last good copy stays
     by_name = {job.name: job for job in todo}
-    for name, same, size, problem in _make_all(outdir, todo, workers or build_workers()):
+    for name, same, size, problem in _make_all(outdir, todo, workers):
         if problem:
             failed.append(problem)
             if name in previous:
@@ -540,6 +542,25 @@ def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
         len(report.failed),
     )
     return report
+
+
+def _render_entries_ahead(
+    app: Flask, requests: SelfRequests, catalog: Catalog, todo: list[_Job], workers: int
+) -> None:
+    """The entries of the feeds to render, into the memo before any route (prerender.py)."""
+    settings = app.extensions[SETTINGS_EXTENSION]
+    collections = []
+    for source in sorted({job.source for job in todo}):
+        kind, _, key = source.partition(":")
+        collection = catalog.collection(kind, key)
+        if collection is not None:
+            collections.append(collection)
+    if not collections:
+        return
+    urls = Urls(requests.base_url(settings.base_url))
+    articles = prerender.shown(collections, settings.feed_limit)
+    memo = fragments.install(app)
+    prerender.render_ahead(articles, urls, catalog, settings.site_title, memo, workers)
 
 
 def watch(app: Flask, outdir: Path, interval: float, allow_empty: bool = False) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 from flask import Flask
 from flask.testing import EnvironBuilder
 
+from .responses import site_base
+
 
 class RouteFailed(Exception):
     """A route did not answer 200; the message says what it answered."""
@@ -34,6 +36,10 @@ class SelfRequests:
         environ = dict(base)
         environ["PATH_INFO"] = path
         return environ
+
+    def base_url(self, configured: str) -> str:
+        """The site's base URL in the responses: configured, or the requests' own host."""
+        return site_base(self._environ("/", {}), configured)
 
     def get(self, path: str, headers: Mapping[str, str]) -> bytes:
         """The body the app answers a GET of path with; RouteFailed unless it is a 200."""
