@@ -170,37 +170,73 @@ def _close(descriptors: list[int]) -> None:
         os.close(descriptor)
 
 
-def _write_atomically(outdir: Path, name: str, body: bytes) -> None:
+class _Folders:
+    """The folders below OUTDIR that one build writes into, each opened once (as
+    _open_folders does, through no symbolic link) rather than once for every file: opening
+    costs a build more than writing. A folder that becomes a link later is not followed
+    either: its descriptor is the folder that was opened."""
+
+    def __init__(self, outdir: Path) -> None:
+        self.outdir = outdir
+        self._open: dict[str, int] = {}
+
+    def of(self, parts: list[str], create: bool) -> int:
+        """The descriptor of the folder outdir/parts (see _open_folders)."""
+        key = "/".join(parts)
+        found = self._open.get(key)
+        if found is None:
+            descriptors = _open_folders(self.outdir, parts, create)
+            _close(descriptors[:-1])
+            found = self._open[key] = descriptors[-1]
+        return found
+
+    def close(self) -> None:
+        _close(list(self._open.values()))
+        self._open.clear()
+
+
+def _write_atomically(
+    outdir: Path, name: str, body: bytes, folders: _Folders | None = None
+) -> None:
     """Write outdir/name by a temporary file renamed into place, through no symbolic link
     (one in the file's own place is replaced, not written through)."""
-    *folders, leaf = name.split("/")
-    descriptors = _open_folders(outdir, folders, create=True)
-    folder = descriptors[-1]
+    *parts, leaf = name.split("/")
+    if folders is not None:
+        _write_in(folders.of(parts, create=True), leaf, body)
+        return
+    descriptors = _open_folders(outdir, parts, create=True)
+    try:
+        _write_in(descriptors[-1], leaf, body)
+    finally:
+        _close(descriptors)
+
+
+def _write_in(folder: int, leaf: str, body: bytes) -> None:
     temporary = f".tmp-{secrets.token_hex(4)}{leaf}"[:255]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    handle = os.open(temporary, flags, 0o644, dir_fd=folder)
     try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        handle = os.open(temporary, flags, 0o644, dir_fd=folder)
-        try:
-            with os.fdopen(handle, "wb") as output:
-                output.write(body)
-                os.fchmod(output.fileno(), 0o644)
-            # Readers see the old file or the new one, never half.
-            os.replace(temporary, leaf, src_dir_fd=folder, dst_dir_fd=folder)
-        except BaseException:
-            os.unlink(temporary, dir_fd=folder)
-            raise
-    finally:
-        _close(descriptors)
+        with os.fdopen(handle, "wb") as output:
+            output.write(body)
+            os.fchmod(output.fileno(), 0o644)
+        # Readers see the old file or the new one, never half.
+        os.replace(temporary, leaf, src_dir_fd=folder, dst_dir_fd=folder)
+    except BaseException:
+        os.unlink(temporary, dir_fd=folder)
+        raise
 
 
-def _read_inside(outdir: Path, name: str) -> bytes:
+def _read_inside(outdir: Path, name: str, folders: _Folders | None = None) -> bytes:
     """The bytes of the regular file outdir/name, reached through no symbolic link."""
-    *folders, leaf = name.split("/")
-    descriptors = _open_folders(outdir, folders, create=False)
-    try:
-        handle = os.open(leaf, _OPEN_FILE, dir_fd=descriptors[-1])
-    finally:
-        _close(descriptors)
+    *parts, leaf = name.split("/")
+    if folders is not None:
+        handle = os.open(leaf, _OPEN_FILE, dir_fd=folders.of(parts, create=False))
+    else:
+        descriptors = _open_folders(outdir, parts, create=False)
+        try:
+            handle = os.open(leaf, _OPEN_FILE, dir_fd=descriptors[-1])
+        finally:
+            _close(descriptors)
     with os.fdopen(handle, "rb") as source:
         if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
             raise IsADirectoryError(21, "not a regular file")
@@ -336,14 +372,14 @@ def _fetch(requests: SelfRequests, route: Route) -> bytes:
     return requests.get(route.path, route.headers)
 
 
-def _place(outdir: Path, name: str, body: bytes) -> bool:
+def _place(folders: _Folders, name: str, body: bytes) -> bool:
     """Write body to outdir/name unless it holds those bytes already; True when it did."""
     try:
-        same = _read_inside(outdir, name) == body
+        same = _read_inside(folders.outdir, name, folders) == body
     except OSError:
         same = False
     if not same:
-        _write_atomically(outdir, name, body)
+        _write_atomically(folders.outdir, name, body, folders)
     return same
 
 
@@ -362,10 +398,10 @@ class _Job:
 _Outcome = tuple[str, bool, int, str]
 
 
-def _make(outdir: Path, job: _Job) -> _Outcome:
+def _make(folders: _Folders, job: _Job) -> _Outcome:
     try:
         body = job.make()
-        same = _place(outdir, job.name, body)
+        same = _place(folders, job.name, body)
     except RouteFailed as failure:
         problem = str(failure)
     except OSError as error:
@@ -408,8 +444,16 @@ def build_workers() -> int:
 def _make_all(outdir: Path, jobs: list[_Job], workers: int) -> list[_Outcome]:
     """Make every job's file; with workers > 1, a forked child makes a share of them (the
     routes of a collection kept together, since they render the same entries)."""
+    folders = _Folders(outdir)
+    try:
+        return _make_shared(folders, jobs, workers)
+    finally:
+        folders.close()
+
+
+def _make_shared(folders: _Folders, jobs: list[_Job], workers: int) -> list[_Outcome]:
     if workers < 2 or len(jobs) < PARALLEL_FILES:
-        return [_make(outdir, job) for job in jobs]
+        return [_make(folders, job) for job in jobs]
     sources = sorted({job.source for job in jobs})
     theirs = set(sources[1::2])
     mine = [job for job in jobs if job.source not in theirs]
@@ -423,19 +467,19 @@ def _make_all(outdir: Path, jobs: list[_Job], workers: int) -> list[_Outcome]:
         gc.unfreeze()
         os.close(reader)
         os.close(writer)
-        return [_make(outdir, job) for job in jobs]
+        return [_make(folders, job) for job in jobs]
     if child == 0:  # pragma: no cover - the child's coverage is not collected
         code = 1
         try:
             os.close(reader)
-            outcomes = [_make(outdir, job) for job in shared]
+            outcomes = [_make(folders, job) for job in shared]
             with os.fdopen(writer, "wb") as pipe:
                 pipe.write(json.dumps(outcomes).encode("utf-8"))
             code = 0
         finally:
             os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
     os.close(writer)
-    results = [_make(outdir, job) for job in mine]
+    results = [_make(folders, job) for job in mine]
     with os.fdopen(reader, "rb") as pipe:
         data = pipe.read()
     _, status = os.waitpid(child, 0)
