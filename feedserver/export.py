@@ -520,9 +520,9 @@ def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
     store: CatalogStore = app.extensions["feedserver.store"]
     catalog = store.catalog
     previous = _read_entries(outdir)
-    # Each article's entries and card rendered once, for every feed and page that shows it.
-    fragments.install(app).prune(catalog.everything.articles)
     requests = SelfRequests(app)
+    # Each article's entries and card rendered once, for every feed and page that shows it.
+    fragments.install(app).prune(catalog.everything.articles, _feed_urls(requests, catalog))
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -586,6 +586,13 @@ def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
         len(report.failed),
     )
     return report
+
+
+def _feed_urls(requests: SelfRequests, catalog: Catalog) -> set[str]:
+    """The URL of every feed of the catalog, as its responses give it."""
+    urls = Urls(requests.base_url(requests.app.extensions[SETTINGS_EXTENSION].base_url))
+    collections = (catalog.everything, *catalog.topics.values(), *catalog.providers.values())
+    return {urls.feed(c, extension) for c in collections for extension in FEED_EXTENSIONS}
 
 
 def _render_entries_ahead(

@@ -262,7 +262,9 @@ def _serialized(document: FeedDocument, rss: bool) -> bytes:
     if pieces is None:
         return _feedgen_bytes(document, rss)
     skeleton = document.memo.shell(
-        _shell_key(document, rss), lambda: _feedgen_bytes(replace(document, entries=()), rss)
+        document.self_url,
+        _shell_key(document, rss),
+        lambda: _feedgen_bytes(replace(document, entries=()), rss),
     )
     at = skeleton.rfind(_CLOSE[rss])
     return skeleton[:at] + b"".join(pieces) + skeleton[at:]
