@@ -229,8 +229,8 @@ def _write_in(folder: int, leaf: str, body: bytes) -> None:
 def _read_inside(outdir: Path, name: str, folders: _Folders | None = None) -> bytes:
     """The bytes of the regular file outdir/name, reached through no symbolic link."""
     *parts, leaf = name.split("/")
-    if folders is not None:
-        handle = os.open(leaf, _OPEN_FILE, dir_fd=folders.of(parts, create=False))
+    if folders is not None:  # the build writes there next if it differs: made if missing
+        handle = os.open(leaf, _OPEN_FILE, dir_fd=folders.of(parts, create=True))
     else:
         descriptors = _open_folders(outdir, parts, create=False)
         try:
@@ -372,10 +372,14 @@ def _fetch(requests: SelfRequests, route: Route) -> bytes:
     return requests.get(route.path, route.headers)
 
 
-def _place(folders: _Folders, name: str, body: bytes) -> bool:
-    """Write body to outdir/name unless it holds those bytes already; True when it did."""
+def _place(folders: _Folders, name: str, body: bytes, size: int | None = None) -> bool:
+    """Write body to outdir/name unless it holds those bytes already; True when it did.
+    `size`: the file's size as the last build left it, when known; a body of another size
+    is written without reading the file."""
     try:
-        same = _read_inside(folders.outdir, name, folders) == body
+        same = (size is None or size == len(body)) and (
+            _read_inside(folders.outdir, name, folders) == body
+        )
     except OSError:
         same = False
     if not same:
@@ -392,6 +396,12 @@ class _Job:
     make: Callable[[], bytes]
     built_from: str
     source: str
+    size: int | None = None  # the file's size as the last build recorded it
+
+
+def _recorded_size(recorded: str | None) -> int | None:
+    size = (recorded or "").partition("\t")[2]
+    return int(size) if size.isdigit() else None
 
 
 # What making one file came to: (name, same bytes as before, size, problem or "").
@@ -401,7 +411,7 @@ _Outcome = tuple[str, bool, int, str]
 def _make(folders: _Folders, job: _Job) -> _Outcome:
     try:
         body = job.make()
-        same = _place(folders, job.name, body)
+        same = _place(folders, job.name, body, job.size)
     except RouteFailed as failure:
         problem = str(failure)
     except OSError as error:
@@ -536,6 +546,7 @@ def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
             partial(_fetch, requests, route),
             f"{site}.{digests.of(route.source)}",
             route.source,
+            _recorded_size(previous.get(route.name)),
         )
         for route in routes(catalog)
     ]
