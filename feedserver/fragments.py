@@ -11,7 +11,7 @@ articles a catalog no longer shows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Hashable, Iterable
+from collections.abc import Callable, Container, Hashable, Iterable, Sequence
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
@@ -33,6 +33,9 @@ class FragmentMemo:
         self._named: dict[int, tuple[Article, tuple[str | None, ...]]] = {}
         # Each feed without its entries (by its identity): its fields, and its bytes.
         self._shells: dict[str, tuple[Hashable, bytes]] = {}
+        # Pieces made from a list of articles, for one build: key -> (what the key names,
+        # held so that no id in the key is reused, and the piece).
+        self._lists: dict[Hashable, tuple[object, Any]] = {}
         self.made = 0  # pieces rendered, for tests and benchmarks
 
     def _key(self, names: Names, key: Hashable, article: Article) -> Hashable:
@@ -69,9 +72,21 @@ class FragmentMemo:
         self._pieces[self._key(names, key, article)] = (article, value)
         self.made += 1
 
+    def joined(
+        self, key: Hashable, names: Names, articles: Sequence[Article], make: Callable[[], Any]
+    ) -> Any:
+        """The piece made from these very articles in this order (key and names alike),
+        made on the first call of a build."""
+        full_key = (key, id(names), tuple(map(id, articles)))
+        found = self._lists.get(full_key)
+        if found is None:
+            found = self._lists[full_key] = ((names, tuple(articles)), make())
+        return found[1]
+
     def prune(self, articles: Iterable[Article], feeds: Container[str] = ()) -> None:
-        """Forget the pieces of every article but these (those a new catalog shows), and
-        the shells of every feed but these (by their identity)."""
+        """Forget the pieces of every article but these (those a new catalog shows), the
+        shells of every feed but these (by their identity), and the lists of articles."""
+        self._lists = {}
         shown = set(map(id, articles))
         self._pieces = {key: piece for key, piece in self._pieces.items() if id(piece[0]) in shown}
         self._shells = {feed: shell for feed, shell in self._shells.items() if feed in feeds}
