@@ -446,9 +446,19 @@ def prerender(
         memo=memo,
     )
     for rss in (True, False):
-        _entry_pieces(document, rss, memo)
+        _batch(document, rss, memo)
     for article in articles:
         _json_item_text(document, article)
+
+
+def _batch(document: FeedDocument, rss: bool, memo: FragmentMemo) -> None:
+    """The document's entries into the memo; a batch that does not split (an entry's text
+    holds the marker) is tried again in halves, down to the entry that is left to its
+    feeds."""
+    if _entry_pieces(document, rss, memo) is None and len(document.entries) > 1:
+        middle = len(document.entries) // 2
+        for half in (document.entries[:middle], document.entries[middle:]):
+            _batch(replace(document, entries=half), rss, memo)
 
 
 def _piece_keys(urls: Urls) -> tuple[tuple[str, str], ...]:
