@@ -33,13 +33,13 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import fragments, inputs
+from . import fragments, inputs, prerender
 from .catalog import ALL, PROVIDER, TOPIC, Catalog
 from .config import SETTINGS_EXTENSION
 from .redirects import FEED_ALIASES
 from .selfrequest import RouteFailed, SelfRequests
 from .store import CatalogStore
-from .urls import FAVICON, FEED_EXTENSIONS, LISTINGS, PATHS
+from .urls import FAVICON, FEED_EXTENSIONS, LISTINGS, PATHS, Urls
 
 logger = logging.getLogger(__name__)
 
@@ -170,37 +170,73 @@ def _close(descriptors: list[int]) -> None:
         os.close(descriptor)
 
 
-def _write_atomically(outdir: Path, name: str, body: bytes) -> None:
+class _Folders:
+    """The folders below OUTDIR that one build writes into, each opened once (as
+    _open_folders does, through no symbolic link) rather than once for every file: opening
+    costs a build more than writing. A folder that becomes a link later is not followed
+    either: its descriptor is the folder that was opened."""
+
+    def __init__(self, outdir: Path) -> None:
+        self.outdir = outdir
+        self._open: dict[str, int] = {}
+
+    def of(self, parts: list[str], create: bool) -> int:
+        """The descriptor of the folder outdir/parts (see _open_folders)."""
+        key = "/".join(parts)
+        found = self._open.get(key)
+        if found is None:
+            descriptors = _open_folders(self.outdir, parts, create)
+            _close(descriptors[:-1])
+            found = self._open[key] = descriptors[-1]
+        return found
+
+    def close(self) -> None:
+        _close(list(self._open.values()))
+        self._open.clear()
+
+
+def _write_atomically(
+    outdir: Path, name: str, body: bytes, folders: _Folders | None = None
+) -> None:
     """Write outdir/name by a temporary file renamed into place, through no symbolic link
     (one in the file's own place is replaced, not written through)."""
-    *folders, leaf = name.split("/")
-    descriptors = _open_folders(outdir, folders, create=True)
-    folder = descriptors[-1]
+    *parts, leaf = name.split("/")
+    if folders is not None:
+        _write_in(folders.of(parts, create=True), leaf, body)
+        return
+    descriptors = _open_folders(outdir, parts, create=True)
+    try:
+        _write_in(descriptors[-1], leaf, body)
+    finally:
+        _close(descriptors)
+
+
+def _write_in(folder: int, leaf: str, body: bytes) -> None:
     temporary = f".tmp-{secrets.token_hex(4)}{leaf}"[:255]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    handle = os.open(temporary, flags, 0o644, dir_fd=folder)
     try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        handle = os.open(temporary, flags, 0o644, dir_fd=folder)
-        try:
-            with os.fdopen(handle, "wb") as output:
-                output.write(body)
-                os.fchmod(output.fileno(), 0o644)
-            # Readers see the old file or the new one, never half.
-            os.replace(temporary, leaf, src_dir_fd=folder, dst_dir_fd=folder)
-        except BaseException:
-            os.unlink(temporary, dir_fd=folder)
-            raise
-    finally:
-        _close(descriptors)
+        with os.fdopen(handle, "wb") as output:
+            output.write(body)
+            os.fchmod(output.fileno(), 0o644)
+        # Readers see the old file or the new one, never half.
+        os.replace(temporary, leaf, src_dir_fd=folder, dst_dir_fd=folder)
+    except BaseException:
+        os.unlink(temporary, dir_fd=folder)
+        raise
 
 
-def _read_inside(outdir: Path, name: str) -> bytes:
+def _read_inside(outdir: Path, name: str, folders: _Folders | None = None) -> bytes:
     """The bytes of the regular file outdir/name, reached through no symbolic link."""
-    *folders, leaf = name.split("/")
-    descriptors = _open_folders(outdir, folders, create=False)
-    try:
-        handle = os.open(leaf, _OPEN_FILE, dir_fd=descriptors[-1])
-    finally:
-        _close(descriptors)
+    *parts, leaf = name.split("/")
+    if folders is not None:  # the build writes there next if it differs: made if missing
+        handle = os.open(leaf, _OPEN_FILE, dir_fd=folders.of(parts, create=True))
+    else:
+        descriptors = _open_folders(outdir, parts, create=False)
+        try:
+            handle = os.open(leaf, _OPEN_FILE, dir_fd=descriptors[-1])
+        finally:
+            _close(descriptors)
     with os.fdopen(handle, "rb") as source:
         if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
             raise IsADirectoryError(21, "not a regular file")
@@ -336,14 +372,18 @@ def _fetch(requests: SelfRequests, route: Route) -> bytes:
     return requests.get(route.path, route.headers)
 
 
-def _place(outdir: Path, name: str, body: bytes) -> bool:
-    """Write body to outdir/name unless it holds those bytes already; True when it did."""
+def _place(folders: _Folders, name: str, body: bytes, size: int | None = None) -> bool:
+    """Write body to outdir/name unless it holds those bytes already; True when it did.
+    `size`: the file's size as the last build left it, when known; a body of another size
+    is written without reading the file."""
     try:
-        same = _read_inside(outdir, name) == body
+        same = (size is None or size == len(body)) and (
+            _read_inside(folders.outdir, name, folders) == body
+        )
     except OSError:
         same = False
     if not same:
-        _write_atomically(outdir, name, body)
+        _write_atomically(folders.outdir, name, body, folders)
     return same
 
 
@@ -356,16 +396,22 @@ class _Job:
     make: Callable[[], bytes]
     built_from: str
     source: str
+    size: int | None = None  # the file's size as the last build recorded it
+
+
+def _recorded_size(recorded: str | None) -> int | None:
+    size = (recorded or "").partition("\t")[2]
+    return int(size) if size.isdigit() else None
 
 
 # What making one file came to: (name, same bytes as before, size, problem or "").
 _Outcome = tuple[str, bool, int, str]
 
 
-def _make(outdir: Path, job: _Job) -> _Outcome:
+def _make(folders: _Folders, job: _Job) -> _Outcome:
     try:
         body = job.make()
-        same = _place(outdir, job.name, body)
+        same = _place(folders, job.name, body, job.size)
     except RouteFailed as failure:
         problem = str(failure)
     except OSError as error:
@@ -408,8 +454,16 @@ def build_workers() -> int:
 def _make_all(outdir: Path, jobs: list[_Job], workers: int) -> list[_Outcome]:
     """Make every job's file; with workers > 1, a forked child makes a share of them (the
     routes of a collection kept together, since they render the same entries)."""
+    folders = _Folders(outdir)
+    try:
+        return _make_shared(folders, jobs, workers)
+    finally:
+        folders.close()
+
+
+def _make_shared(folders: _Folders, jobs: list[_Job], workers: int) -> list[_Outcome]:
     if workers < 2 or len(jobs) < PARALLEL_FILES:
-        return [_make(outdir, job) for job in jobs]
+        return [_make(folders, job) for job in jobs]
     sources = sorted({job.source for job in jobs})
     theirs = set(sources[1::2])
     mine = [job for job in jobs if job.source not in theirs]
@@ -423,19 +477,19 @@ def _make_all(outdir: Path, jobs: list[_Job], workers: int) -> list[_Outcome]:
         gc.unfreeze()
         os.close(reader)
         os.close(writer)
-        return [_make(outdir, job) for job in jobs]
+        return [_make(folders, job) for job in jobs]
     if child == 0:  # pragma: no cover - the child's coverage is not collected
         code = 1
         try:
             os.close(reader)
-            outcomes = [_make(outdir, job) for job in shared]
+            outcomes = [_make(folders, job) for job in shared]
             with os.fdopen(writer, "wb") as pipe:
                 pipe.write(json.dumps(outcomes).encode("utf-8"))
             code = 0
         finally:
             os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
     os.close(writer)
-    results = [_make(outdir, job) for job in mine]
+    results = [_make(folders, job) for job in mine]
     with os.fdopen(reader, "rb") as pipe:
         data = pipe.read()
     _, status = os.waitpid(child, 0)
@@ -476,9 +530,9 @@ def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
     store: CatalogStore = app.extensions["feedserver.store"]
     catalog = store.catalog
     previous = _read_entries(outdir)
-    # Each article's entries and card rendered once, for every feed and page that shows it.
-    fragments.install(app).prune(catalog.everything.articles)
     requests = SelfRequests(app)
+    # Each article's entries and card rendered once, for every feed and page that shows it.
+    fragments.install(app).prune(catalog.everything.articles, _feed_urls(requests, catalog))
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -492,6 +546,7 @@ def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
             partial(_fetch, requests, route),
             f"{site}.{digests.of(route.source)}",
             route.source,
+            _recorded_size(previous.get(route.name)),
         )
         for route in routes(catalog)
     ]
@@ -504,11 +559,13 @@ def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
         else:
             todo.append(job)
     skipped = len(built)
+    workers = workers or build_workers()
+    _render_entries_ahead(app, requests, catalog, todo, workers)
     written = unchanged = 0
     failed: list[str] = []
     kept: set[str] = set()  # files of failed routes: the last good copy stays
     by_name = {job.name: job for job in todo}
-    for name, same, size, problem in _make_all(outdir, todo, workers or build_workers()):
+    for name, same, size, problem in _make_all(outdir, todo, workers):
         if problem:
             failed.append(problem)
             if name in previous:
@@ -540,6 +597,32 @@ def _build(app: Flask, outdir: Path, workers: int | None) -> BuildReport:
         len(report.failed),
     )
     return report
+
+
+def _feed_urls(requests: SelfRequests, catalog: Catalog) -> set[str]:
+    """The URL of every feed of the catalog, as its responses give it."""
+    urls = Urls(requests.base_url(requests.app.extensions[SETTINGS_EXTENSION].base_url))
+    collections = (catalog.everything, *catalog.topics.values(), *catalog.providers.values())
+    return {urls.feed(c, extension) for c in collections for extension in FEED_EXTENSIONS}
+
+
+def _render_entries_ahead(
+    app: Flask, requests: SelfRequests, catalog: Catalog, todo: list[_Job], workers: int
+) -> None:
+    """The entries of the feeds to render, into the memo before any route (prerender.py)."""
+    settings = app.extensions[SETTINGS_EXTENSION]
+    collections = []
+    for source in sorted({job.source for job in todo}):
+        kind, _, key = source.partition(":")
+        collection = catalog.collection(kind, key)
+        if collection is not None:
+            collections.append(collection)
+    if not collections:
+        return
+    urls = Urls(requests.base_url(settings.base_url))
+    articles = prerender.shown(collections, settings.feed_limit)
+    memo = fragments.install(app)
+    prerender.render_ahead(articles, urls, catalog, settings.site_title, memo, workers)
 
 
 def watch(app: Flask, outdir: Path, interval: float, allow_empty: bool = False) -> None:

@@ -11,7 +11,7 @@ articles a catalog no longer shows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Container, Hashable, Iterable, Sequence
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
@@ -31,9 +31,11 @@ class FragmentMemo:
         # The display names each article shows under the current catalog's names.
         self._names: Names | None = None
         self._named: dict[int, tuple[Article, tuple[str | None, ...]]] = {}
-        # Feeds without entries, used by this build, and by the one before.
-        self._used_shells: dict[Hashable, bytes] = {}
-        self._shells: dict[Hashable, bytes] = {}
+        # Each feed without its entries (by its identity): its fields, and its bytes.
+        self._shells: dict[str, tuple[Hashable, bytes]] = {}
+        # Pieces made from a list of articles, for one build: key -> (what the key names,
+        # held so that no id in the key is reused, and the piece).
+        self._lists: dict[Hashable, tuple[object, Any]] = {}
         self.made = 0  # pieces rendered, for tests and benchmarks
 
     def _key(self, names: Names, key: Hashable, article: Article) -> Hashable:
@@ -70,23 +72,35 @@ class FragmentMemo:
         self._pieces[self._key(names, key, article)] = (article, value)
         self.made += 1
 
-    def prune(self, articles: Iterable[Article]) -> None:
-        """Forget the pieces of every article but these (those a new catalog shows), and
-        the feeds' shells that the build before last did not use."""
+    def joined(
+        self, key: Hashable, names: Names, articles: Sequence[Article], make: Callable[[], Any]
+    ) -> Any:
+        """The piece made from these very articles in this order (key and names alike),
+        made on the first call of a build."""
+        full_key = (key, id(names), tuple(map(id, articles)))
+        found = self._lists.get(full_key)
+        if found is None:
+            found = self._lists[full_key] = ((names, tuple(articles)), make())
+        return found[1]
+
+    def prune(self, articles: Iterable[Article], feeds: Container[str] = ()) -> None:
+        """Forget the pieces of every article but these (those a new catalog shows), the
+        shells of every feed but these (by their identity), and the lists of articles."""
+        self._lists = {}
         shown = set(map(id, articles))
         self._pieces = {key: piece for key, piece in self._pieces.items() if id(piece[0]) in shown}
-        self._shells, self._used_shells = self._used_shells, {}
+        self._shells = {feed: shell for feed, shell in self._shells.items() if feed in feeds}
 
-    def shell(self, key: Hashable, make: Callable[[], bytes]) -> bytes:
-        """A feed without its entries, by every feed-level field it shows (key): an edit of
-        an entry leaves it as it was, so a rebuild reuses it."""
-        found = self._used_shells.get(key)
-        if found is None:
-            found = self._shells.get(key)
-            if found is None:
-                found = make()
-            self._used_shells[key] = found
-        return found
+    def shell(self, feed: str, key: Hashable, make: Callable[[], bytes]) -> bytes:
+        """A feed without its entries, by its identity and every feed-level field it shows
+        (key): an edit of an entry leaves it as it was, so a rebuild reuses it, even after
+        builds that did not render that feed."""
+        found = self._shells.get(feed)
+        if found is not None and found[0] == key:
+            return found[1]
+        made = make()
+        self._shells[feed] = (key, made)
+        return made
 
 
 def install(app: Flask) -> FragmentMemo:

@@ -66,10 +66,18 @@ def site_links() -> dict[str, Any]:
 @bp.app_template_global("article_cards")
 def article_cards(articles: Sequence[Article], macro: Any, names: Names, urls: Urls) -> Markup:
     """The cards of a page's or a feed preview's articles, each on its own line, each
-    rendered once per catalog where the export keeps a memo (fragments.py)."""
-    return Markup(
-        "".join(f"\n{fragments.card(article, macro, names, urls)}\n" for article in articles)
-    )
+    rendered once per catalog where the export keeps a memo (fragments.py), and the same
+    list of cards (a feed's three previews show one) joined once."""
+
+    def join() -> Markup:
+        cards = (fragments.card(article, macro, names, urls) for article in articles)
+        return Markup("".join(f"\n{card}\n" for card in cards))
+
+    memo = fragments.current()
+    if memo is None:
+        return join()
+    joined: Markup = memo.joined(("cards", urls.base), names, articles, join)
+    return joined
 
 
 @bp.app_context_processor

@@ -96,7 +96,8 @@ def canonical_pairs(pairs: Iterable[tuple[str, str]]) -> QueryPairs:
 
 def encode_query(pairs: Iterable[tuple[str, str]]) -> str:
     """A query string of pairs: spaces as `+`, every other reserved character escaped."""
-    return urlencode(list(pairs))
+    listed = list(pairs)
+    return urlencode(listed) if listed else ""  # most links have no query: skip urlencode
 
 
 def parameter_lists(pairs: QueryPairs) -> dict[str, list[str]]:

@@ -262,7 +262,9 @@ def _serialized(document: FeedDocument, rss: bool) -> bytes:
     if pieces is None:
         return _feedgen_bytes(document, rss)
     skeleton = document.memo.shell(
-        _shell_key(document, rss), lambda: _feedgen_bytes(replace(document, entries=()), rss)
+        document.self_url,
+        _shell_key(document, rss),
+        lambda: _feedgen_bytes(replace(document, entries=()), rss),
     )
     at = skeleton.rfind(_CLOSE[rss])
     return skeleton[:at] + b"".join(pieces) + skeleton[at:]
@@ -417,3 +419,76 @@ def render_json(document: FeedDocument) -> bytes:
 
 
 RENDERERS = {"rss": render_rss, "atom": render_atom, "json": render_json}
+
+
+def prerender(
+    articles: Sequence[Article], urls: Urls, names: Names, publisher: str, memo: FragmentMemo
+) -> None:
+    """Put in the memo each article's RSS and Atom entry (one feedgen batch per format, for
+    those it lacks) and JSON item, as every feed of these urls and names shows them: one
+    batch costs far less than one per feed. Entries a batch cannot split cleanly are left
+    for each feed to render (_entry_pieces)."""
+    if not articles:
+        return
+    document = FeedDocument(
+        title=GENERATOR,  # the feed around the batch is thrown away: any valid one does
+        description=GENERATOR,
+        html_url=urls.home(),
+        self_url=urls.home(),
+        feed_id=urls.home(),
+        language="en",
+        updated=max(article.published_at for article in articles),
+        entries=tuple(articles),
+        urls=urls,
+        freshness=Freshness(3600),
+        publisher=publisher,
+        names=names,
+        memo=memo,
+    )
+    for rss in (True, False):
+        _batch(document, rss, memo)
+    for article in articles:
+        _json_item_text(document, article)
+
+
+def _batch(document: FeedDocument, rss: bool, memo: FragmentMemo) -> None:
+    """The document's entries into the memo; a batch that does not split (an entry's text
+    holds the marker) is tried again in halves, down to the entry that is left to its
+    feeds."""
+    if _entry_pieces(document, rss, memo) is None and len(document.entries) > 1:
+        middle = len(document.entries) // 2
+        for half in (document.entries[:middle], document.entries[middle:]):
+            _batch(replace(document, entries=half), rss, memo)
+
+
+def _piece_keys(urls: Urls) -> tuple[tuple[str, str], ...]:
+    return (("rss", urls.base), ("atom", urls.base), ("json", urls.base))
+
+
+def lacking(
+    articles: Sequence[Article], urls: Urls, names: Names, memo: FragmentMemo
+) -> list[Article]:
+    """The articles whose entry, in some format, the memo lacks."""
+    keys = _piece_keys(urls)
+    return [a for a in articles if any(memo.lookup(names, k, a) is None for k in keys)]
+
+
+Pieces = list[tuple[Any, ...]]
+
+
+def pieces(articles: Sequence[Article], urls: Urls, names: Names, memo: FragmentMemo) -> Pieces:
+    """Each article's entries in the memo (None where it lacks one), to hand to another
+    process's memo (keep)."""
+    keys = _piece_keys(urls)
+    return [tuple(memo.lookup(names, k, a) for k in keys) for a in articles]
+
+
+def keep(
+    articles: Sequence[Article], made: Pieces, urls: Urls, names: Names, memo: FragmentMemo
+) -> None:
+    """Put in the memo the entries `pieces` gave for the same articles."""
+    keys = _piece_keys(urls)
+    for article, values in zip(articles, made, strict=True):
+        for key, value in zip(keys, values, strict=True):
+            if value is not None:
+                memo.put(names, key, article, value)

@@ -5,10 +5,13 @@ building of each request costs a static export a fifth of its time."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from flask import Flask
 from flask.testing import EnvironBuilder
+
+from .responses import site_base
 
 
 class RouteFailed(Exception):
@@ -20,6 +23,10 @@ class SelfRequests:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        # Flask's own WSGI callable, below the middleware: the export's requests are no
+        # polls to count or to slow down, and a response the middleware would answer from
+        # the render cache is the one Flask's views answer from it.
+        self._wsgi = partial(Flask.wsgi_app, app)
         self._bases: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
 
     def _environ(self, path: str, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -35,6 +42,10 @@ class SelfRequests:
         environ["PATH_INFO"] = path
         return environ
 
+    def base_url(self, configured: str) -> str:
+        """The site's base URL in the responses: configured, or the requests' own host."""
+        return site_base(self._environ("/", {}), configured)
+
     def get(self, path: str, headers: Mapping[str, str]) -> bytes:
         """The body the app answers a GET of path with; RouteFailed unless it is a 200."""
         statuses: list[str] = []
@@ -43,7 +54,7 @@ class SelfRequests:
             statuses.append(status)
             return lambda data: None  # no route writes through it
 
-        answer = self.app.wsgi_app(self._environ(path, headers), start_response)
+        answer = self._wsgi(self._environ(path, headers), start_response)
         try:
             body = b"".join(answer)
         finally:
