@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, Settings, StartupError, check_seeds_dir, load_config
+from .load.records import ParsedSeed
 from .models import Article
-from .seeds import ParsedSeed
 from .store import CatalogStore
 
 

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from .catalog import EPOCH, ChangeTimes, Problem, collection_keys
+from .load.records import ParsedSeed
 from .models import Article
-from .seeds import ParsedSeed
 
 
 def note_change(changes: ChangeTimes, article: Article, when: datetime) -> None:

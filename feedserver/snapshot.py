@@ -38,8 +38,8 @@ from typing import Any, BinaryIO
 import msgpack
 import yaml
 
+from .load.records import ParsedSeed, SeedFile
 from .models import Article, Provider, Topic
-from .seeds import ParsedSeed, SeedFile
 from .store import CatalogStore, ReloadReport, _collector_paused, _FileState
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,18 @@ LEGACY_TEMPORARY_SECONDS = 3600.0
 
 
 # Everything that shapes what a snapshot stores: the modules that read a file into an
-# article and its cleaned body (the sanitizer's allow-list is in content.py), the store's
+# article and its cleaned body (the sanitizer's allow-list is in load/bodies.py), the store's
 # file states, this encoding, and the libraries whose output they keep (parsed YAML, rendered
 # and cleaned HTML, slugs and their transliteration, the msgpack encoding).
-SHAPING_MODULES = ("seeds", "content", "models", "store", "snapshot")
+SHAPING_MODULES = (
+    *(f"load.{name}" for name in ("records", "files", "front_matter", "yaml_loader")),
+    *(f"load.{name}" for name in ("fields", "bodies", "seed_file")),
+    "keys",
+    "messages",
+    "models",
+    "store",
+    "snapshot",
+)
 SHAPING_LIBRARIES = ("PyYAML", "cmarkgfm", "nh3", "msgpack", "python-slugify", "text-unidecode")
 
 

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .catalog import Catalog, ChangeTimes, Problem, empty_catalog, update_catalog
+from .load.records import ParsedSeed, SeedFile
+from .load.seed_file import parse_seed_file
+from .load.tree import Changes, TreeIndex
+from .load.watch import FULL_SCAN_EVERY, FolderWatcher
 from .matching import choose_winner, file_time, note_change, seed_problems, withheld_copies
 from .models import Article
-from .seeds import ParsedSeed, SeedFile, parse_seed_file
-from .tree import Changes, TreeIndex
-from .watch import FULL_SCAN_EVERY, FolderWatcher
 
 logger = logging.getLogger(__name__)
 

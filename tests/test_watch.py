@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from feedserver import watch
+from feedserver.load import watch
+from feedserver.load.tree import Changes, TreeIndex
 from feedserver.store import CatalogStore
-from feedserver.tree import Changes, TreeIndex
 
 inotify_simple = pytest.importorskip("inotify_simple", reason="inotify is Linux-only")
 

@@ -34,7 +34,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .seeds import _HIDDEN_PREFIXES, _TEMPORARY_SUFFIXES, SEED_SUFFIXES, SeedFile, _inside
+from .files import HIDDEN_PREFIXES, SEED_SUFFIXES, TEMPORARY_SUFFIXES, inside
+from .records import SeedFile
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ class _Scan:
         try:
             info = os.lstat(path)
             if stat.S_ISLNK(info.st_mode):
-                if not _inside(self.real_root, os.path.realpath(path)):
+                if not inside(self.real_root, os.path.realpath(path)):
                     _outside_warning(prefix, name)
                     return None
                 info = os.stat(path)
@@ -375,7 +376,7 @@ class _Scan:
         """The SeedFile of an entry that is new or changed, or None when it is no seed file
         (a folder is added to `folders` instead, a name that is not UTF-8 to `misnamed`)."""
         name = entry.name
-        if name.startswith(_HIDDEN_PREFIXES) or name.endswith(_TEMPORARY_SUFFIXES):
+        if name.startswith(HIDDEN_PREFIXES) or name.endswith(TEMPORARY_SUFFIXES):
             return None
         try:
             if entry.is_dir(follow_symlinks=False):
@@ -389,7 +390,7 @@ class _Scan:
             if not valid_name(name):
                 _misnamed(prefix, name, misnamed)
                 return None
-            if entry.is_symlink() and not _inside(self.real_root, os.path.realpath(entry.path)):
+            if entry.is_symlink() and not inside(self.real_root, os.path.realpath(entry.path)):
                 _outside_warning(prefix, name)
                 return None
             info = entry.stat()
