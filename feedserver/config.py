@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import logging
 import os
+import textwrap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 from flask import Flask, current_app
+
+from .networks import Network
 
 ENV_PREFIX = "FEEDSERVER_"
 CONFIG_ENV = "FEEDSERVER_CONFIG"
@@ -123,7 +127,7 @@ def _boolean(value: Any) -> bool:
     raise ValueError(f"must be true or false, got {value!r}")
 
 
-def _networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _networks(value: Any) -> tuple[Network, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise ValueError("must be a list of addresses or networks such as 127.0.0.0/8")
@@ -154,142 +158,179 @@ def _language(value: Any) -> str:
     return text
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("seeds_dir", "seeds", _path, "Directory of seed documents, read recursively."),
-    Setting(
-        "reload_interval", 60, _integer(1, 86400), "Seconds between reloads of the seeds directory."
-    ),
-    Setting(
-        "base_url",
-        "",
-        _base_url,
-        "Absolute URL the site is served at; empty means use the request's host.",
-    ),
-    Setting("site_title", "feedserver", _nonempty_text, "Title of the site and its feeds."),
-    Setting(
-        "site_description",
-        "News feeds by topic and provider",
-        _nonempty_text,
-        "Description of the site, used by the all-articles feed.",
-    ),
-    Setting("language", "en", _language, "Language tag of the feeds' content."),
-    Setting("feed_limit", 50, _integer(1, 10000), "Entries in a feed when no limit is asked for."),
-    Setting(
-        "max_feed_limit", 500, _integer(1, 10000), "Largest `limit` query value a client may ask."
-    ),
-    Setting("page_size", 20, _integer(1, 500), "Articles on one page of an HTML page's paging."),
-    Setting(
-        "websub_hub",
-        "",
-        _hub_url,
-        "WebSub hub that feeds advertise and that is told of changes; empty means none.",
-    ),
-    Setting(
-        "feed_image",
-        "",
-        _image_url,
-        "URL of a square PNG, GIF or JPEG that feeds show as their icon and logo; "
-        "empty means the bundled image.",
-    ),
-    Setting(
-        "max_file_bytes",
-        1024 * 1024,
-        _integer(1024),
-        "Seed files larger than this many bytes are refused unread.",
-    ),
-    Setting(
-        "health_details_from",
-        ["127.0.0.0/8", "::1"],
-        _networks,
-        "Addresses (or networks) that may see /healthz details, /stats and /metrics.",
-    ),
-    Setting(
-        "trusted_proxies",
-        ["127.0.0.0/8", "::1"],
-        _networks,
-        "Proxies (addresses or networks) whose X-Real-IP header names the client for polite "
-        "polling and the reader counts (the bundled nginx sends it); empty: always the peer.",
-    ),
-    Setting(
-        "stats_db",
-        "auto",
-        _optional_path,
-        "SQLite file of subscriber and poll counts, shared by the workers; auto: this "
-        "server's own, var/stats-ADDRESS-PORT.sqlite3; empty: not counted.",
-    ),
-    Setting(
-        "stats_retention_days", 400, _integer(1, 36500), "Days of daily figures kept in stats_db."
-    ),
-    Setting(
-        "stats_flush_seconds",
-        5,
-        _integer(1, 300),
-        "Seconds between each worker's batched writes to stats_db.",
-    ),
-    Setting("stats_public", False, _boolean, "Show /stats and /stats.json to every address."),
-    Setting("metrics_public", False, _boolean, "Show /metrics to every address."),
-    Setting(
-        "polite_polling",
-        True,
-        _boolean,
-        "Answer 429 to a client that keeps fetching one feed URL unconditionally faster "
-        "than reload_interval, past a burst of 5.",
-    ),
-    Setting(
-        "cache_dir",
-        "auto",
-        _text,
-        "Folder for the snapshot of parsed seeds that lets a restart skip unchanged files; "
-        "auto: a per-user folder in the system's temporary folder; empty: no snapshot.",
-    ),
-    Setting(
-        "watch_seeds",
-        True,
-        _boolean,
-        "Reload only the folders inotify reports changed (Linux), with a full scan every "
-        "tenth reload; false: every reload stats every file.",
-    ),
-    Setting(
-        "render_cache_bytes",
-        64_000_000,
-        _integer(0),
-        "Bytes of rendered responses (with their gzip copies) each process keeps; 0 keeps none.",
-    ),
-)
-SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+def _setting(default: Any, parse: Callable[[Any], Any], help: str) -> Any:
+    """A setting, declared once as a field of Settings: its default as the config file writes
+    it, the parser that checks and converts a value from any source, and its help (the
+    comment above it in the config file, see example_config)."""
+    return field(metadata={"default": default, "parse": parse, "help": help})
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every setting's value, parsed and checked: one attribute per row of SETTINGS, in the
-    same order (the table keeps the defaults and help; tests/test_config.py holds the two
-    together)."""
+    """Every setting's value, parsed and checked. Each field is the one declaration of its
+    setting: name, type, default, parser and help (SETTINGS lists them)."""
 
-    seeds_dir: str
-    reload_interval: int
-    base_url: str
-    site_title: str
-    site_description: str
-    language: str
-    feed_limit: int
-    max_feed_limit: int
-    page_size: int
-    websub_hub: str
-    feed_image: str
-    max_file_bytes: int
-    health_details_from: tuple[Network, ...]
-    trusted_proxies: tuple[Network, ...]
-    stats_db: str
-    stats_retention_days: int
-    stats_flush_seconds: int
-    stats_public: bool
-    metrics_public: bool
-    polite_polling: bool
-    cache_dir: str
-    watch_seeds: bool
-    render_cache_bytes: int
+    seeds_dir: str = _setting(
+        "seeds",
+        _path,
+        "Directory of seed documents, read recursively; relative to the working directory.",
+    )
+    reload_interval: int = _setting(
+        60,
+        _integer(1, 86400),
+        "Seconds between reloads of the seeds directory while serving (1 to 86400).",
+    )
+    base_url: str = _setting(
+        "",
+        _base_url,
+        "Absolute URL the site is served at, e.g. https://feeds.example.com. Empty: each "
+        "request's own host is used (and responses are cached per host).",
+    )
+    site_title: str = _setting(
+        "feedserver",
+        _nonempty_text,
+        "Title of the site and its feeds.",
+    )
+    site_description: str = _setting(
+        "News feeds by topic and provider",
+        _nonempty_text,
+        "Description of the site, used by the all-articles feed.",
+    )
+    language: str = _setting(
+        "en",
+        _language,
+        "Language tag of the feeds' content.",
+    )
+    feed_limit: int = _setting(
+        50,
+        _integer(1, 10000),
+        "Entries in a feed when the client asks for no `limit`.",
+    )
+    max_feed_limit: int = _setting(
+        500,
+        _integer(1, 10000),
+        "Largest `limit` a client may ask for.",
+    )
+    page_size: int = _setting(
+        20,
+        _integer(1, 500),
+        "Articles on one page of the HTML pages (home, topics, providers, search), which show "
+        "older ones with `?page=`.",
+    )
+    websub_hub: str = _setting(
+        "",
+        _hub_url,
+        "WebSub hub (https://www.w3.org/TR/websub/) that every feed advertises and that is "
+        "told when a feed changes, e.g. https://hub.example.com/. Empty: no hub. Needs "
+        "base_url.",
+    )
+    feed_image: str = _setting(
+        "",
+        _image_url,
+        "Absolute URL of a square PNG, GIF or JPEG image (at most 144 pixels wide suits RSS "
+        "readers) that every feed shows as its icon and logo: RSS <image>, Atom <icon> and "
+        "<logo>, JSON Feed icon and favicon. Empty: the bundled image the server serves at "
+        "/static/feed-icon.png.",
+    )
+    max_file_bytes: int = _setting(
+        1024 * 1024,
+        _integer(1024),
+        "Seed files larger than this many bytes are refused unread (1 MiB).",
+    )
+    health_details_from: tuple[Network, ...] = _setting(
+        ("127.0.0.0/8", "::1"),
+        _networks,
+        "Addresses or networks (a list, or comma-separated in FEEDSERVER_HEALTH_DETAILS_FROM) "
+        "that may see the file names and reasons in /healthz, /stats, /stats.json and "
+        "/metrics; everyone else gets counts only. The address is the connection's, as "
+        "gunicorn gives it (behind nginx: nginx's; X-Forwarded-For is never read). An empty "
+        "list shows details to nobody.",
+    )
+    trusted_proxies: tuple[Network, ...] = _setting(
+        ("127.0.0.0/8", "::1"),
+        _networks,
+        "Proxies (addresses or networks, a list or comma-separated) whose X-Real-IP header "
+        "names the client for polite polling and the reader counts: the bundled nginx, on "
+        "this machine, sends it. Anyone else's header is ignored, and /healthz, /stats and "
+        "/metrics never read it. An empty list: always the connection's address.",
+    )
+    stats_db: str = _setting(
+        "auto",
+        _optional_path,
+        "SQLite file where every worker counts subscribers and polls per feed and day "
+        "(relative to the working directory). auto: this server's own file, named after the "
+        "address it listens on (var/stats-127.0.0.1-8000.sqlite3), so two servers started "
+        "from one folder keep their figures apart and a restart on the same address finds its "
+        "own; it needs the address from `feedserver serve` or config/gunicorn.conf.py (under "
+        "plain `gunicorn wsgi:app`, without that file: var/stats.sqlite3). Any other path is "
+        "used as it is: servers given the same path share one set of figures, on purpose. "
+        "Empty: nothing is counted and /stats answers 404.",
+    )
+    stats_retention_days: int = _setting(
+        400,
+        _integer(1, 36500),
+        "Days of daily figures kept in stats_db (1 to 36500).",
+    )
+    stats_flush_seconds: int = _setting(
+        5,
+        _integer(1, 300),
+        "Seconds between each worker's batched writes to stats_db (1 to 300).",
+    )
+    stats_public: bool = _setting(
+        False,
+        _boolean,
+        "Show /stats and /stats.json to every address, not only health_details_from.",
+    )
+    metrics_public: bool = _setting(
+        False,
+        _boolean,
+        "Show /metrics (Prometheus) to every address, not only health_details_from.",
+    )
+    polite_polling: bool = _setting(
+        True,
+        _boolean,
+        "Answer 429 Too Many Requests to a client (address and User-Agent) that keeps "
+        "fetching one feed URL without If-None-Match or If-Modified-Since faster than "
+        "reload_interval. Each feed URL with its query (every format, page, limit, search and "
+        "selection; parameters the server ignores aside) has its own allowance per client: a "
+        "burst of 5 fetches in a row, then one more per reload_interval. Retry-After is at most "
+        "reload_interval. The feeds' freshness hint (ttl, max-age) is advice only, never a "
+        "limit. Conditional requests, aggregators that report subscribers and browsers "
+        "opening a page are never limited. The allowances live in the server's memory, shared "
+        "by its workers when `feedserver serve` or config/gunicorn.conf.py starts it (or the "
+        "app is preloaded); no other server sees them.",
+    )
+    cache_dir: str = _setting(
+        "auto",
+        _text,
+        "Folder where the parsed seeds are kept between runs, so that a restart (or a new "
+        "worker) with unchanged seeds parses nothing and workers started together parse once. "
+        "`auto`: a folder of this user in the system's temporary folder. Empty: no snapshot, "
+        "every start parses every file. The folder must not be writable by other users.",
+    )
+    watch_seeds: bool = _setting(
+        True,
+        _boolean,
+        "Reload only the folders that inotify (Linux) reports changed since the last reload, "
+        "so a reload with nothing changed costs nearly nothing whatever the number of files; "
+        "every tenth reload, and after an overflow of inotify's queue, still stats every "
+        "file. false: every reload stats every file (use it for seeds on a network file "
+        "system).",
+    )
+    render_cache_bytes: int = _setting(
+        64_000_000,
+        _integer(0),
+        "Bytes of rendered responses each server process keeps in memory, counting their gzip "
+        "copies (64 MB); the least recently used go first, and a response larger than this is "
+        "served but not kept. 0 keeps none (every request renders).",
+    )
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(item.name, item.metadata["default"], item.metadata["parse"], item.metadata["help"])
+    for item in fields(Settings)
+)
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 SETTINGS_EXTENSION = "feedserver.settings"
@@ -304,6 +345,34 @@ def app_settings(app: Flask) -> Settings:
 def current_settings() -> Settings:
     """The settings of the app handling the current request."""
     return app_settings(current_app)
+
+
+EXAMPLE_HEADER = """\
+# feedserver settings. Every key is optional; the value shown is the default.
+# FEEDSERVER_CONFIG=path/to/other.yaml reads another file instead of this one, and
+# FEEDSERVER_<KEY> (FEEDSERVER_SEEDS_DIR, FEEDSERVER_BASE_URL, ...) overrides one key; any
+# other FEEDSERVER_* variable is ignored with a warning naming the closest setting.
+"""
+
+
+def example_config() -> str:
+    """The bundled config/feedserver.yaml: every setting at its default, its help above it
+    (tests/test_config.py keeps the file equal to this)."""
+    parts = [EXAMPLE_HEADER]
+    for setting in SETTINGS:
+        comment = textwrap.fill(setting.help, 90, initial_indent="# ", subsequent_indent="# ")
+        parts.append(f"{comment}\n{setting.name}: {_yaml_value(setting.default)}\n")
+    return "\n".join(parts)
+
+
+def _yaml_value(value: Any) -> str:
+    """A default as the config file writes it: text unquoted unless YAML would read it as
+    something else, lists in flow style."""
+    if isinstance(value, tuple | list):
+        return json.dumps(list(value))
+    if isinstance(value, str) and (not value or yaml.safe_load(value) != value):
+        return json.dumps(value)
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from .blocking import off_the_loop
 from .catalog import Catalog, Collection
 from .chart import daily_chart
 from .config import Settings, current_settings
-from .health import is_trusted
 from .jsontext import json_bytes, utc_time
 from .metrics import CONTENT_TYPE, ServerMetrics
+from .networks import peer_in
 from .politeness import AudienceMiddleware, polite_limiter
 from .polls import PollRecorder
 from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
@@ -50,7 +50,7 @@ NO_STORE_HEADERS = dict([("Cache-Control", NO_STORE), NOSNIFF])
 
 def _refuse_unless_allowed(public: bool) -> None:
     """Refuse an untrusted address unless `public` (stats_public or metrics_public)."""
-    if not public and not is_trusted(request.remote_addr, current_settings().health_details_from):
+    if not public and not peer_in(request.remote_addr, current_settings().health_details_from):
         abort(403, description="only trusted addresses may see this")
 
 

@@ -97,6 +97,12 @@ def test_settings_cannot_be_changed() -> None:
         settings.feed_limit = 5  # type: ignore[misc]
 
 
+def test_bundled_config_file_is_the_settings_declarations() -> None:
+    # Each setting is declared once (a field of Settings); the bundled file follows from it.
+    text = (ROOT / "config" / "feedserver.yaml").read_text("utf-8")
+    assert text == config.example_config(), "remake it with config.example_config()"
+
+
 def test_bundled_config_file_lists_every_setting_at_its_default() -> None:
     data = yaml.safe_load((ROOT / "config" / "feedserver.yaml").read_text("utf-8"))
     assert set(data) == set(DEFAULTS)

@@ -35,13 +35,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .files import HIDDEN_PREFIXES, SEED_SUFFIXES, TEMPORARY_SUFFIXES, inside
-from .records import SeedFile
+from .records import SeedFile, new_tuple
 
 logger = logging.getLogger(__name__)
 
-_new_tuple = tuple.__new__
-_REGULAR = 0o100000
-_FILE_TYPE = 0o170000
+
 # Like every open under the seeds directory: never blocking, never inherited by a child.
 _OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 # How recent a folder's stamp may be and still be trusted next time (2 s: coarse file
@@ -401,9 +399,9 @@ class _Scan:
 
 def _regular_seed_file(path: str, info: os.stat_result) -> SeedFile | None:
     """The SeedFile of what stat said, when it is a regular file."""
-    if info.st_mode & _FILE_TYPE != _REGULAR:
+    if stat.S_IFMT(info.st_mode) != stat.S_IFREG:
         return None
-    return _new_tuple(
+    return new_tuple(
         SeedFile, (path, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
     )
 
