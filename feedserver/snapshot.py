@@ -40,7 +40,7 @@ import yaml
 
 from .load.records import ParsedSeed, SeedFile
 from .models import Article, Provider, Topic
-from .store import CatalogStore, ReloadReport, _collector_paused, _FileState
+from .store import CatalogStore, FileState, ReloadReport, collector_paused
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def _encode_seed(seed: ParsedSeed) -> list[Any]:
     return [list(seed.file), article, seed.error, list(seed.warnings), extras]
 
 
-def write_to(out: BinaryIO, states: dict[str, _FileState], header: dict[str, Any]) -> int:
+def write_to(out: BinaryIO, states: dict[str, FileState], header: dict[str, Any]) -> int:
     """Write a snapshot of these file states, record by record (a whole snapshot is never
     held in memory); returns the bytes written. The last DIGEST_BYTES are a checksum of all
     the others, so a truncated or damaged file is recognised."""
@@ -188,7 +188,7 @@ def write_to(out: BinaryIO, states: dict[str, _FileState], header: dict[str, Any
     return written + DIGEST_BYTES
 
 
-def encode(states: dict[str, _FileState], header: dict[str, Any]) -> bytes:
+def encode(states: dict[str, FileState], header: dict[str, Any]) -> bytes:
     """The bytes of a snapshot of these file states."""
     out = io.BytesIO()
     write_to(out, states, header)
@@ -228,7 +228,7 @@ class _Decoder:
             **dict(zip(_SEED_EXTRA_FIELDS, extras, strict=True)),
         )
 
-    def state(self, values: list[Any]) -> _FileState:
+    def state(self, values: list[Any]) -> FileState:
         latest_values, good_values, withheld, withheld_url = values
         latest = self.seed(latest_values)
         good = None if good_values is None else self.seed(good_values)
@@ -236,10 +236,10 @@ class _Decoder:
             good = latest
         if not isinstance(withheld_url, str | None):
             raise ValueError("a withheld webUrl is not text")
-        return _FileState(latest, good, bool(withheld), withheld_url)
+        return FileState(latest, good, bool(withheld), withheld_url)
 
 
-def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str, _FileState]:
+def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str, FileState]:
     """The file states of a snapshot of `size` bytes, decoded as it is read; raises
     ValueError saying why it cannot be used."""
     if size < len(MAGIC) + DIGEST_BYTES or handle.read(len(MAGIC)) != MAGIC:
@@ -249,7 +249,7 @@ def read_from(handle: BinaryIO, size: int, expected: dict[str, Any]) -> dict[str
     left = size - len(MAGIC) - DIGEST_BYTES
     header: dict[str, Any] | None = None
     decoder = _Decoder()
-    states: dict[str, _FileState] = {}
+    states: dict[str, FileState] = {}
     try:
         while left > 0:
             chunk = handle.read(min(left, READ_BYTES))
@@ -282,7 +282,7 @@ def _checked_header(item: Any, expected: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def decode(data: bytes, expected: dict[str, Any]) -> dict[str, _FileState]:
+def decode(data: bytes, expected: dict[str, Any]) -> dict[str, FileState]:
     """The file states of a snapshot's bytes; raises ValueError saying why they are unusable."""
     return read_from(io.BytesIO(data), len(data), expected)
 
@@ -380,7 +380,7 @@ class SeedSnapshot:
                 "removed %s (%d bytes), left by an interrupted snapshot write", name, info.st_size
             )
 
-    def read(self) -> dict[str, _FileState]:
+    def read(self) -> dict[str, FileState]:
         """The file states of the snapshot; empty (and logged) when there is none usable."""
         try:
             with open(self.path, "rb") as handle:
@@ -388,7 +388,7 @@ class SeedSnapshot:
                 if info.st_uid != os.geteuid():
                     logger.warning("snapshot %s ignored: owned by another user", self.path)
                     return {}
-                with _collector_paused():
+                with collector_paused():
                     return read_from(handle, info.st_size, self.header)
         except FileNotFoundError:
             logger.info("no snapshot of %s yet: parsing every file", self.seeds_dir)
@@ -398,7 +398,7 @@ class SeedSnapshot:
             logger.warning("snapshot %s ignored: %s; parsing every file", self.path, error)
         return {}
 
-    def write(self, states: dict[str, _FileState]) -> None:
+    def write(self, states: dict[str, FileState]) -> None:
         """Replace the snapshot by one of these states, atomically (temporary file, rename)."""
         try:
             handle, temporary = tempfile.mkstemp(

@@ -14,7 +14,7 @@ from .audience import ALL_FEED, is_served
 from .blocking import off_the_loop
 from .catalog import Catalog, Collection
 from .chart import daily_chart
-from .config import Settings, current_settings
+from .config import current_settings
 from .jsontext import json_bytes, utc_time
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .networks import peer_in
@@ -22,6 +22,7 @@ from .politeness import AudienceMiddleware, polite_limiter
 from .polls import PollRecorder
 from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
 from .server_state import polling_table, stats_db_path
+from .settings import Settings
 from .statsdb import (
     OTHER_FEED,
     FeedDay,

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while files are parsed: a load allocates millions
     of objects that all live on, each full collection walks them all again, and parsed YAML
     makes no reference cycles for it to find. (79 s to 48 s for 100,000 files here.)"""
@@ -73,7 +73,7 @@ MISNAMED_FOLDER = "folder name is not valid UTF-8; nothing in it is read"
 
 
 @dataclass(frozen=True, slots=True)
-class _FileState:
+class FileState:
     latest: ParsedSeed  # what the file holds now, maybe an error
     good: ParsedSeed | None  # the latest version that parsed, served while `latest` fails
     withheld: bool = False  # a published good version was dropped by the fail-closed rule
@@ -95,24 +95,24 @@ class _FileState:
 
 
 # One file's state before a reload and after (None: not in the catalog).
-_Swap = tuple[_FileState | None, _FileState | None]
+_Swap = tuple[FileState | None, FileState | None]
 
 
-def _next_state(state: _FileState | None, result: ParsedSeed) -> _FileState:
+def _next_state(state: FileState | None, result: ParsedSeed) -> FileState:
     """The state of a file after parsing it again. Fail closed: a version that cannot be
     used keeps the last good one served only while its raw text still says
     `published: true`; otherwise that version is dropped for good (a broken takedown edit
     must take the article down, not leave it up, and keep its URL down: see withheld_url)."""
     if result.error is None:
-        return _FileState(result, result)
+        return FileState(result, result)
     if state is None:
-        return _FileState(result, None)
+        return FileState(result, None)
     good = state.good
     if good is not None and result.still_published:
-        return _FileState(result, good)
+        return FileState(result, good)
     was_shown = good is not None and good.article is not None and good.article.published
     url = good.article.url if good is not None and good.article is not None else state.withheld_url
-    return _FileState(result, None, state.withheld or was_shown, url)
+    return FileState(result, None, state.withheld or was_shown, url)
 
 
 def parse_serially(root: Path, files: Sequence[SeedFile], max_bytes: int) -> Iterator[ParsedSeed]:
@@ -151,7 +151,7 @@ class CatalogStore:
         self.monotonic = monotonic
         self.reloading_since: float | None = None  # when the running reload started
         self.last_completed: float | None = None  # when the last reload ended
-        self._files: dict[str, _FileState] = {}
+        self._files: dict[str, FileState] = {}
         # Which files hold each webUrl (a path, or a tuple of paths when several do: a set
         # per URL would cost 200 bytes each at 100,000 articles), which of them is served,
         # and the others, reported.
@@ -281,7 +281,7 @@ class CatalogStore:
         else:
             self._paths_by_url[url] = paths[0] if len(paths) == 1 else paths
 
-    def _remember(self, state: _FileState) -> None:
+    def _remember(self, state: FileState) -> None:
         url = state.url
         if url is not None:
             paths = self._paths_of(url)
@@ -289,7 +289,7 @@ class CatalogStore:
             if path not in paths:
                 self._set_paths(url, (*paths, path))
 
-    def _forget(self, state: _FileState) -> None:
+    def _forget(self, state: FileState) -> None:
         url = state.url
         if url is not None:
             path = state.latest.file.path
@@ -319,7 +319,7 @@ class CatalogStore:
         started = self.clock()
         clock_start = time.perf_counter()
         try:
-            with _collector_paused():
+            with collector_paused():
                 report = self._reload(started, clock_start)
         except OSError as error:
             reason = f"seeds directory cannot be read: {error.strerror or error}"
@@ -336,14 +336,14 @@ class CatalogStore:
                 logger.exception("after-reload hook failed")
         return report
 
-    def reuse(self, states: dict[str, _FileState]) -> None:
+    def reuse(self, states: dict[str, FileState]) -> None:
         """Offer file states kept from an earlier process (a snapshot) to the next reload,
         which takes those of files whose path, size, mtime, inode and ctime still match."""
         self._files = states
         self._index = TreeIndex.of(state.latest.file for state in states.values())
         self._unbuilt = set(states)
 
-    def file_states(self) -> dict[str, _FileState]:
+    def file_states(self) -> dict[str, FileState]:
         """Every seed file's state, by path: what a snapshot keeps. Do not change it."""
         return self._files
 
@@ -488,7 +488,7 @@ class CatalogStore:
         self._partial_scans_left -= 1
         return folders
 
-    def _note_state(self, path: str, state: _FileState | None) -> None:
+    def _note_state(self, path: str, state: FileState | None) -> None:
         """Keep the problems and the failed, stale and withheld files up to date as one
         file changes."""
         problems = seed_problems(state.served) if state else []

@@ -19,16 +19,9 @@ import yaml
 from gunicorn.arbiter import Arbiter
 
 from feedserver import config, create_app
-from feedserver.config import (
-    SETTINGS,
-    ConfigError,
-    Settings,
-    StartupError,
-    app_settings,
-    check_seeds_dir,
-    load_config,
-)
+from feedserver.config import ConfigError, StartupError, app_settings, check_seeds_dir, load_config
 from feedserver.gunicorn_hooks import serving_app
+from feedserver.settings import SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from feedserver import server_state
-from feedserver.config import SETTINGS_BY_NAME
 from feedserver.gunicorn_hooks import gunicorn_bind
 from feedserver.limiter import SharedTable, TokenBuckets, retry_after
 from feedserver.politeness import BURST, polite_limiter
+from feedserver.settings import SETTINGS_BY_NAME
 
 
 class Clock:
