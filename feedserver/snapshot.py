@@ -38,9 +38,10 @@ from typing import Any, BinaryIO
 import msgpack
 import yaml
 
+from .file_state import FileState
 from .load.records import ParsedSeed, SeedFile
 from .models import Article, Provider, Topic
-from .store import CatalogStore, FileState, ReloadReport, collector_paused
+from .store import CatalogStore, ReloadReport, collector_paused
 
 logger = logging.getLogger(__name__)
 

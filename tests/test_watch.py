@@ -48,7 +48,7 @@ def watched(
 
 def watcher_of(store: CatalogStore) -> watch.FolderWatcher:
     """The store's inotify watcher, which the tests make miss or overflow."""
-    watcher = store._watcher
+    watcher = store.scan_plan.watcher
     assert watcher is not None
     return watcher
 
