@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from .catalog import Problem
 from .file_state import FileState
-from .matching import seed_problems
+from .load.records import ParsedSeed
 
 WITHHELD = "its last good version is withheld: the file no longer says 'published: true'"
+
+
+def seed_problems(seed: ParsedSeed) -> list[Problem]:
+    """The error or warnings of one parsed file."""
+    if seed.error is not None:
+        return [Problem(seed.file.path, seed.error, True)]
+    return [Problem(seed.file.path, warning, False) for warning in seed.warnings]
 
 
 class FileProblems:

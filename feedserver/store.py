@@ -18,15 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .catalog import Catalog, ChangeTimes, Problem, empty_catalog, update_catalog
+from .change_times import file_time, note_change
 from .file_problems import FileProblems
 from .file_state import FileState, Swap, next_state
 from .load.records import ParsedSeed, SeedFile
 from .load.scan_plan import ScanPlan
 from .load.seed_file import parse_seed_file
 from .load.tree import Changes, TreeIndex
-from .matching import choose_winner, file_time, note_change, withheld_copies
 from .models import Article
 from .url_index import UrlIndex
+from .winners import choose_winner, withheld_copies
 
 logger = logging.getLogger(__name__)
 

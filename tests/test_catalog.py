@@ -15,8 +15,8 @@ from feedserver.catalog import ALL, EPOCH, PROVIDER, TOPIC, Catalog
 from feedserver.load.records import ParsedSeed
 from feedserver.load.seed_file import parse_seed_file
 from feedserver.load.tree import TreeIndex
-from feedserver.matching import choose_winner
 from feedserver.store import CatalogStore
+from feedserver.winners import choose_winner
 
 MAX_BYTES = 1024 * 1024
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
