@@ -78,6 +78,7 @@ SHAPING_MODULES = (
     "keys",
     "messages",
     "models",
+    "file_state",
     "store",
     "snapshot",
 )
@@ -96,7 +97,7 @@ def code_version() -> str:
     SHAPING_LIBRARIES, libyaml, and Python. Any change makes older snapshots unusable."""
     digest = hashlib.blake2b(digest_size=12)
     for name in SHAPING_MODULES:
-        module = importlib.import_module(f"{__package__}.{name}")
+        module = importlib.import_module(f"feedserver.{name}")
         digest.update(Path(module.__file__ or "").read_bytes())
     for distribution in SHAPING_LIBRARIES:
         digest.update(f"{distribution} {_library_version(distribution)}\n".encode())
