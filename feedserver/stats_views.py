@@ -23,16 +23,8 @@ from .polls import PollRecorder
 from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
 from .server_state import polling_table, stats_db_path
 from .settings import Settings
-from .statsdb import (
-    OTHER_FEED,
-    FeedDay,
-    SiteDay,
-    StatsDB,
-    StatsError,
-    StatsRefused,
-    latest_by_feed,
-    site_days,
-)
+from .stats_figures import FeedDay, SiteDay, latest_by_feed, site_days
+from .statsdb import OTHER_FEED, StatsDB, StatsError, StatsRefused
 from .store import CatalogStore
 from .urls import METRICS, STATS, STATS_JSON, Urls
 
@@ -95,7 +87,7 @@ def stats_data(
 ) -> dict[str, Any]:
     """The figures of `/stats.json`: one page of feeds (most subscribers first) with their
     history, the rest added up, and per day for all feeds (each reader counted once, see
-    statsdb.site_days)."""
+    stats_figures.site_days)."""
     ranked = sorted(latest_by_feed(days).items(), key=lambda item: (-item[1].subscribers, item[0]))
     pages = max(1, -(-len(ranked) // FEEDS_PER_PAGE))
     shown = ranked[(page - 1) * FEEDS_PER_PAGE : page * FEEDS_PER_PAGE]
