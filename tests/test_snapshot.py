@@ -21,9 +21,10 @@ from typing import Any, NamedTuple
 import feedparser
 import pytest
 
-from feedserver import snapshot
+from feedserver import snapshot, snapshot_format
 from feedserver.load import bodies
-from feedserver.snapshot import MAGIC, SeedSnapshot, decode, encode, load_store
+from feedserver.snapshot import SeedSnapshot, load_store
+from feedserver.snapshot_format import MAGIC, decode, encode
 from feedserver.store import CatalogStore, ReloadReport
 
 from .conftest import ROOT, TEST_BASE_URL, GunicornServer
@@ -419,34 +420,35 @@ def _feedserver_imports(module: str) -> set[str]:
 
 
 def test_every_module_that_builds_articles_and_bodies_is_in_the_version() -> None:
-    assert _feedserver_imports("load.seed_file") <= set(snapshot.SHAPING_MODULES)
-    assert {"load.seed_file", "load.bodies", "store", "snapshot"} <= set(snapshot.SHAPING_MODULES)
+    assert _feedserver_imports("load.seed_file") <= set(snapshot_format.SHAPING_MODULES)
+    shaping = set(snapshot_format.SHAPING_MODULES)
+    assert {"load.seed_file", "load.bodies", "store", "snapshot_format"} <= shaping
 
 
-@pytest.mark.parametrize("module", snapshot.SHAPING_MODULES)
+@pytest.mark.parametrize("module", snapshot_format.SHAPING_MODULES)
 def test_a_change_to_any_shaping_module_changes_the_version(
     module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = snapshot.code_version()
+    before = snapshot_format.code_version()
     loaded = importlib.import_module(f"feedserver.{module}")
     copy = tmp_path / f"{module}.py"
     copy.write_bytes(Path(loaded.__file__ or "").read_bytes() + b"\n# another release\n")
     monkeypatch.setattr(loaded, "__file__", str(copy))
-    assert snapshot.code_version() != before
+    assert snapshot_format.code_version() != before
 
 
-@pytest.mark.parametrize("distribution", snapshot.SHAPING_LIBRARIES)
+@pytest.mark.parametrize("distribution", snapshot_format.SHAPING_LIBRARIES)
 def test_another_release_of_any_shaping_library_changes_the_version(
     distribution: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = snapshot.code_version()
+    before = snapshot_format.code_version()
     real = importlib.metadata.version
 
     def version(name: str) -> str:
         return "999.0" if name.lower() == distribution.lower() else real(name)
 
     monkeypatch.setattr(importlib.metadata, "version", version)
-    assert snapshot.code_version() != before
+    assert snapshot_format.code_version() != before
 
 
 def test_a_sanitizer_change_is_not_served_from_an_old_snapshot(
