@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from feedserver.seeds import ParsedSeed, SeedFile, parse_seed_file
+from feedserver.load.records import ParsedSeed, SeedFile
+from feedserver.load.seed_file import parse_seed_file
 
 from .generate import SeedWriter
 

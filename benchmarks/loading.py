@@ -79,4 +79,4 @@ def watched_reloads(root: str, repeats: int = 3) -> dict[str, Any]:
     for _ in range(repeats):
         stat = floors.timed(floors.stat_tree, root)
         runs.append({"reload": floors.timed(store.reload), "stat": stat})
-    return {"runs": runs, "watching": store.watch}
+    return {"runs": runs, "watching": store.scan_plan.watch}

@@ -11,10 +11,11 @@ from flask import Flask
 from . import errors, pages, redirects, scheduler, slashes, web, websub
 from .cache import RenderCache
 from .cached_responses import CachedResponses
-from .config import SETTINGS_EXTENSION, Settings, check_seeds_dir, load_config
+from .config import SETTINGS_EXTENSION, check_seeds_dir, load_config
 from .health import ProblemSummaries
 from .logs import configure_logging
 from .responses import add_nosniff
+from .settings import Settings
 from .snapshot import load_store
 from .store import CatalogStore
 

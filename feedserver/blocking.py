@@ -9,12 +9,20 @@ happened, and the caller reports it."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from .scheduler import under_gevent
-
 Result = TypeVar("Result")
+
+
+def under_gevent() -> bool:
+    """Whether this process's threads are gevent greenlets (gunicorn's gevent worker)."""
+    if "gevent.monkey" not in sys.modules:
+        return False
+    from gevent import monkey
+
+    return bool(monkey.is_module_patched("threading"))
 
 
 def off_the_loop(work: Callable[[], Result]) -> Result:

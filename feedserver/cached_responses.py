@@ -2,7 +2,7 @@
 request. Feed readers poll the same few URLs over and over; between reloads each answer
 is already rendered, compressed and has its headers made, so nothing is left to do but
 check the validators and write the bytes. Anything not cached goes on to the Flask app,
-and so does anything refused (responses.admit): Flask answers it with its error page."""
+and so does anything refused (responses.request_base_url): Flask answers it with its error page."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 
 from .cache import RenderCache
-from .responses import STATUS_LINES, WSGIApp, admit, answer, cache_key
+from .responses import STATUS_LINES, WSGIApp, answer, cache_key, request_base_url
 from .store import CatalogStore
 
 
@@ -42,7 +42,7 @@ class CachedResponses:
         if environ.get("SCRIPT_NAME"):
             environ["SCRIPT_NAME"] = ""
         try:
-            base = admit(environ, self.base_url)
+            base = request_base_url(environ, self.base_url)
         except HTTPException:
             return self.app(environ, start_response)
         rendered = self.cache.peek(self.store.catalog, cache_key(environ, base))

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, Settings, StartupError, check_seeds_dir, load_config
+from .config import ConfigError, StartupError, check_seeds_dir, load_config
+from .load.records import ParsedSeed
 from .models import Article
-from .seeds import ParsedSeed
+from .settings import Settings
 from .store import CatalogStore
 
 

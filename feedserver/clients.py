@@ -13,8 +13,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from .config import Network
-from .health import is_trusted
+from .networks import Network, peer_in
 
 # Longer than any address written out, so a bigger header is no address.
 _MAX_ADDRESS = 64
@@ -24,7 +23,7 @@ def client_address(environ: dict[str, Any], proxies: Iterable[Network]) -> str:
     """The client's address: X-Real-IP when a trusted proxy sends a valid one, else the peer."""
     peer = str(environ.get("REMOTE_ADDR", ""))
     reported = environ.get("HTTP_X_REAL_IP")
-    if not reported or len(reported) > _MAX_ADDRESS or not is_trusted(peer, proxies):
+    if not reported or len(reported) > _MAX_ADDRESS or not peer_in(peer, proxies):
         return peer
     try:
         return str(ipaddress.ip_address(reported.strip()))

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from . import store
-from .seeds import ParsedSeed, SeedFile, parse_seed_file
+from .load.records import ParsedSeed, SeedFile
+from .load.seed_file import parse_seed_file
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .config import Settings
+    from .settings import Settings
 
 SettingsLoader = Callable[[], "Settings"]
 

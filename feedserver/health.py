@@ -4,7 +4,6 @@ addresses the reasons and a capped list of problem files, summarised once per ca
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from .store import CatalogStore
 MAX_LISTED = 100
 # A reload is overdue when none has completed for this many intervals (plus its duration).
 STALE_INTERVALS = 3
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +61,6 @@ class ProblemSummaries:
                 self._problems = catalog.problems
                 self.builds += 1
             return self._summary
-
-
-def is_trusted(remote_addr: str | None, networks: Iterable[Network]) -> bool:
-    """Whether a peer address (REMOTE_ADDR, as the WSGI server gives it) is in the networks.
-
-    X-Forwarded-For is not read here: gunicorn applies its forwarded-allow-ips rules itself."""
-    try:
-        address = ipaddress.ip_address((remote_addr or "").strip())
-    except ValueError:
-        return False  # a Unix socket or nothing at all: not trusted
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        candidates.append(address.ipv4_mapped)  # ::ffff:127.0.0.1 on a dual-stack socket
-    return any(a in network for a in candidates for network in networks)
 
 
 def stale_reason(store: CatalogStore, interval_seconds: int) -> str | None:

@@ -16,8 +16,8 @@ from functools import cache
 from pathlib import Path
 
 from .catalog import Catalog, Collection
-from .config import Settings
 from .models import Article
+from .settings import Settings
 from .store import CatalogStore
 
 logger = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from typing import Any
 
 from .audience import feed_of, identify, is_feed_document
 from .clients import client_address
-from .config import Network
 from .limiter import SharedTable, TokenBuckets, retry_after
 from .negotiation import is_navigation
+from .networks import Network
 from .polls import CLIENT, PollRecorder
 from .responses import CONTENT_TYPES, NO_STORE, NOSNIFF, WSGIApp, canonical_query
 

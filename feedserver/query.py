@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
+from .keys import provider_for, topic_for
 from .models import Article
 from .search import CollectionKey, SearchIndex
-from .seeds import provider_for, topic_for
 
 SORTS = ("date", "heat", "quality")
 # The parameters that choose a feed's articles by topic and provider (any feed takes them).

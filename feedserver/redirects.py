@@ -13,9 +13,9 @@ from flask import Blueprint, Response, abort, current_app, request
 from .catalog import PROVIDER, TOPIC, Catalog
 from .combine import MAX_UNION, UNION_SEPARATOR
 from .config import current_settings
+from .keys import provider_for, topic_for
 from .negotiation import is_public_data
 from .responses import CONTENT_TYPES, CORS, cache_control
-from .seeds import provider_for, topic_for
 from .urls import KIND_PATHS, PATHS, Urls, collection_path, collection_rule, index_path
 
 bp = Blueprint("redirects", __name__)

@@ -183,7 +183,7 @@ def site_base(environ: dict[str, Any], configured: str) -> str:
     return f"{environ['wsgi.url_scheme']}://{_request_host(environ)}"
 
 
-def admit(environ: dict[str, Any], configured: str) -> str:
+def request_base_url(environ: dict[str, Any], configured: str) -> str:
     """The site's base URL for a request (see site_base), once it passes what every request
     meets first: only GET and HEAD exist here, and a Host header that is not a host name
     cannot make links (unless base_url is configured). Raises the 405 or the 400 that

@@ -32,21 +32,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
+from .blocking import under_gevent
 from .catalog import Catalog
 from .store import CatalogStore
 
 logger = logging.getLogger(__name__)
 
 Result = TypeVar("Result")
-
-
-def under_gevent() -> bool:
-    """Whether this process's threads are gevent greenlets (gunicorn's gevent worker)."""
-    if "gevent.monkey" not in sys.modules:
-        return False
-    from gevent import monkey
-
-    return bool(monkey.is_module_patched("threading"))
 
 
 # How often, in seconds, the interpreter hands the GIL from a running reload thread to the

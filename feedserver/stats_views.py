@@ -14,24 +14,17 @@ from .audience import ALL_FEED, is_served
 from .blocking import off_the_loop
 from .catalog import Catalog, Collection
 from .chart import daily_chart
-from .config import Settings, current_settings
-from .health import is_trusted
+from .config import current_settings
 from .jsontext import json_bytes, utc_time
 from .metrics import CONTENT_TYPE, ServerMetrics
+from .networks import peer_in
 from .politeness import AudienceMiddleware, polite_limiter
 from .polls import PollRecorder
 from .responses import CONTENT_TYPES, CSP, NO_STORE, NOSNIFF, site_base
 from .server_state import polling_table, stats_db_path
-from .statsdb import (
-    OTHER_FEED,
-    FeedDay,
-    SiteDay,
-    StatsDB,
-    StatsError,
-    StatsRefused,
-    latest_by_feed,
-    site_days,
-)
+from .settings import Settings
+from .stats_figures import FeedDay, SiteDay, latest_by_feed, site_days
+from .statsdb import OTHER_FEED, StatsDB, StatsError, StatsRefused
 from .store import CatalogStore
 from .urls import METRICS, STATS, STATS_JSON, Urls
 
@@ -50,7 +43,7 @@ NO_STORE_HEADERS = dict([("Cache-Control", NO_STORE), NOSNIFF])
 
 def _refuse_unless_allowed(public: bool) -> None:
     """Refuse an untrusted address unless `public` (stats_public or metrics_public)."""
-    if not public and not is_trusted(request.remote_addr, current_settings().health_details_from):
+    if not public and not peer_in(request.remote_addr, current_settings().health_details_from):
         abort(403, description="only trusted addresses may see this")
 
 
@@ -94,7 +87,7 @@ def stats_data(
 ) -> dict[str, Any]:
     """The figures of `/stats.json`: one page of feeds (most subscribers first) with their
     history, the rest added up, and per day for all feeds (each reader counted once, see
-    statsdb.site_days)."""
+    stats_figures.site_days)."""
     ranked = sorted(latest_by_feed(days).items(), key=lambda item: (-item[1].subscribers, item[0]))
     pages = max(1, -(-len(ranked) // FEEDS_PER_PAGE))
     shown = ranked[(page - 1) * FEEDS_PER_PAGE : page * FEEDS_PER_PAGE]

@@ -18,17 +18,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .catalog import Catalog, ChangeTimes, Problem, empty_catalog, update_catalog
-from .matching import choose_winner, file_time, note_change, seed_problems, withheld_copies
+from .change_times import file_time, note_change
+from .file_problems import FileProblems
+from .file_state import FileState, Swap, next_state
+from .load.records import ParsedSeed, SeedFile
+from .load.scan_plan import ScanPlan
+from .load.seed_file import parse_seed_file
+from .load.tree import Changes, TreeIndex
 from .models import Article
-from .seeds import ParsedSeed, SeedFile, parse_seed_file
-from .tree import Changes, TreeIndex
-from .watch import FULL_SCAN_EVERY, FolderWatcher
+from .url_index import UrlIndex
+from .winners import choose_winner, withheld_copies
 
 logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while files are parsed: a load allocates millions
     of objects that all live on, each full collection walks them all again, and parsed YAML
     makes no reference cycles for it to find. (79 s to 48 s for 100,000 files here.)"""
@@ -65,53 +70,9 @@ class ReloadReport:
     withheld: tuple[str, ...] = ()
 
 
-WITHHELD = "its last good version is withheld: the file no longer says 'published: true'"
 # Names that are not UTF-8 are shown escaped (`\xff`); see tree.unreadable_name.
 MISNAMED_FILE = "file name is not valid UTF-8"
 MISNAMED_FOLDER = "folder name is not valid UTF-8; nothing in it is read"
-
-
-@dataclass(frozen=True, slots=True)
-class _FileState:
-    latest: ParsedSeed  # what the file holds now, maybe an error
-    good: ParsedSeed | None  # the latest version that parsed, served while `latest` fails
-    withheld: bool = False  # a published good version was dropped by the fail-closed rule
-    # The webUrl of the good version that rule dropped (published or not): while the file
-    # fails, no other file's copy of that article is served either (fail closed per URL).
-    withheld_url: str | None = None
-
-    @property
-    def served(self) -> ParsedSeed:
-        if self.latest.error is not None and self.good is not None:
-            return self.good
-        return self.latest
-
-    @property
-    def url(self) -> str | None:
-        """The webUrl this file serves, or withholds; None when it has neither."""
-        article = self.served.article
-        return article.url if article is not None else self.withheld_url
-
-
-# One file's state before a reload and after (None: not in the catalog).
-_Swap = tuple[_FileState | None, _FileState | None]
-
-
-def _next_state(state: _FileState | None, result: ParsedSeed) -> _FileState:
-    """The state of a file after parsing it again. Fail closed: a version that cannot be
-    used keeps the last good one served only while its raw text still says
-    `published: true`; otherwise that version is dropped for good (a broken takedown edit
-    must take the article down, not leave it up, and keep its URL down: see withheld_url)."""
-    if result.error is None:
-        return _FileState(result, result)
-    if state is None:
-        return _FileState(result, None)
-    good = state.good
-    if good is not None and result.still_published:
-        return _FileState(result, good)
-    was_shown = good is not None and good.article is not None and good.article.published
-    url = good.article.url if good is not None and good.article is not None else state.withheld_url
-    return _FileState(result, None, state.withheld or was_shown, url)
 
 
 def parse_serially(root: Path, files: Sequence[SeedFile], max_bytes: int) -> Iterator[ParsedSeed]:
@@ -138,10 +99,8 @@ class CatalogStore:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.seeds_dir = Path(seeds_dir)
-        # With `watch`, reloads list only the folders inotify reported (see watch.py).
-        self.watch = watch
-        self._watcher: FolderWatcher | None = None
-        self._partial_scans_left = 0
+        # With `watch`, reloads list only the folders inotify reported (see scan_plan.py).
+        self.scan_plan = ScanPlan(str(self.seeds_dir), watch)
         self.max_file_bytes = max_file_bytes
         self.site_title = site_title
         self.clock = clock
@@ -150,18 +109,12 @@ class CatalogStore:
         self.monotonic = monotonic
         self.reloading_since: float | None = None  # when the running reload started
         self.last_completed: float | None = None  # when the last reload ended
-        self._files: dict[str, _FileState] = {}
-        # Which files hold each webUrl (a path, or a tuple of paths when several do: a set
-        # per URL would cost 200 bytes each at 100,000 articles), which of them is served,
-        # and the others, reported.
-        self._paths_by_url: dict[str, str | tuple[str, ...]] = {}
+        self._files: dict[str, FileState] = {}
+        # Which files hold each webUrl, which of them is served, and the others, reported.
+        self._urls = UrlIndex()
         self._winners: dict[str, ParsedSeed] = {}
         self._duplicates: dict[str, list[Problem]] = {}
-        # The error or warnings of each file that has any.
-        self._problems: dict[str, list[Problem]] = {}
-        self._failed: set[str] = set()
-        self._stale: set[str] = set()
-        self._withheld: set[str] = set()
+        self._problems = FileProblems()
         self._index = TreeIndex()
         # Files whose state came from a snapshot and is not in the catalog yet.
         self._unbuilt: set[str] = set()
@@ -180,7 +133,7 @@ class CatalogStore:
 
     def _next_catalog(
         self,
-        changed: list[_Swap],
+        changed: list[Swap],
         stale: tuple[str, ...],
         now: datetime,
     ) -> Catalog:
@@ -190,16 +143,16 @@ class CatalogStore:
         problems = self._all_problems(stale)
         return update_catalog(self.catalog, gone, arrived, now, problems, changes, len(self._files))
 
-    def _match_changed(self, changed: list[_Swap]) -> tuple[set[str], ChangeTimes]:
+    def _match_changed(self, changed: list[Swap]) -> tuple[set[str], ChangeTimes]:
         """File the changed files under their webUrls; the URLs they touch, and when each
         collection of their articles changed."""
         touched_urls: set[str] = set()
         changes: ChangeTimes = {}
         for before, after in changed:
             if before is not None:
-                self._forget(before)
+                self._urls.remove(before)
             if after is not None:
-                self._remember(after)
+                self._urls.add(after)
             for state in (before, after):
                 url = None if state is None else state.url
                 if state is None or url is None:
@@ -231,7 +184,7 @@ class CatalogStore:
 
     def _choose_winner(self, url: str) -> ParsedSeed | None:
         """The served file of a webUrl, noting it and its duplicates; None when no file has it."""
-        paths = self._paths_of(url)
+        paths = self._urls.paths_of(url)
         if not paths:
             return None
         if len(paths) == 1:  # the usual case, without a sort
@@ -252,7 +205,7 @@ class CatalogStore:
 
     def _all_problems(self, stale: tuple[str, ...]) -> list[Problem]:
         """Every file's problems: errors and warnings, duplicates, stale versions served."""
-        problems = [p for file_problems in self._problems.values() for p in file_problems]
+        problems = self._problems.listed()
         problems += [p for duplicates in self._duplicates.values() for p in duplicates]
         problems += [
             Problem(path, f"{self._files[path].latest.error}; serving its last good version", False)
@@ -263,36 +216,6 @@ class CatalogStore:
             for name in self._index.misnamed_entries()
         ]
         return problems
-
-    def _note_problems(self, path: str, problems: list[Problem]) -> None:
-        if problems:
-            self._problems[path] = problems
-        else:
-            self._problems.pop(path, None)
-
-    def _paths_of(self, url: str) -> tuple[str, ...]:
-        paths = self._paths_by_url.get(url, ())
-        return (paths,) if isinstance(paths, str) else paths
-
-    def _set_paths(self, url: str, paths: tuple[str, ...]) -> None:
-        if not paths:
-            self._paths_by_url.pop(url, None)
-        else:
-            self._paths_by_url[url] = paths[0] if len(paths) == 1 else paths
-
-    def _remember(self, state: _FileState) -> None:
-        url = state.url
-        if url is not None:
-            paths = self._paths_of(url)
-            path = state.latest.file.path
-            if path not in paths:
-                self._set_paths(url, (*paths, path))
-
-    def _forget(self, state: _FileState) -> None:
-        url = state.url
-        if url is not None:
-            path = state.latest.file.path
-            self._set_paths(url, tuple(p for p in self._paths_of(url) if p != path))
 
     def _removal_time(self, seed: ParsedSeed) -> datetime:
         """Date a deleted file's change by its folder's mtime: the same in every worker."""
@@ -318,7 +241,7 @@ class CatalogStore:
         started = self.clock()
         clock_start = time.perf_counter()
         try:
-            with _collector_paused():
+            with collector_paused():
                 report = self._reload(started, clock_start)
         except OSError as error:
             reason = f"seeds directory cannot be read: {error.strerror or error}"
@@ -326,7 +249,7 @@ class CatalogStore:
                 started, time.perf_counter() - clock_start, 0, 0, 0, 0, 0, (), False, reason
             )
             logger.error("reload failed, serving the last catalog: %s", reason)
-            self._partial_scans_left = 0  # events read for this reload are lost: scan all
+            self.scan_plan.events_lost()  # events read for this reload are lost: scan all
         self.last_report = report
         for hook in self.after_reload:
             try:
@@ -335,14 +258,14 @@ class CatalogStore:
                 logger.exception("after-reload hook failed")
         return report
 
-    def reuse(self, states: dict[str, _FileState]) -> None:
+    def reuse(self, states: dict[str, FileState]) -> None:
         """Offer file states kept from an earlier process (a snapshot) to the next reload,
         which takes those of files whose path, size, mtime, inode and ctime still match."""
         self._files = states
         self._index = TreeIndex.of(state.latest.file for state in states.values())
         self._unbuilt = set(states)
 
-    def file_states(self) -> dict[str, _FileState]:
+    def file_states(self) -> dict[str, FileState]:
         """Every seed file's state, by path: what a snapshot keeps. Do not change it."""
         return self._files
 
@@ -363,7 +286,7 @@ class CatalogStore:
         if not stat.S_ISDIR(root.st_mode):
             raise FileNotFoundError(2, "no such directory")
         # Stat everything first, then parse, then change state: nothing below raises.
-        only = self._folders_to_list()
+        only = self.scan_plan.folders_to_list(first_load=self.last_report is None)
         if only is not None and self._index.identities.get("") != (root.st_dev, root.st_ino):
             only.add("")  # the seeds folder itself was swapped: list it and what changed below
         misnamed_before = self._index.misnamed
@@ -375,9 +298,9 @@ class CatalogStore:
         changed += self._take_unbuilt()
         rebuilt = rebuilt or bool(changed) or changes.misnamed != misnamed_before
         self._index.apply(changes)
-        if self._watcher is not None:
-            self._watcher.sync(self._index.folders, self._index.identities)
-        stale, withheld = tuple(sorted(self._stale)), tuple(sorted(self._withheld))
+        self.scan_plan.follow(self._index.folders, self._index.identities)
+        stale = tuple(sorted(self._problems.stale))
+        withheld = tuple(sorted(self._problems.withheld))
         if rebuilt:
             self.catalog = self._next_catalog(changed, stale, now)
         report = ReloadReport(
@@ -387,7 +310,7 @@ class CatalogStore:
             parsed=len(changes.changed),
             unchanged=len(self._files) - len(changes.changed),
             removed=len(changes.removed),
-            failed=len(self._failed),
+            failed=len(self._problems.failed),
             stale=stale,
             rebuilt=rebuilt,
             error=None,
@@ -402,44 +325,44 @@ class CatalogStore:
         release = self.catalog.next_release
         return (release is not None and release <= now) or self.catalog.everything.updated > now
 
-    def _parse_changed(self, changes: Changes) -> list[_Swap]:
+    def _parse_changed(self, changes: Changes) -> list[Swap]:
         """Parse the new and changed files and keep their states; what each served before
         (None when it was not in the catalog) and serves now."""
-        changed: list[_Swap] = []
+        changed: list[Swap] = []
         results = parse_files(self.seeds_dir, changes.changed, self.max_file_bytes)
         for seed_file, result in zip(changes.changed, results, strict=True):
             path = seed_file.path
             state = self._files.get(path)
-            new_state = _next_state(state, result)
+            new_state = next_state(state, result)
             if result.file is not seed_file:
                 changes.keep(result.file)
             before = state if state is not None and path not in self._unbuilt else None
             changed.append((before, new_state))
             self._unbuilt.discard(path)
             self._files[path] = new_state
-            self._note_state(path, new_state)
+            self._problems.note(path, new_state)
             if result.error is not None and new_state.good is None:
-                logger.warning("%s: %s", path, self._problems[path][0].reason)
+                logger.warning("%s: %s", path, self._problems.first_reason(path))
         return changed
 
-    def _drop_removed(self, removed: list[str]) -> list[_Swap]:
+    def _drop_removed(self, removed: list[str]) -> list[Swap]:
         """Forget the removed files; what those in the catalog served."""
-        changed: list[_Swap] = []
+        changed: list[Swap] = []
         for path in removed:
             state = self._files.pop(path)
             if path not in self._unbuilt:
                 changed.append((state, None))
             self._unbuilt.discard(path)
-            self._note_state(path, None)
+            self._problems.note(path, None)
         return changed
 
-    def _take_unbuilt(self) -> list[_Swap]:
+    def _take_unbuilt(self) -> list[Swap]:
         """Files a snapshot brought and that have not changed since: into the catalog now."""
-        changed: list[_Swap] = []
+        changed: list[Swap] = []
         for path in self._unbuilt:
             state = self._files[path]
             changed.append((None, state))
-            self._note_state(path, state)
+            self._problems.note(path, state)
         self._unbuilt = set()
         return changed
 
@@ -464,39 +387,3 @@ class CatalogStore:
         for path in report.stale:
             error = self._files[path].latest.error
             logger.warning("%s: %s; serving its last good version", path, error)
-
-    def _folders_to_list(self) -> set[str] | None:
-        """The folders a reload lists again, from inotify's events; None for a full scan
-        (no watcher yet in this process, an overflow, or one every FULL_SCAN_EVERY)."""
-        if not self.watch or self.last_report is None:
-            return None  # a start-up load (maybe in a --preload master) watches nothing
-        watcher = self._watcher
-        if watcher is None or not watcher.owned():
-            if watcher is not None:
-                watcher.close()  # broken, or this process's copy of its parent's
-            self._watcher = FolderWatcher.create(str(self.seeds_dir))
-            self._partial_scans_left = FULL_SCAN_EVERY
-            if self._watcher is None:
-                self.watch = False  # inotify is not available here: stop asking
-            return None
-        folders = watcher.changed_folders()
-        if folders is None or self._partial_scans_left <= 0:
-            # Events up to now are read and dropped: this full scan sees what they say.
-            self._partial_scans_left = FULL_SCAN_EVERY
-            return None
-        self._partial_scans_left -= 1
-        return folders
-
-    def _note_state(self, path: str, state: _FileState | None) -> None:
-        """Keep the problems and the failed, stale and withheld files up to date as one
-        file changes."""
-        problems = seed_problems(state.served) if state else []
-        if state is not None and state.withheld:
-            problems = [Problem(path, f"{state.latest.error}; {WITHHELD}", True)]
-        self._note_problems(path, problems)
-        failed = state is not None and state.latest.error is not None
-        (self._failed.add if failed else self._failed.discard)(path)
-        stale = failed and state is not None and state.good is not None
-        (self._stale.add if stale else self._stale.discard)(path)
-        withheld = failed and not stale and state is not None and state.withheld
-        (self._withheld.add if withheld else self._withheld.discard)(path)

@@ -19,6 +19,7 @@ from .config import current_settings
 from .freshness import Freshness, poll_interval
 from .jsontext import json_bytes, utc_time
 from .negotiation import FEED_VARY, PREVIEW, variant
+from .networks import peer_in
 from .preview import feed_preview
 from .query import (
     BadParameter,
@@ -40,10 +41,10 @@ from .responses import (
     NO_STORE,
     Header,
     Rendered,
-    admit,
     answer,
     cache_key,
     canonical_query,
+    request_base_url,
     site_base,
 )
 from .store import CatalogStore
@@ -74,8 +75,8 @@ def _cache() -> RenderCache:
 
 @bp.before_app_request
 def refuse_odd_requests() -> None:
-    """Refuse what no route answers (responses.admit) before any route runs."""
-    admit(request.environ, current_settings().base_url)
+    """Refuse what no route answers (responses.request_base_url) before any route runs."""
+    request_base_url(request.environ, current_settings().base_url)
 
 
 def base_url() -> str:
@@ -414,7 +415,7 @@ def healthz() -> Response:
         _store(),
         current_app.extensions["feedserver.health"],
         reload_interval=settings.reload_interval if scheduler is not None else None,
-        trusted=health.is_trusted(request.remote_addr, settings.health_details_from),
+        trusted=peer_in(request.remote_addr, settings.health_details_from),
     )
     recorder = current_app.extensions.get("feedserver.polls")
     if recorder is not None and recorder.db is not None:

@@ -27,9 +27,9 @@ from urllib.parse import urlencode
 from flask import Flask
 
 from .catalog import Catalog, Collection, collection_keys
-from .config import Settings
 from .models import Article
 from .scheduler import ReloadScheduler
+from .settings import Settings
 from .urls import FEED_EXTENSIONS, Urls
 
 logger = logging.getLogger(__name__)

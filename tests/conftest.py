@@ -24,7 +24,8 @@ from benchmarks import servers
 from benchmarks.servers import HOST
 from benchmarks.servers import GunicornServer as GunicornServer  # the tests import it from here
 from feedserver import create_app
-from feedserver.config import CONFIG_ENV, ENV_PREFIX, SETTINGS
+from feedserver.config import CONFIG_ENV, ENV_PREFIX
+from feedserver.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_SEEDS = ROOT / "seeds"

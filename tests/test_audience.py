@@ -13,6 +13,7 @@ import pytest
 from feedserver.audience import DIRECT, MAX_SUBSCRIBERS, feed_of, identify, is_feed_document
 from feedserver.chart import daily_chart
 from feedserver.polls import PollRecorder
+from feedserver.stats_figures import latest_by_feed
 from feedserver.statsdb import (
     MAX_AGGREGATORS_PER_FEED,
     MAX_PENDING_POLLERS,
@@ -21,7 +22,6 @@ from feedserver.statsdb import (
     Batch,
     StatsDB,
     StatsError,
-    latest_by_feed,
 )
 
 # Real User-Agent strings, as each service documents or sends them.

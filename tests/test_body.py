@@ -16,8 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from feedserver.content import body_html
-from feedserver.seeds import SeedFile, markdown_body, parse_seed_file
+from feedserver.load.bodies import body_html
+from feedserver.load.front_matter import markdown_body
+from feedserver.load.records import SeedFile
+from feedserver.load.seed_file import parse_seed_file
 
 BASE = "http://feeds.test"
 ARTICLE = "https://news.example.com/2024/03/story.html"

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from feedserver.catalog import ALL, EPOCH, PROVIDER, TOPIC, Catalog
-from feedserver.matching import choose_winner
-from feedserver.seeds import ParsedSeed, parse_seed_file
+from feedserver.load.records import ParsedSeed
+from feedserver.load.seed_file import parse_seed_file
+from feedserver.load.tree import TreeIndex
 from feedserver.store import CatalogStore
-from feedserver.tree import TreeIndex
+from feedserver.winners import choose_winner
 
 MAX_BYTES = 1024 * 1024
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

@@ -19,16 +19,9 @@ import yaml
 from gunicorn.arbiter import Arbiter
 
 from feedserver import config, create_app
-from feedserver.config import (
-    SETTINGS,
-    ConfigError,
-    Settings,
-    StartupError,
-    app_settings,
-    check_seeds_dir,
-    load_config,
-)
+from feedserver.config import ConfigError, StartupError, app_settings, check_seeds_dir, load_config
 from feedserver.gunicorn_hooks import serving_app
+from feedserver.settings import SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
@@ -95,6 +88,12 @@ def test_settings_cannot_be_changed() -> None:
     settings = load_config(environ={})
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.feed_limit = 5  # type: ignore[misc]
+
+
+def test_bundled_config_file_is_the_settings_declarations() -> None:
+    # Each setting is declared once (a field of Settings); the bundled file follows from it.
+    text = (ROOT / "config" / "feedserver.yaml").read_text("utf-8")
+    assert text == config.example_config(), "remake it with config.example_config()"
 
 
 def test_bundled_config_file_lists_every_setting_at_its_default() -> None:

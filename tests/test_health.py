@@ -18,7 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from feedserver import create_app
-from feedserver.health import MAX_LISTED, ProblemSummaries, health, is_trusted
+from feedserver.health import MAX_LISTED, ProblemSummaries, health
+from feedserver.networks import peer_in
 from feedserver.scheduler import ClockSteps, follow_clock_steps
 from feedserver.store import CatalogStore
 
@@ -117,14 +118,14 @@ def test_health_details_from_names_the_trusted_networks(
     assert "errors" not in get(nobody).get_json()
 
 
-def test_is_trusted() -> None:
+def test_peer_in() -> None:
     from ipaddress import ip_network
 
     loopback = (ip_network("127.0.0.0/8"), ip_network("::1"))
-    assert is_trusted("127.0.0.1", loopback) and is_trusted("::1", loopback)
-    assert is_trusted("::ffff:127.0.0.1", loopback)  # IPv4 on a dual-stack socket
+    assert peer_in("127.0.0.1", loopback) and peer_in("::1", loopback)
+    assert peer_in("::ffff:127.0.0.1", loopback)  # IPv4 on a dual-stack socket
     for peer in (UNTRUSTED, "", None, "unix:/run/feeds.sock", "127.0.0.1, 10.0.0.1"):
-        assert not is_trusted(peer, loopback)
+        assert not peer_in(peer, loopback)
 
 
 def test_degraded_is_503_with_its_reason_and_recovers(app: Flask, seeds_dir: Path) -> None:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from feedserver.catalog import empty_catalog, update_catalog
 from feedserver.freshness import Freshness
+from feedserver.load.fields import article_from_mapping
 from feedserver.render import RENDERERS, FeedDocument
-from feedserver.seeds import article_from_mapping
 from feedserver.urls import Urls
 
 # Any code point at all, surrogates and U+FFFE included: the seed reader must clean them.

@@ -9,7 +9,7 @@ import pytest
 from werkzeug.exceptions import BadRequest, MethodNotAllowed
 from werkzeug.test import EnvironBuilder
 
-from feedserver.responses import Rendered, admit, cache_control
+from feedserver.responses import Rendered, cache_control, request_base_url
 
 
 def environ(method: str = "GET", base_url: str = "http://feeds.test") -> dict[str, Any]:
@@ -36,15 +36,20 @@ def test_a_feed_kept_longer_than_the_server_pace_still_revalidates_shared_caches
 
 
 def test_get_and_head_are_admitted_with_the_site_base() -> None:
-    assert admit(environ("GET"), "") == "http://feeds.test"
-    assert admit(environ("HEAD", "https://feeds.test:8443"), "") == "https://feeds.test:8443"
-    assert admit(environ("GET"), "https://example.org/news") == "https://example.org/news"
+    assert request_base_url(environ("GET"), "") == "http://feeds.test"
+    assert (
+        request_base_url(environ("HEAD", "https://feeds.test:8443"), "")
+        == "https://feeds.test:8443"
+    )
+    assert (
+        request_base_url(environ("GET"), "https://example.org/news") == "https://example.org/news"
+    )
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
 def test_other_methods_are_refused_with_what_is_allowed(method: str) -> None:
     with pytest.raises(MethodNotAllowed) as refused:
-        admit(environ(method), "https://example.org")
+        request_base_url(environ(method), "https://example.org")
     assert list(refused.value.valid_methods or ()) == ["GET", "HEAD"]
 
 
@@ -53,5 +58,5 @@ def test_a_host_that_cannot_make_links_is_refused_unless_base_url_is_set(host: s
     request = environ()
     request["HTTP_HOST"] = host
     with pytest.raises(BadRequest, match="bad Host header"):
-        admit(request, "")
-    assert admit(request, "https://example.org") == "https://example.org"
+        request_base_url(request, "")
+    assert request_base_url(request, "https://example.org") == "https://example.org"

@@ -26,8 +26,9 @@ from werkzeug.test import TestResponse
 
 from feedserver import render
 from feedserver.freshness import Freshness
+from feedserver.load.fields import article_from_mapping
+from feedserver.load.front_matter import front_matter
 from feedserver.render import FeedDocument, render_atom, render_json, render_rss
-from feedserver.seeds import article_from_mapping, front_matter
 from feedserver.urls import Urls
 
 BASE = "http://feeds.test"

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedserver import combine
+from feedserver.bitsets import bit_set, members
 from feedserver.catalog import PROVIDER, TOPIC, Catalog, Collection, empty_catalog, update_catalog
 from feedserver.combine import UNION_SEPARATOR
 from feedserver.models import Article, Provider, Topic
 from feedserver.query import FeedQuery, Page, Selection, parse_feed_query, select_page
-from feedserver.search import bit_set, members
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 # Pieces of text that make sub-word matches, punctuation, and casefolding that changes

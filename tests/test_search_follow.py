@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedserver import renumber
+from feedserver.bitsets import members
 from feedserver.catalog import Catalog, collection_keys, update_catalog
 from feedserver.models import Article, Provider, Topic
-from feedserver.search import SearchIndex, members
+from feedserver.search import SearchIndex
 from feedserver.store import CatalogStore
 
 from .test_search import NOW, article, catalog_of

@@ -18,18 +18,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedserver import seeds
+from feedserver import keys
+from feedserver.load import fields, seed_file, yaml_loader
+from feedserver.load.files import read_seed_text
+from feedserver.load.front_matter import front_matter, still_says_published
+from feedserver.load.records import ParsedSeed, SeedFile
+from feedserver.load.seed_file import parse_seed_file
+from feedserver.load.tree import TreeIndex
+from feedserver.load.yaml_loader import load_yaml_mapping
 from feedserver.models import Article
-from feedserver.seeds import (
-    ParsedSeed,
-    SeedFile,
-    front_matter,
-    load_yaml_mapping,
-    parse_seed_file,
-    read_seed_text,
-    still_says_published,
-)
-from feedserver.tree import TreeIndex
 
 MAX_BYTES = 1024 * 1024
 VALID = (
@@ -698,9 +695,9 @@ def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     """Run a test with libyaml's loader and again with PyYAML's pure-Python one (used for
     deeply nested files)."""
     if request.param == "pure-python":
-        monkeypatch.setattr(seeds, "YamlLoader", seeds.PurePythonLoader)
+        monkeypatch.setattr(yaml_loader, "YamlLoader", yaml_loader.PurePythonLoader)
     else:
-        assert seeds.YamlLoader.__name__ == "SeedCSafeLoader"
+        assert yaml_loader.YamlLoader.__name__ == "SeedCSafeLoader"
     return str(request.param)
 
 
@@ -800,7 +797,9 @@ def test_duplicate_key_check_does_not_slow_loading() -> None:
     """A mapping without merges pays one length comparison: the loaders must not copy."""
     document = "".join(f"key{n}: value {n}\n" for n in range(50))
     assert len(load_yaml_mapping(document)) == 50
-    assert seeds.YamlLoader.construct_mapping is seeds._SeedConstructor.construct_mapping
+    assert (
+        yaml_loader.YamlLoader.construct_mapping is yaml_loader._SeedConstructor.construct_mapping
+    )
 
 
 # --- the published line of a file that failed ----------------------------------------------
@@ -958,12 +957,12 @@ def test_a_file_changed_after_the_scan_is_recorded_as_read(tmp_seeds: Path) -> N
     ],
 )
 def test_topic_slugs(names: list[str], same: bool) -> None:
-    slugs = {seeds.name_slug(name) for name in names}
+    slugs = {keys.name_slug(name) for name in names}
     assert len(slugs) == (1 if same else len(names)), slugs
 
 
 def test_symbol_names_get_spelled_out_slugs() -> None:
-    assert [seeds.name_slug(n) for n in ("C", "C++", "C#", "R&D", "@home")] == [
+    assert [keys.name_slug(n) for n in ("C", "C++", "C#", "R&D", "@home")] == [
         "c",
         "c-plus-plus",
         "c-sharp",
@@ -976,17 +975,17 @@ def test_symbol_names_get_spelled_out_slugs() -> None:
     "key", ["news.rss", "news.atom", "news.json", "x" * 101, "-".join(["long"] * 100)]
 )
 def test_unsafe_keys_are_shortened_with_a_hash(key: str) -> None:
-    safe = seeds.safe_key(key)
-    assert safe != key and safe == seeds.safe_key(key)  # deterministic
-    assert len(safe) <= seeds.MAX_KEY_LENGTH
+    safe = keys.safe_key(key)
+    assert safe != key and safe == keys.safe_key(key)  # deterministic
+    assert len(safe) <= keys.MAX_KEY_LENGTH
     assert not safe.endswith((".rss", ".atom", ".json"))
     assert safe.startswith(key[:4])
-    assert seeds.safe_key(key + "x") != safe
+    assert keys.safe_key(key + "x") != safe
 
 
 def test_safe_keys_are_kept() -> None:
     for key in ("techcrunch.com", "microsoft-ai", "x" * 100, "rss", "feeds.example.com"):
-        assert seeds.safe_key(key) == key
+        assert keys.safe_key(key) == key
 
 
 @pytest.mark.parametrize(
@@ -1021,7 +1020,7 @@ def test_a_long_topic_gets_a_safe_key_and_a_warning(
     write_seed("a.txt", topics=["word " * 80])
     result = parse(tmp_seeds, "a.txt")
     (topic,) = article_of(result).topics
-    assert len(topic.key) <= seeds.MAX_KEY_LENGTH and topic.name == ("word " * 80).strip()
+    assert len(topic.key) <= keys.MAX_KEY_LENGTH and topic.name == ("word " * 80).strip()
     (warning,) = result.warnings
     assert warning.startswith("topic key 'word-word-word") and "too long for a file name" in warning
 
@@ -1044,7 +1043,7 @@ def test_bidi_controls_are_removed_from_every_text(
     assert article.provider is not None and article.provider.name == "Provider"
     assert [t.name for t in article.topics] == ["Topic"]
     assert article.images[0].title == "Image" and article.related[0].title == "Related"
-    assert seeds.clean_text("a\u202eb\u200dc") == "ab\u200dc"  # a joiner is not a control
+    assert fields.clean_text("a\u202eb\u200dc") == "ab\u200dc"  # a joiner is not a control
 
 
 # --- any scalar, tagged or not, in any field -------------------------------------------------
@@ -1168,7 +1167,7 @@ def test_an_unforeseen_exception_is_still_the_files_error(
     def failing(data: dict[str, Any], body: str = "") -> Any:
         raise RuntimeError("a bug\nover two lines")
 
-    monkeypatch.setattr(seeds, "article_from_mapping", failing)
+    monkeypatch.setattr(seed_file, "article_from_mapping", failing)
     result = parse_text(tmp_seeds, f"---\n{VALID}---\n")
     assert result.error == "cannot be used (RuntimeError: a bug over two lines)"
     assert result.still_published is True

@@ -21,8 +21,10 @@ from typing import Any, NamedTuple
 import feedparser
 import pytest
 
-from feedserver import content, snapshot
-from feedserver.snapshot import MAGIC, SeedSnapshot, decode, encode, load_store
+from feedserver import snapshot, snapshot_format
+from feedserver.load import bodies
+from feedserver.snapshot import SeedSnapshot, load_store
+from feedserver.snapshot_format import MAGIC, decode, encode
 from feedserver.store import CatalogStore, ReloadReport
 
 from .conftest import ROOT, TEST_BASE_URL, GunicornServer
@@ -393,51 +395,60 @@ def test_unreadable_folder_keeps_its_files(
 
 
 def _feedserver_imports(module: str) -> set[str]:
-    """The feedserver modules a module imports (relative imports), transitively."""
+    """The feedserver modules (dotted, below the package) a module imports by relative
+    imports, transitively."""
     found: set[str] = set()
     pending = [module]
     while pending:
         name = pending.pop()
-        tree = ast.parse((ROOT / "feedserver" / f"{name}.py").read_text(encoding="utf-8"))
+        package = name.split(".")[:-1]
+        tree = ast.parse((ROOT / "feedserver" / f"{name.replace('.', '/')}.py").read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                targets = [node.module] if node.module else [a.name for a in node.names]
-                for target in targets:
-                    if target not in found:
-                        found.add(target)
-                        pending.append(target)
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            base = package[: len(package) - (node.level - 1)]
+            if node.module:
+                targets = [".".join([*base, node.module])]
+            else:
+                targets = [".".join([*base, alias.name]) for alias in node.names]
+            for target in targets:
+                source = ROOT / "feedserver" / f"{target.replace('.', '/')}.py"
+                if source.exists() and target not in found:
+                    found.add(target)
+                    pending.append(target)
     return found
 
 
 def test_every_module_that_builds_articles_and_bodies_is_in_the_version() -> None:
-    assert _feedserver_imports("seeds") <= set(snapshot.SHAPING_MODULES)
-    assert {"seeds", "content", "store", "snapshot"} <= set(snapshot.SHAPING_MODULES)
+    assert _feedserver_imports("load.seed_file") <= set(snapshot_format.SHAPING_MODULES)
+    shaping = set(snapshot_format.SHAPING_MODULES)
+    assert {"load.seed_file", "load.bodies", "store", "snapshot_format"} <= shaping
 
 
-@pytest.mark.parametrize("module", snapshot.SHAPING_MODULES)
+@pytest.mark.parametrize("module", snapshot_format.SHAPING_MODULES)
 def test_a_change_to_any_shaping_module_changes_the_version(
     module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = snapshot.code_version()
+    before = snapshot_format.code_version()
     loaded = importlib.import_module(f"feedserver.{module}")
     copy = tmp_path / f"{module}.py"
     copy.write_bytes(Path(loaded.__file__ or "").read_bytes() + b"\n# another release\n")
     monkeypatch.setattr(loaded, "__file__", str(copy))
-    assert snapshot.code_version() != before
+    assert snapshot_format.code_version() != before
 
 
-@pytest.mark.parametrize("distribution", snapshot.SHAPING_LIBRARIES)
+@pytest.mark.parametrize("distribution", snapshot_format.SHAPING_LIBRARIES)
 def test_another_release_of_any_shaping_library_changes_the_version(
     distribution: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = snapshot.code_version()
+    before = snapshot_format.code_version()
     real = importlib.metadata.version
 
     def version(name: str) -> str:
         return "999.0" if name.lower() == distribution.lower() else real(name)
 
     monkeypatch.setattr(importlib.metadata, "version", version)
-    assert snapshot.code_version() != before
+    assert snapshot_format.code_version() != before
 
 
 def test_a_sanitizer_change_is_not_served_from_an_old_snapshot(
@@ -453,12 +464,12 @@ def test_a_sanitizer_change_is_not_served_from_an_old_snapshot(
     first, _ = start(tmp_seeds, cache)
     assert "<img" in first.catalog.everything.articles[0].body_html
     # The next release drops `img` from the allow-list: its file and its behaviour change.
-    source = Path(content.__file__ or "").read_text(encoding="utf-8")
+    source = Path(bodies.__file__ or "").read_text(encoding="utf-8")
     assert '"a", "img", "figure"' in source
-    copy = tmp_path / "content.py"
+    copy = tmp_path / "bodies.py"
     copy.write_text(source.replace('"a", "img", "figure"', '"a", "figure"'), encoding="utf-8")
-    monkeypatch.setattr(content, "__file__", str(copy))
-    monkeypatch.setattr(content, "ALLOWED_TAGS", content.ALLOWED_TAGS - {"img"})
+    monkeypatch.setattr(bodies, "__file__", str(copy))
+    monkeypatch.setattr(bodies, "ALLOWED_TAGS", bodies.ALLOWED_TAGS - {"img"})
     with caplog.at_level(logging.WARNING, logger="feedserver.snapshot"):
         second, report = start(tmp_seeds, cache)
     assert report.parsed == report.files == 1

@@ -19,7 +19,8 @@ from flask.testing import FlaskClient
 
 from feedserver.politeness import BURST
 from feedserver.polls import PollRecorder
-from feedserver.statsdb import Batch, StatsDB, site_days
+from feedserver.stats_figures import site_days
+from feedserver.statsdb import Batch, StatsDB
 
 from .conftest import GunicornServer
 from .test_audience import AGGREGATOR_AGENTS

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from feedserver import tree
-from feedserver.seeds import SeedFile
-from feedserver.tree import TreeIndex
+from feedserver.load import tree
+from feedserver.load.records import SeedFile
+from feedserver.load.tree import TreeIndex
 
 # Long enough for any file system clock's tick, short enough for a quick test.
 TEST_RACY_NS = 50_000_000

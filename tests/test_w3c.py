@@ -24,7 +24,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from feedserver.content import ALLOWED_TAGS
+from feedserver.load.bodies import ALLOWED_TAGS
 
 from .conftest import GunicornServer
 

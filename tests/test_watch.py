@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from feedserver import watch
+from feedserver.load import watch
+from feedserver.load.tree import Changes, TreeIndex
 from feedserver.store import CatalogStore
-from feedserver.tree import Changes, TreeIndex
 
 inotify_simple = pytest.importorskip("inotify_simple", reason="inotify is Linux-only")
 
@@ -48,7 +48,7 @@ def watched(
 
 def watcher_of(store: CatalogStore) -> watch.FolderWatcher:
     """The store's inotify watcher, which the tests make miss or overflow."""
-    watcher = store._watcher
+    watcher = store.scan_plan.watcher
     assert watcher is not None
     return watcher
 

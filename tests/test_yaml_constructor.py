@@ -12,9 +12,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedserver import seeds
+from feedserver.load import yaml_loader
 
-LOADERS = [seeds.YamlLoader, seeds.PurePythonLoader]
+LOADERS = [yaml_loader.YamlLoader, yaml_loader.PurePythonLoader]
 
 
 def _generic(base: Any) -> Any:

@@ -34,13 +34,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .seeds import _HIDDEN_PREFIXES, _TEMPORARY_SUFFIXES, SEED_SUFFIXES, SeedFile, _inside
+from .files import HIDDEN_PREFIXES, SEED_SUFFIXES, TEMPORARY_SUFFIXES, inside
+from .records import SeedFile, new_tuple
 
 logger = logging.getLogger(__name__)
 
-_new_tuple = tuple.__new__
-_REGULAR = 0o100000
-_FILE_TYPE = 0o170000
+
 # Like every open under the seeds directory: never blocking, never inherited by a child.
 _OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 # How recent a folder's stamp may be and still be trusted next time (2 s: coarse file
@@ -284,7 +283,7 @@ class _Scan:
         try:
             info = os.lstat(path)
             if stat.S_ISLNK(info.st_mode):
-                if not _inside(self.real_root, os.path.realpath(path)):
+                if not inside(self.real_root, os.path.realpath(path)):
                     _outside_warning(prefix, name)
                     return None
                 info = os.stat(path)
@@ -375,7 +374,7 @@ class _Scan:
         """The SeedFile of an entry that is new or changed, or None when it is no seed file
         (a folder is added to `folders` instead, a name that is not UTF-8 to `misnamed`)."""
         name = entry.name
-        if name.startswith(_HIDDEN_PREFIXES) or name.endswith(_TEMPORARY_SUFFIXES):
+        if name.startswith(HIDDEN_PREFIXES) or name.endswith(TEMPORARY_SUFFIXES):
             return None
         try:
             if entry.is_dir(follow_symlinks=False):
@@ -389,7 +388,7 @@ class _Scan:
             if not valid_name(name):
                 _misnamed(prefix, name, misnamed)
                 return None
-            if entry.is_symlink() and not _inside(self.real_root, os.path.realpath(entry.path)):
+            if entry.is_symlink() and not inside(self.real_root, os.path.realpath(entry.path)):
                 _outside_warning(prefix, name)
                 return None
             info = entry.stat()
@@ -400,9 +399,9 @@ class _Scan:
 
 def _regular_seed_file(path: str, info: os.stat_result) -> SeedFile | None:
     """The SeedFile of what stat said, when it is a regular file."""
-    if info.st_mode & _FILE_TYPE != _REGULAR:
+    if stat.S_IFMT(info.st_mode) != stat.S_IFREG:
         return None
-    return _new_tuple(
+    return new_tuple(
         SeedFile, (path, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
     )
 

@@ -1,28 +1,11 @@
-"""How parsed seed files become catalog changes: which file's article a webUrl serves, what is
-wrong with each file, and when the collections an article belongs to last changed.
-
-The store applies these rules as files come and go; the catalog itself knows only articles."""
+"""Which file a webUrl serves when several hold it, and what the others are told."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
-from .catalog import EPOCH, ChangeTimes, Problem, collection_keys
-from .models import Article
-from .seeds import ParsedSeed
-
-
-def note_change(changes: ChangeTimes, article: Article, when: datetime) -> None:
-    """Record that the collections of an article changed at `when` (keeping the latest)."""
-    for key in collection_keys(article):
-        if changes.get(key, EPOCH) < when:
-            changes[key] = when
-
-
-def file_time(seed: ParsedSeed) -> datetime:
-    """When a seed file was last modified."""
-    return datetime.fromtimestamp(seed.file.mtime_ns / 1e9, UTC)
+from .catalog import Problem
+from .load.records import ParsedSeed
 
 
 def choose_winner(candidates: Iterable[ParsedSeed]) -> tuple[ParsedSeed, list[Problem]]:
@@ -54,10 +37,3 @@ def withheld_copies(failed: str, others: Iterable[str]) -> list[Problem]:
         )
         for path in sorted(others)
     ]
-
-
-def seed_problems(seed: ParsedSeed) -> list[Problem]:
-    """The error or warnings of one parsed file."""
-    if seed.error is not None:
-        return [Problem(seed.file.path, seed.error, True)]
-    return [Problem(seed.file.path, warning, False) for warning in seed.warnings]
