@@ -105,9 +105,11 @@ def start_master(load_settings: SettingsLoader, log_level: str | None = None) ->
     line for a bad setting or a missing seeds directory, before any worker forks; then an
     empty metrics folder, so old servers' counts do not add up."""
     from .config import StartupError, check_seeds_dir
+    from .fork_safety import hold_log_handlers_across_forks
     from .logs import configure_logging
     from .metrics import clean_multiprocess_dir
 
+    hold_log_handlers_across_forks()
     configure_logging(log_level)
     try:
         check_seeds_dir(load_settings().seeds_dir)

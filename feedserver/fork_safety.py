@@ -1,0 +1,56 @@
+"""Forks that never catch another thread half-way through a log line.
+
+The gunicorn master runs threads (the reload job, gunicorn's control socket) that log while
+it forks workers. A fork taken while one of them is inside a stream's write leaves the
+child with that stream's lock held by a thread it does not have: the new worker hangs on
+its first log line ("Booting worker"), never serving. logging renews its own locks in the
+child, not the streams' under them; so the master takes every handler's lock before it
+forks (no thread is then writing through one) and lets go of them after."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+_held: list[logging.Handler] = []
+_registered = False
+_registering = threading.Lock()
+
+
+def hold_log_handlers_across_forks() -> None:
+    """From now on, fork only between log lines (in this process and its forks). Once."""
+    global _registered
+    with _registering:
+        if _registered:
+            return
+        os.register_at_fork(
+            before=_hold_handlers, after_in_parent=_release_handlers, after_in_child=_forget
+        )
+        _registered = True
+
+
+def _handlers() -> list[logging.Handler]:
+    """Every handler alive, in the order they were made (one order: no lock cycle)."""
+    found = []
+    for reference in list(logging._handlerList):  # weak references, logging's own registry
+        handler = reference()
+        if handler is not None:
+            found.append(handler)
+    return found
+
+
+def _hold_handlers() -> None:
+    for handler in _handlers():
+        handler.acquire()
+        _held.append(handler)
+
+
+def _release_handlers() -> None:
+    while _held:
+        _held.pop().release()
+
+
+def _forget() -> None:
+    # logging renews every handler's lock in the child: nothing to let go of here.
+    _held.clear()
