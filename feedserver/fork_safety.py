@@ -31,13 +31,13 @@ def hold_log_handlers_across_forks() -> None:
 
 
 def _handlers() -> list[logging.Handler]:
-    """Every handler alive, in the order they were made (one order: no lock cycle)."""
-    found = []
-    for reference in list(logging._handlerList):  # weak references, logging's own registry
-        handler = reference()
-        if handler is not None:
-            found.append(handler)
-    return found
+    """Every handler of every logger, each once (a thread holds one at a time: no cycle)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    found: dict[int, logging.Handler] = {}
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):  # placeholders have none
+            found.setdefault(id(handler), handler)
+    return list(found.values())
 
 
 def _hold_handlers() -> None:

@@ -50,7 +50,7 @@ def child_can_log(logger: logging.Logger, stream: SlowStream) -> bool:
 
 def test_a_fork_waits_for_the_log_line_under_way() -> None:
     stream = SlowStream()
-    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(stream)
     logger = logging.getLogger("tests.fork_safety")
     logger.addHandler(handler)
     logger.propagate = False
